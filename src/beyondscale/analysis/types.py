@@ -1,0 +1,94 @@
+"""The result of an analysis: plain DataFrames a notebook user can plot their own way.
+
+`analysis.analyze(...)` fills an `Analysis`; `report/` renders one. Every frame is long-format
+and may be empty; `notes` say what could not be computed and why (one model, no shared items...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+
+def _empty(*cols: str) -> pd.DataFrame:
+    return pd.DataFrame(columns=list(cols))
+
+
+@dataclass
+class Analysis:
+    """What scale buys, for one store (or one family / selection of models in it).
+
+    verdict: sentences, most important first (printed by the CLI, first in the report).
+    leaderboard: one row per model: model, model_key, params_total, params_active, flops_per_token,
+        then one column per "task/metric" (primary metrics), then efficiency columns
+        (tokens_per_s, latency_ms_per_item, peak_memory_bytes, joules_per_token, energy_source,
+        gco2e_per_1k_tokens, usd_per_1m_tokens, usd_per_correct, mfu).
+    curves: task, metric, axis, model, x, y, y_stderr: the measured returns curve points.
+    fits: task, metric, axis, form ("score" | "loss" | "loss_nd"), param, value, ci_low, ci_high,
+        n_points, status ("ok" | "skipped"), reason.
+    fit_bands: task, metric, axis, x, y_fit, y_low, y_high: fitted line with bootstrap band.
+    marginal: task, metric, axis, from_model, to_model, x_from, x_to, doublings, gain,
+        gain_per_doubling, source ("adjacent" | "fit").
+    knees: task, metric, axis, model, x, method ("threshold" | "kneedle"), threshold.
+    paired: task, metric, model_a, model_b (model_b is the bigger), n_items, effect (b - a),
+        ci_low, ci_high, p_value, test ("mcnemar" | "paired_bootstrap"), significant (bool),
+        flag ("" or "bigger but not significantly better").
+    pareto: task, metric, cost_axis, model, quality, cost, on_frontier (bool).
+    calibration: model, task, bin, confidence, accuracy, count: reliability diagram bins.
+    compute_optimal: C, N_opt, D_opt (only when a two-variable fit exists).
+    recommendation: {"model": str | None, "reason": str, "constraints": {...}, "candidates": [...]}.
+    notes: what could not be computed and why.
+    """
+
+    verdict: list[str] = field(default_factory=list)
+    leaderboard: pd.DataFrame = field(default_factory=lambda: _empty("model", "model_key"))
+    curves: pd.DataFrame = field(
+        default_factory=lambda: _empty("task", "metric", "axis", "model", "x", "y", "y_stderr")
+    )
+    fits: pd.DataFrame = field(
+        default_factory=lambda: _empty(
+            "task", "metric", "axis", "form", "param", "value", "ci_low", "ci_high", "n_points", "status", "reason"
+        )
+    )
+    fit_bands: pd.DataFrame = field(
+        default_factory=lambda: _empty("task", "metric", "axis", "x", "y_fit", "y_low", "y_high")
+    )
+    marginal: pd.DataFrame = field(
+        default_factory=lambda: _empty(
+            "task", "metric", "axis", "from_model", "to_model", "x_from", "x_to", "doublings", "gain",
+            "gain_per_doubling", "source",
+        )
+    )
+    knees: pd.DataFrame = field(
+        default_factory=lambda: _empty("task", "metric", "axis", "model", "x", "method", "threshold")
+    )
+    paired: pd.DataFrame = field(
+        default_factory=lambda: _empty(
+            "task", "metric", "model_a", "model_b", "n_items", "effect", "ci_low", "ci_high", "p_value", "test",
+            "significant", "flag",
+        )
+    )
+    pareto: pd.DataFrame = field(
+        default_factory=lambda: _empty("task", "metric", "cost_axis", "model", "quality", "cost", "on_frontier")
+    )
+    calibration: pd.DataFrame = field(
+        default_factory=lambda: _empty("model", "task", "bin", "confidence", "accuracy", "count")
+    )
+    compute_optimal: pd.DataFrame = field(default_factory=lambda: _empty("C", "N_opt", "D_opt"))
+    recommendation: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    FRAMES = (
+        "leaderboard", "curves", "fits", "fit_bands", "marginal", "knees", "paired", "pareto", "calibration",
+        "compute_optimal",
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN becomes None)."""
+        out: dict[str, Any] = {"verdict": self.verdict, "recommendation": self.recommendation, "notes": self.notes}
+        for name in self.FRAMES:
+            frame: pd.DataFrame = getattr(self, name)
+            out[name] = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        return out
