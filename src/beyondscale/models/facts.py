@@ -1,0 +1,132 @@
+"""`ModelFacts`: the size axes every analysis plots against, computed from the loaded model.
+
+Parameter counts come from the module tree (shared/tied tensors counted once). MoE layers are
+recognised by parameters under an `experts` module: only `experts_per_token / n_experts` of them
+are active per token. Forward FLOPs per token follow Kaplan et al. (2020): 2 x the parameters a
+token multiplies through (the output projection included, the input-embedding lookup excluded),
+plus attention 2 x n_layer x ctx x d_model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+
+REFERENCE_CTX = 1024  # context length at which `flops_per_token` is stored (see flops_at)
+
+
+@dataclass
+class ModelFacts:
+    params_total: int
+    params_embedding: int
+    params_non_embedding: int
+    params_active: int
+    params_experts: int
+    flops_per_token: float
+    attn_flops_per_ctx_token: float
+    bytes_on_disk: int
+    dtype: str
+    weights_format: str
+    architecture: str
+    model_type: str
+    n_layer: int
+    d_model: int
+    vocab_size: int
+    max_context: int
+    n_experts: int = 0
+    experts_per_token: int = 0
+    training_tokens: float | None = None
+    training_flops: float | None = None
+
+    def flops_at(self, ctx: int) -> float:
+        """Forward FLOPs per token when attending over `ctx` previous tokens."""
+        return self.flops_per_token - self.attn_flops_per_ctx_token * REFERENCE_CTX + self.attn_flops_per_ctx_token * ctx
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelFacts:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _cfg(config: Any, *names: str, default: int = 0) -> int:
+    text = getattr(config, "text_config", None)
+    for source in (config, text):
+        for name in names:
+            value = getattr(source, name, None) if source is not None else None
+            if isinstance(value, int) and value > 0:
+                return value
+    return default
+
+
+def compute_facts(
+    model: torch.nn.Module,
+    *,
+    bytes_on_disk: int,
+    weights_format: str,
+    lab_record: dict | None = None,
+) -> ModelFacts:
+    """Count parameters by role and derive FLOPs/token for a loaded HF causal LM."""
+    config = model.config
+    seen: set[int] = set()
+    total = experts = 0
+    for name, param in model.named_parameters(remove_duplicate=True):
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        total += param.numel()
+        if ".experts." in name or name.endswith(".experts"):
+            experts += param.numel()
+
+    input_emb = model.get_input_embeddings()
+    output_emb = model.get_output_embeddings()
+    input_params = sum(p.numel() for p in input_emb.parameters()) if input_emb is not None else 0
+    tied = output_emb is not None and input_emb is not None and output_emb.weight is input_emb.weight
+    output_params = 0 if (output_emb is None or tied) else sum(p.numel() for p in output_emb.parameters())
+    position_params = sum(
+        p.numel() for n, p in model.named_parameters() if n.endswith(("wpe.weight", "embed_positions.weight"))
+    )
+    embedding = input_params + output_params + position_params
+
+    n_experts = _cfg(config, "num_local_experts", "num_experts", "n_routed_experts")
+    top_k = _cfg(config, "num_experts_per_tok", "moe_top_k", "top_k")
+    active = total - experts + (experts * top_k // n_experts if n_experts and top_k else experts)
+
+    n_layer = _cfg(config, "num_hidden_layers", "n_layer", "num_layers")
+    d_model = _cfg(config, "hidden_size", "n_embd", "d_model")
+    vocab = _cfg(config, "vocab_size")
+    d_attn = _cfg(config, "num_attention_heads", "n_head") * _cfg(config, "head_dim") or d_model
+    # Matmul parameters a token passes through: everything active except lookup tables; the
+    # output projection is a real matmul even when tied to the input embedding.
+    matmul_params = active - input_params - position_params + (vocab * d_model if tied or output_emb is None else 0)
+    attn_per_ctx = 2.0 * n_layer * d_attn
+    flops = 2.0 * matmul_params + attn_per_ctx * REFERENCE_CTX
+
+    record = lab_record or {}
+    dtype = next(model.parameters()).dtype
+    return ModelFacts(
+        params_total=total,
+        params_embedding=embedding,
+        params_non_embedding=total - embedding,
+        params_active=active,
+        params_experts=experts,
+        flops_per_token=flops,
+        attn_flops_per_ctx_token=attn_per_ctx,
+        bytes_on_disk=bytes_on_disk,
+        dtype=str(dtype).removeprefix("torch."),
+        weights_format=weights_format,
+        architecture=(getattr(config, "architectures", None) or [type(model).__name__])[0],
+        model_type=getattr(config, "model_type", "") or "",
+        n_layer=n_layer,
+        d_model=d_model,
+        vocab_size=vocab,
+        max_context=_cfg(config, "max_position_embeddings", "n_positions", "n_ctx"),
+        n_experts=n_experts,
+        experts_per_token=top_k if n_experts else 0,
+        training_tokens=record.get("training_tokens"),
+        training_flops=record.get("training_flops"),
+    )

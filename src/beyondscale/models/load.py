@@ -1,0 +1,195 @@
+"""Load a `ModelRef` into a model + tokenizer + `ModelFacts`, safely.
+
+Safe by default: `trust_remote_code` is off unless asked for; weights load from safetensors, and
+a `.bin` checkpoint only through `torch.load(weights_only=True)`: one that needs arbitrary
+unpickling is refused. GGUF files are de-quantised by transformers once and cached as an ordinary
+HF folder (safetensors + tokenizer), because the conversion (Gemma's tokenizer above all) takes
+far longer than loading the result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from beyondscale.errors import UserError
+from beyondscale.models.facts import ModelFacts, compute_facts
+from beyondscale.models.ref import ModelRef
+
+log = logging.getLogger(__name__)
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+}
+
+
+@dataclass
+class LoadedModel:
+    ref: ModelRef
+    model: Any
+    tokenizer: Any
+    facts: ModelFacts
+    device: str
+    load_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def cache_dir() -> Path:
+    """Where converted models and probes are cached (env BEYONDSCALE_CACHE overrides)."""
+    return Path(os.environ.get("BEYONDSCALE_CACHE") or Path.home() / ".cache" / "beyondscale")
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UserError(f"--device {device}: expected cpu, cuda or auto")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype | str:
+    if dtype == "auto":
+        # fp32 on CPU: bf16 matmuls are slower there and scores must match an fp32 reference.
+        return torch.float32 if device == "cpu" else "auto"
+    if dtype not in DTYPES:
+        raise UserError(f"--dtype {dtype}: expected one of auto, {', '.join(sorted(DTYPES))}")
+    return DTYPES[dtype]
+
+
+def _check_weights(ref: ModelRef) -> str:
+    """Validate local weight files before transformers sees them; returns the weights format."""
+    files = ref.weight_files()
+    safetensors = [p for p in files if p.suffix == ".safetensors"]
+    if safetensors:
+        from safetensors import safe_open
+
+        for path in safetensors:
+            try:
+                with safe_open(str(path), framework="pt") as f:
+                    f.keys()
+            except Exception as err:  # noqa: BLE001 - any failure means an unreadable file
+                raise UserError(f"{path}: not a valid safetensors file ({str(err).splitlines()[0]})") from None
+        return "safetensors"
+    bins = [p for p in files if p.suffix in (".bin", ".pt", ".pth")]
+    if not bins:
+        raise UserError(f"--model {ref.spec}: folder has no weights (*.safetensors or *.bin)")
+    for path in bins:
+        try:
+            torch.load(path, map_location="meta", weights_only=True, mmap=True)
+        except Exception as err:  # noqa: BLE001
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise UserError(
+                f"{path}: refused: loading it needs unpickling arbitrary objects (weights_only=True failed: "
+                f"{first[:120]}); convert it to safetensors"
+            ) from None
+    return "bin"
+
+
+def _gguf_cache(ref: ModelRef, identity: str) -> Path:
+    return cache_dir() / "gguf" / f"{Path(ref.location).stem}-{identity}"
+
+
+def _gguf_file_type(path: Path) -> str:
+    try:
+        from gguf import GGUFReader
+        from gguf.constants import LlamaFileType
+
+        field_ = GGUFReader(str(path)).fields.get("general.file_type")
+        if field_ is not None:
+            return "gguf:" + LlamaFileType(int(field_.parts[field_.data[0]][0])).name.removeprefix("MOSTLY_")
+    except Exception:  # noqa: BLE001 - the quantisation label is informative only
+        pass
+    return "gguf"
+
+
+def _load_gguf(ref: ModelRef, identity: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, str]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = _gguf_cache(ref, identity)
+    if (cached / "config.json").is_file() and (cached / "tokenizer_config.json").is_file():
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(cached, trust_remote_code=False)
+        return model, tokenizer, (cached / "format.txt").read_text().strip()
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        raise UserError(f"--model {ref.spec}: reading .gguf files needs `pip install 'beyondscale[gguf]'`") from None
+    log.info("converting %s (first use; cached in %s)", ref.location, cached)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref.folder, gguf_file=ref.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(ref.folder, gguf_file=ref.gguf_file, dtype=torch.float32)
+    except Exception as err:  # noqa: BLE001
+        raise UserError(f"{ref.location}: transformers cannot load this GGUF file ({str(err).splitlines()[0]})") from None
+    weights_format = _gguf_file_type(Path(ref.location))
+    tmp = cached.with_name(cached.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "format.txt").write_text(weights_format)
+    shutil.rmtree(cached, ignore_errors=True)
+    tmp.rename(cached)
+    if dtype not in (torch.float32, "auto"):
+        model = model.to(dtype)
+    return model, tokenizer, weights_format
+
+
+def load_model(
+    ref: ModelRef,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    trust_remote_code: bool = False,
+    identity: str | None = None,
+) -> LoadedModel:
+    """Load a model for evaluation (eval mode, on `device`) and compute its facts."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
+    identity = identity or ref.identity()
+    start = time.perf_counter()
+    if ref.kind == "gguf":
+        model, tokenizer, weights_format = _load_gguf(ref, identity, torch_dtype, trust_remote_code)
+    else:
+        weights_format = _check_weights(ref) if ref.kind == "folder" else "hub"
+        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": ref.revision}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=torch_dtype, **kwargs)
+        except UserError:
+            raise
+        except (OSError, ValueError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            where = "hub model (offline, or no such repository?)" if ref.kind == "hub" else "model folder"
+            raise UserError(f"--model {ref.spec}: cannot load {where}: {first[:200]}") from None
+    model.eval()
+    model.to(device)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    files = ref.weight_files()
+    facts = compute_facts(
+        model,
+        bytes_on_disk=sum(p.stat().st_size for p in files),
+        weights_format=weights_format,
+        lab_record=ref.lab_record(),
+    )
+    return LoadedModel(ref, model, tokenizer, facts, device, time.perf_counter() - start)
+
+
+def describe_ref(ref: ModelRef) -> str:
+    return json.dumps(ref.to_dict(), sort_keys=True)
