@@ -335,3 +335,54 @@ def fit(data: str | Path, *, exclude_worst: int = 0, n_boot: int = 1000, seed: i
     from beyondscale.analysis import fit_points, read_points_csv
 
     return fit_points(read_points_csv(data), exclude_worst=exclude_worst, n_boot=n_boot, seed=seed)
+
+
+# ---- the quickstart study ------------------------------------------------------------------------
+@dataclass
+class QuickstartResult:
+    report: Path
+    run_id: str
+    verdict: list[str]
+    stage_seconds: dict[str, float]
+    analysis: Any = None
+
+
+def quickstart(
+    *,
+    store: str | Path = DEFAULT_STORE,
+    out: str | Path = "report.html",
+    work_dir: str | Path = "out/quickstart",
+    limit: int | None = None,
+    settings: EvalSettings | None = None,
+    show_progress: bool = True,
+    echo: Any = print,
+) -> QuickstartResult:
+    """`make run`: two real models from PyPI, three offline tasks, eval -> analyze -> report."""
+    from beyondscale.quickstart import PACKAGED_MODELS, build_quickstart_tasks
+
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    task_files = build_quickstart_tasks(Path(work_dir) / "tasks", n_items=limit)
+    stages["build tasks"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    models = [f"{name}={entry.path()}" for name, entry in PACKAGED_MODELS.items()]
+    stages["locate models"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    settings = settings or EvalSettings()
+    settings.family = settings.family or "quickstart"
+    result = evaluate(models, [str(p) for p in task_files], store=store, settings=settings,
+                      show_progress=show_progress, command="quickstart")
+    stages["evaluate"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    analysis, _ = analyze(store, models=[r.model_key for r in result.results],
+                          tasks=sorted({r.task for r in result.results}))
+    stages["analyze"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    path = report(out, store=store, title="beyondscale quickstart: what twice the parameters buys",
+                  models=[r.model_key for r in result.results], tasks=sorted({r.task for r in result.results}))
+    stages["report"] = time.perf_counter() - t0
+    return QuickstartResult(path, result.run_id, list(analysis.verdict), stages, analysis)

@@ -279,6 +279,30 @@ def fit_cmd(
     out.print(table)
 
 
+@app.command("quickstart")
+def quickstart_cmd(
+    store: StoreOpt = api.DEFAULT_STORE,
+    out_path: Annotated[str, typer.Option("--out", help="Where to write the HTML report.")] = "report.html",
+    limit: Annotated[int | None, typer.Option(help="Documents per task (default: the built-in sizes).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    batch_size: Annotated[str, typer.Option(help="'auto' or an integer.")] = "auto",
+    log_level: LogOpt = "warning",
+) -> None:
+    """The quickstart study (`make run`): SmolLM2-135M vs Gemma-3-270M on three offline tasks."""
+    import time
+
+    _setup_logging(log_level)
+    start = time.perf_counter()
+    settings = api.EvalSettings(device=device, batch_size=batch_size if batch_size == "auto" else int(batch_size))
+    result = api.quickstart(store=store, out=out_path, limit=limit, settings=settings)
+    print_analysis(result.analysis)
+    out.rule("timings")
+    for stage, seconds in result.stage_seconds.items():
+        out.print(f"{stage:>14}: {seconds:7.1f} s")
+    out.print(f"{'total':>14}: {time.perf_counter() - start:7.1f} s")
+    out.print(f"report: {result.report.resolve()}")
+
+
 @app.command("tasks")
 def tasks_cmd() -> None:
     """List the built-in tasks."""

@@ -1,0 +1,123 @@
+"""Shared fixtures: tiny random-init HF models saved as ordinary folders, and JSONL task fixtures.
+
+Nothing is downloaded: the tokenizer is a byte-level BPE trained here on a few KB of text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. A journey of a thousand miles begins with a single step. "
+    "To be or not to be, that is the question. All that glitters is not gold. The early bird catches the worm. "
+    "Knowledge is power. Time flies like an arrow; fruit flies like a banana. Count: one, two, three, four, five. "
+    "Alphabet: a b c d e f g h i j k l m n o p q r s t u v w x y z. Python is a programming language. "
+) * 8
+
+
+def train_tokenizer(path: Path, vocab_size: int = 300):
+    """A byte-level BPE tokenizer with bos/eos, trained on TEXT, saved as a HF tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<bos>", "<eos>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator([TEXT], trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
+    fast.save_pretrained(path)
+    return fast
+
+
+def build_tiny_model(path: Path, arch: str = "llama", seed: int = 0, **overrides) -> Path:
+    """Save a random-init causal LM (llama | gpt2 | mixtral) with its tokenizer to `path`."""
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, MixtralConfig
+
+    path.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer(path)
+    common = {"vocab_size": len(tok), "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+              "pad_token_id": tok.pad_token_id}
+    if arch == "llama":
+        config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                             num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
+                             **common, **overrides)
+    elif arch == "gpt2":
+        config = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=256, **common, **overrides)
+    elif arch == "mixtral":
+        config = MixtralConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                               num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+                               max_position_embeddings=256, tie_word_embeddings=False, **common, **overrides)
+    else:
+        raise ValueError(arch)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama", "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_big(tmp_path_factory) -> Path:
+    """A second, larger member of the same family (for analysis across sizes)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama-big", "llama", seed=1,
+                            hidden_size=64, intermediate_size=128)
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-gpt2", "gpt2")
+
+
+def write_mc_task(folder: Path, n: int = 12, name: str = "tiny_mc") -> Path:
+    """A JSONL multiple-choice task in lm-evaluation-harness YAML form."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    words = ["fox", "dog", "bird", "arrow", "banana", "gold", "step", "question"]
+    for i in range(n):
+        rows.append({"question": f"Which word comes next in sentence {i}: the quick brown",
+                     "choices": [f"{words[(i + j) % len(words)]} jumps" for j in range(4)], "label": i % 4})
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (folder / f"{name}.yaml").write_text(
+        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {name}.jsonl\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Question: {{question}}\\nAnswer:\"\n"
+        "doc_to_target: label\ndoc_to_choice: choices\nmetric_list:\n  - metric: acc\n  - metric: acc_norm\n",
+        encoding="utf-8",
+    )
+    return folder / f"{name}.yaml"
+
+
+def write_rolling_task(folder: Path, n: int = 4, name: str = "tiny_ppl") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"text": TEXT[i * 50: i * 50 + 400]} for i in range(n)]
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (folder / f"{name}.yaml").write_text(
+        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {name}.jsonl\n"
+        "test_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n",
+        encoding="utf-8",
+    )
+    return folder / f"{name}.yaml"
+
+
+@pytest.fixture()
+def mc_task(tmp_path) -> Path:
+    return write_mc_task(tmp_path / "tasks")
+
+
+@pytest.fixture()
+def rolling_task(tmp_path) -> Path:
+    return write_rolling_task(tmp_path / "tasks")
