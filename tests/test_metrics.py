@@ -384,3 +384,16 @@ def test_empty_input():
     s = score("multiple_choice", ["acc", "ece"], [], [])
     assert math.isnan(s.aggregates["acc"][0]) and s.aggregates["acc"][1] is None
     assert s.rows == []
+
+
+def test_partial_evaluation_without_choices_normalises_by_contexts():
+    # winogrande-style: one shared continuation, one context per option; lm-eval's doc_to_choice
+    # returns the contexts, so acc_norm divides by their lengths when `choices` is not given.
+    # contexts lengths 2 ("ab") and 8 ("abcdefgh"), lls (-1.0, -3.2): plain -> 0, per-char
+    # -0.5 vs -0.4 -> 1.
+    item = Item(
+        doc_id=0, output_type="multiple_choice", contexts=("ab", "abcdefgh"), continuations=(" end",), gold=1
+    )
+    s = score("multiple_choice", ["acc", "acc_norm"], [item], [mc_result(0, (-1.0, -3.2))])
+    assert s.rows[0]["values"]["acc"] == 0.0
+    assert s.rows[0]["values"]["acc_norm"] == 1.0
