@@ -100,7 +100,7 @@ def bench_generation(
         total: Measurement | None = None
         for rep in range(warmup + repetitions):
             with meter.measure() as m:
-                t_prefill, steps = _generate(model, ids, new_tokens, sync)
+                t_prefill, steps, _ = _generate(model, ids, new_tokens, sync)
                 m.add_tokens(int(n_prompt), new_tokens)
             if rep < warmup:
                 continue
@@ -136,8 +136,8 @@ def bench_generation(
     return rows
 
 
-def _generate(model: Any, ids: Any, new_tokens: int, sync: Any) -> tuple[float, list[float]]:
-    """Greedy decode with the KV cache; returns (prefill seconds incl. first token, per-step seconds)."""
+def _generate(model: Any, ids: Any, new_tokens: int, sync: Any) -> tuple[float, list[float], list[int]]:
+    """Greedy decode with the KV cache: (prefill seconds incl. first token, per-step seconds, tokens)."""
     import torch
 
     with torch.inference_mode():
@@ -149,11 +149,13 @@ def _generate(model: Any, ids: Any, new_tokens: int, sync: Any) -> tuple[float, 
         t_prefill = time.perf_counter() - t0
         past = out.past_key_values
         steps: list[float] = []
+        tokens = [nxt]
         for _ in range(new_tokens - 1):
             t = time.perf_counter()
             out = model(input_ids=nxt, past_key_values=past, use_cache=True)
             nxt = out.logits[:, -1, :].argmax(dim=-1, keepdim=True)
             sync()
             steps.append(time.perf_counter() - t)
+            tokens.append(nxt)
             past = out.past_key_values
-    return t_prefill, steps
+    return t_prefill, steps, [int(t) for t in tokens]

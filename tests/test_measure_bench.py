@@ -1,0 +1,125 @@
+"""Peak FLOP/s (spec table, cached probe), environment, and the generation benchmark on a tiny Llama."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from beyondscale.measure import Meter, bench_generation, environment, peak_flops, spec_flops, synthetic_prompt
+from beyondscale.measure import flops as flops_mod
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "tflops"),
+    [
+        ("NVIDIA H100 80GB HBM3", "bfloat16", 989.4),
+        ("NVIDIA H100 PCIe", "bfloat16", 756),
+        ("NVIDIA H200", "float32", 67),
+        ("NVIDIA A100-SXM4-80GB", "bfloat16", 312),
+        ("NVIDIA L40S", "bfloat16", 362),
+        ("NVIDIA L4", "bfloat16", 121),
+        ("Tesla T4", "float16", 65),
+    ],
+)
+def test_spec_table(name: str, dtype: str, tflops: float) -> None:
+    got = spec_flops(name, dtype)
+    assert got is not None and got[0] == pytest.approx(tflops * 1e12)
+
+
+def test_spec_unknown() -> None:
+    assert spec_flops("Mystery GPU") is None
+    assert spec_flops("Tesla T4", "bfloat16") is None  # no bf16 tensor cores
+
+
+def test_peak_flops_probe_is_cached(tmp_path, monkeypatch) -> None:
+    calls = []
+
+    def fake_probe(device: str, dtype: str, seconds: float) -> tuple[float, str]:
+        calls.append((device, dtype))
+        return 1.25e11, "n=8, fake"
+
+    monkeypatch.setattr(flops_mod, "probe_matmul", fake_probe)
+    monkeypatch.setenv("BEYONDSCALE_CACHE", str(tmp_path))
+    p1 = peak_flops("cpu")
+    p2 = peak_flops("cpu")
+    assert calls == [("cpu", "float32")]
+    assert p1 == p2 and p1.value == 1.25e11 and p1.spec_flops is None
+    assert p1.source.startswith("probe:matmul float32 on cpu")
+    stored = json.loads((tmp_path / "peak_flops.json").read_text())
+    assert list(stored) == [f"{environment()['environment_key']}|cpu|float32"]
+    peak_flops("cpu", refresh=True)
+    assert len(calls) == 2
+
+
+def test_real_probe_is_short_and_positive() -> None:
+    flops, detail = flops_mod.probe_matmul("cpu", "float32", seconds=0.05, n=128)
+    assert flops > 1e6 and "n=128" in detail
+
+
+def test_environment_is_stable() -> None:
+    env = environment()
+    for key in ("cpu_model", "logical_cpus", "torch_threads", "python", "torch", "transformers", "os"):
+        assert key in env
+    assert len(env["environment_key"]) == 16
+    from beyondscale.measure.environment import environment_key
+
+    assert environment_key(dict(env, torch_threads=99)) == env["environment_key"]  # volatile facts ignored
+
+
+def _tiny_llama():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=96, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=64,
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def test_synthetic_prompt_is_exact_and_seeded() -> None:
+    class Tok:
+        all_special_ids = [0, 1, 2]
+
+        def __len__(self) -> int:
+            return 10
+
+    a = synthetic_prompt(Tok(), 37, seed=3)
+    assert len(a) == 37 and a == synthetic_prompt(Tok(), 37, seed=3)
+    assert not set(a) & {0, 1, 2} and max(a) < 10
+
+
+def test_bench_generation_tiny_llama() -> None:
+    model = _tiny_llama()
+    rows = bench_generation(model, None, prompt_tokens=[4, 16], new_tokens=5, repetitions=2, warmup=1, meter=Meter())
+    assert [r["prompt_tokens"] for r in rows] == [4, 16]
+    for r in rows:
+        assert r["new_tokens"] == 5 and r["repetitions"] == 2
+        assert r["ttft_ms"]["median"] > 0 and r["ttft_ms"]["min"] <= r["ttft_ms"]["max"]
+        assert r["prefill_tokens_per_s"]["median"] > 0
+        assert r["decode_tokens_per_s"]["median"] > 0
+        assert 0 < r["token_latency_ms_p50"] <= r["token_latency_ms_p95"]
+        assert r["energy_j_per_generated_token"]["median"] >= 0
+        assert r["energy_source"] == "estimate:tdp" and r["energy_estimated"] is True
+        assert r["peak_rss_bytes"] > 0
+
+
+def test_bench_decode_matches_full_forward_greedy() -> None:
+    """The KV-cache loop must produce the same greedy tokens as recomputing the whole sequence."""
+    import torch
+
+    from beyondscale.measure.genbench import _generate
+
+    model = _tiny_llama().eval()
+    ids = torch.tensor([synthetic_prompt(None, 6, vocab_size=96)])
+    _, steps, cached = _generate(model, ids, 5, lambda: None)
+    assert len(cached) == 5 and len(steps) == 4
+    seq, full = ids, []
+    with torch.inference_mode():
+        for _ in range(5):
+            t = model(input_ids=seq).logits[:, -1:].argmax(-1)
+            full.append(int(t))
+            seq = torch.cat([seq, t], dim=1)
+    assert cached == full
