@@ -402,9 +402,9 @@ def auto_reader(device: str = "cpu", cpu_watts: float | None = None) -> EnergyRe
                 "as board power x wall time (%g W)", gpu_watts,
             )
     if cpu_part is None:
-        if cpu_watts is None and sys.platform.startswith("linux") and Path("/sys/class/powercap").is_dir():
-            log.info("RAPL not usable; CPU energy is estimated from TDP")
         cpu_part = TdpEstimateReader(cpu_watts, gpu_watts=gpu_watts)
+        why = "from --cpu-watts" if cpu_watts is not None else "no readable CPU energy counter"
+        log.info("CPU energy is estimated (estimate:tdp, %s): %s", cpu_part.source_detail, why)
     elif gpu_watts is not None:
         gpu_part = TdpEstimateReader(0.0, gpu_watts=gpu_watts, ram_watts_per_gb=0.0)
     parts = [p for p in (cpu_part, gpu_part) if p is not None]

@@ -224,9 +224,10 @@ class MeasureBlock:
 
     def __enter__(self) -> MeasureBlock:
         cuda = self.meter._cuda
+        dev = self.meter.device
         if cuda is not None:
-            cuda.synchronize()
-            cuda.reset_peak_memory_stats()
+            cuda.synchronize(dev)
+            cuda.reset_peak_memory_stats(dev)
         self._reader = self.meter.reader
         try:
             self._state = self._reader.start()
@@ -246,7 +247,7 @@ class MeasureBlock:
         meter = self.meter
         cuda = meter._cuda
         if cuda is not None:
-            cuda.synchronize()
+            cuda.synchronize(meter.device)
         wall = _clock() - self._t0
         cpu1, peak_rss = _rusage()
         usage = Usage(wall_s=wall, cpu_s=max(0.0, cpu1 - self._cpu0), peak_rss_bytes=peak_rss)
@@ -258,8 +259,8 @@ class MeasureBlock:
             energy = float(reader.stop(reader.start(), usage))
         gpu_peak = gpu_reserved = None
         if cuda is not None:
-            gpu_peak = int(cuda.max_memory_allocated())
-            gpu_reserved = int(cuda.max_memory_reserved())
+            gpu_peak = int(cuda.max_memory_allocated(meter.device))
+            gpu_reserved = int(cuda.max_memory_reserved(meter.device))
         self.result = Measurement(
             wall_s=wall,
             cpu_s=usage.cpu_s,
