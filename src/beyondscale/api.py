@@ -127,9 +127,9 @@ def evaluate(
         raise UserError("--tasks: give at least one task")
     if settings.limit is not None and settings.limit <= 0:
         raise UserError(f"--limit {settings.limit}: must be a positive number of documents")
-    costs = measure.CostConfig.from_settings(
-        region=settings.region, grid_gco2_per_kwh=settings.grid_gco2_per_kwh, pue=settings.pue,
-        usd_per_hour=settings.usd_per_hour, device=settings.device,
+    costs = measure.CostConfig(
+        usd_per_hour=settings.usd_per_hour, region=settings.region, grid_gco2_per_kwh=settings.grid_gco2_per_kwh,
+        pue=settings.pue,
     )
     # Validate every input before any model loads: user mistakes fail fast and store nothing.
     refs = [parse_model_ref(m) for m in models]
@@ -211,18 +211,21 @@ def _evaluate_pair(db, run_id, model_name, model_key, loaded, engine, spec, item
     metric_names = spec.metric_names()
     scores = score(spec.output_type, metric_names, items, results,
                    metric_kwargs={m: spec.metric_kwargs(m) for m in metric_names}, seed=settings.seed)
-    total = measure.Measurement.total(
-        [measure.Measurement.from_dict(r) for r in db.measurement_rows(model_key, task_key)]
-    )
-    n_correct = None
+    # Efficiency comes from every batch ever measured for this pair (a resumed run adds up its
+    # pieces); accuracy is scaled to that many items so $/correct stays a ratio of like with like.
+    batches = db.measurement_rows(model_key, task_key)
+    total = sum(measure.Measurement.from_dict(r) for r in batches) if batches else measure.Measurement()
+    n_measured = sum(r["n_items"] for r in batches) or len(items)
     corrects = [r.get("correct") for r in scores.rows]
+    n_correct = None
     if corrects and all(c is not None for c in corrects):
-        n_correct = int(sum(float(c) for c in corrects))
+        n_correct = round(sum(float(c) for c in corrects) * n_measured / len(items))
     efficiency = measure.derive(
-        total, flops_per_token=loaded.facts.flops_per_token, n_items=total.n_items or len(items),
-        n_correct=None if n_correct is None else n_correct * (total.n_items or len(items)) / len(items),
-        costs=costs, peak_flops=peak,
+        total, flops_per_token=loaded.facts.flops_per_token, n_items=n_measured, n_correct=n_correct,
+        costs=costs, peak_flops=peak, facts=loaded.facts,
     )
+    if len({r["environment_key"] for r in batches}) > 1:
+        efficiency["warning"] = "batches were measured on different machines; figures mix environments"
     db.write_scores(run_id, model_key, task_key, scores.aggregates, scores.rows, efficiency)
     db.put_run_pair(run_id, model_key, task_key, "done")
     metrics: dict[str, float | None] = {}

@@ -11,7 +11,7 @@ Schema (documented in the README; `schema_version` in `meta`):
           PK(model_key, task_key, item_key))         -- the engine's raw answers
     measurements(model_key, task_key, batch_key, run_id, n_items, wall_s, cpu_s, tokens_in,
           tokens_out, peak_rss_bytes, peak_gpu_bytes, energy_j, energy_source, environment_key,
-          created, PK(model_key, task_key, batch_key))
+          measurement (the full Measurement as JSON), created, PK(model_key, task_key, batch_key))
     item_scores(run_id, model_key, task_key, doc_id, pred, gold, correct, "values",
           PK(run_id, model_key, task_key, doc_id))   -- per-item metric values, for pairing
     metrics(run_id, model_key, task_key, metric, value, stderr, n_items,
@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS measurements(
   model_key TEXT NOT NULL, task_key TEXT NOT NULL, batch_key TEXT NOT NULL, run_id TEXT NOT NULL,
   n_items INTEGER NOT NULL, wall_s REAL, cpu_s REAL, tokens_in INTEGER, tokens_out INTEGER,
   peak_rss_bytes INTEGER, peak_gpu_bytes INTEGER, energy_j REAL, energy_source TEXT, environment_key TEXT,
-  created REAL NOT NULL, PRIMARY KEY(model_key, task_key, batch_key));
+  measurement TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY(model_key, task_key, batch_key));
 CREATE TABLE IF NOT EXISTS item_scores(
   run_id TEXT NOT NULL, model_key TEXT NOT NULL, task_key TEXT NOT NULL, doc_id INTEGER NOT NULL,
   pred TEXT, gold TEXT, correct REAL, "values" TEXT NOT NULL, PRIMARY KEY(run_id, model_key, task_key, doc_id));
@@ -200,9 +200,9 @@ class Store:
                 [(model_key, task_key, k, d, _dumps(req), _dumps(res), batch_key, now) for k, d, req, res in rows],
             )
             self.conn.execute(
-                "INSERT OR REPLACE INTO measurements VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO measurements VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (model_key, task_key, batch_key, run_id, len(rows), *(measurement.get(f) for f in MEASUREMENT_FIELDS),
-                 environment_key, now),
+                 environment_key, _dumps(measurement), now),
             )
 
     def item_results(self, model_key: str, task_key: str, item_keys: Iterable[str]) -> dict[str, dict]:
@@ -213,11 +213,12 @@ class Store:
         return {k: json.loads(r) for k, r in rows if k in wanted}
 
     def measurement_rows(self, model_key: str, task_key: str) -> list[dict]:
+        """Each stored batch's full measurement, plus its n_items and environment_key."""
         cur = self.conn.execute(
-            "SELECT * FROM measurements WHERE model_key=? AND task_key=? ORDER BY created", (model_key, task_key)
+            "SELECT measurement, n_items, environment_key FROM measurements WHERE model_key=? AND task_key=? "
+            "ORDER BY created", (model_key, task_key),
         )
-        names = [c[0] for c in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur]
+        return [{**json.loads(m), "n_items": n, "environment_key": e} for m, n, e in cur]
 
     def write_scores(
         self,
