@@ -49,17 +49,19 @@ def build_tiny_model(path: Path, arch: str = "llama", seed: int = 0, **overrides
     common = {"vocab_size": len(tok), "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
               "pad_token_id": tok.pad_token_id}
     if arch == "llama":
-        config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                             num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
-                             **common, **overrides)
+        cls, defaults = LlamaConfig, {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                                      "num_attention_heads": 4, "num_key_value_heads": 2,
+                                      "max_position_embeddings": 256, "tie_word_embeddings": True}
     elif arch == "gpt2":
-        config = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=256, **common, **overrides)
+        cls, defaults = GPT2Config, {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 256}
     elif arch == "mixtral":
-        config = MixtralConfig(hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-                               num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
-                               max_position_embeddings=256, tie_word_embeddings=False, **common, **overrides)
+        cls, defaults = MixtralConfig, {"hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2,
+                                        "num_attention_heads": 4, "num_key_value_heads": 2, "num_local_experts": 4,
+                                        "num_experts_per_tok": 2, "max_position_embeddings": 256,
+                                        "tie_word_embeddings": False}
     else:
         raise ValueError(arch)
+    config = cls(**{**defaults, **common, **overrides})
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(path, safe_serialization=True)

@@ -114,9 +114,9 @@ def evaluate(
 ) -> EvalResult:
     """Score and meter every (model, task) pair; everything lands in the store, resumably."""
     from beyondscale import measure
-    from beyondscale.engine import Engine
     from beyondscale.metrics import score
-    from beyondscale.models import load_model, parse_model_ref
+    from beyondscale.models import parse_model_ref
+    from beyondscale.models.load import resolve_device
     from beyondscale.store import Store
     from beyondscale.tasks import build_items, load_task
 
@@ -132,6 +132,7 @@ def evaluate(
         pue=settings.pue,
     )
     # Validate every input before any model loads: user mistakes fail fast and store nothing.
+    device = resolve_device(settings.device)
     refs = [parse_model_ref(m) for m in models]
     specs = []
     for name in tasks:
@@ -145,31 +146,21 @@ def evaluate(
     db = Store(store)
     environment = measure.environment()
     run_id = db.start_run(command, {"models": list(models), "tasks": list(tasks), **asdict(settings)}, environment)
-    meter = measure.Meter(device=settings.device if settings.device != "auto" else "cpu", cpu_watts=settings.cpu_watts)
-    peak = measure.peak_flops(settings.device)
+    meter = measure.Meter(device=device, cpu_watts=settings.cpu_watts)
+    peak = measure.peak_flops(device)
     out = EvalResult(run_id, str(store))
     try:
         for ref in refs:
-            identity = ref.identity()
-            loaded = load_model(
-                ref, dtype=settings.dtype, device=settings.device, trust_remote_code=settings.trust_remote_code,
-                identity=identity,
-            )
-            meter.device = loaded.device
-            model_key = _hash({"identity": identity, "dtype": loaded.facts.dtype})
-            db.put_model(model_key, ref.name, settings.family, ref.to_dict(), identity, loaded.facts.to_dict())
+            model = _LazyModel(ref, settings, device, db)
+            db.put_model(model.key, ref.name, settings.family, ref.to_dict(), model.identity, model.facts.to_dict())
             if (record := ref.lab_record()) is not None:
-                db.put_training_record(model_key, record)
-            engine = Engine(
-                loaded.model, loaded.tokenizer, batch_size=settings.batch_size, max_length=settings.max_length,
-                add_bos_token=settings.add_bos_token, rolling_stride=settings.rolling_stride,
-            )
+                db.put_training_record(model.key, record)
             for spec, items in specs:
                 out.results.append(
-                    _evaluate_pair(db, run_id, ref.name, model_key, loaded, engine, spec, items, settings, meter,
-                                   costs, peak, environment, show_progress, score)
+                    _evaluate_pair(db, run_id, model, spec, items, settings, meter, costs, peak, environment,
+                                   show_progress, score)
                 )
-            del engine, loaded
+            model.release()
     except KeyboardInterrupt:
         db.finish_run(run_id, "interrupted")
         raise
@@ -181,12 +172,63 @@ def evaluate(
     return out
 
 
-def _evaluate_pair(db, run_id, model_name, model_key, loaded, engine, spec, items, settings, meter, costs, peak,
-                   environment, show_progress, score) -> PairResult:
+class _LazyModel:
+    """A model that is loaded only if some item still needs computing: a finished study re-runs in seconds."""
+
+    def __init__(self, ref: Any, settings: EvalSettings, device: str, db: Any):
+        from beyondscale.models.load import resolve_dtype
+
+        self.ref, self.settings, self.device = ref, settings, device
+        self.identity = ref.identity()
+        dtype = resolve_dtype(settings.dtype, device)
+        self.key = _hash({"identity": self.identity, "dtype": str(dtype).removeprefix("torch.")})
+        self._loaded: Any = None
+        self._engine: Any = None
+        self._facts = db.model_facts(self.key)
+        if self._facts is None:
+            self._facts = self.loaded.facts
+
+    @property
+    def loaded(self) -> Any:
+        from beyondscale.models import load_model
+
+        if self._loaded is None:
+            self._loaded = load_model(self.ref, dtype=self.settings.dtype, device=self.device,
+                                      trust_remote_code=self.settings.trust_remote_code, identity=self.identity)
+        return self._loaded
+
+    @property
+    def facts(self) -> Any:
+        from beyondscale.models import ModelFacts
+
+        return self._facts if isinstance(self._facts, ModelFacts) else ModelFacts.from_dict(self._facts)
+
+    @property
+    def engine(self) -> Any:
+        from beyondscale.engine import Engine
+
+        if self._engine is None:
+            s = self.settings
+            self._engine = Engine(self.loaded.model, self.loaded.tokenizer, batch_size=s.batch_size,
+                                  max_length=s.max_length, add_bos_token=s.add_bos_token,
+                                  rolling_stride=s.rolling_stride)
+        return self._engine
+
+    def release(self) -> None:
+        self._loaded = self._engine = None
+
+
+def _task_key(spec: Any, settings: EvalSettings) -> str:
+    return _hash({"spec": spec.spec_hash(), "score_config": settings.score_config()})
+
+
+def _evaluate_pair(db, run_id, model: _LazyModel, spec, items, settings, meter, costs, peak, environment,
+                   show_progress, score) -> PairResult:
     from beyondscale import measure
     from beyondscale.engine.requests import ItemResult
 
-    task_key = _hash({"spec": spec.spec_hash(), "score_config": settings.score_config()})
+    model_name, model_key = model.ref.name, model.key
+    task_key = _task_key(spec, settings)
     db.put_task(task_key, spec.name, spec.output_type, spec.spec_hash(),
                 json.loads(spec.model_dump_json()), settings.score_config())
     db.put_run_pair(run_id, model_key, task_key, "running")
@@ -194,12 +236,11 @@ def _evaluate_pair(db, run_id, model_name, model_key, loaded, engine, spec, item
     done = db.done_item_keys(model_key, task_key)
     todo = [item for item, key in zip(items, keys, strict=True) if key not in done]
     env_key = environment.get("environment_key", "")
-    start = time.perf_counter()
     with _progress(show_progress) as progress:
         bar = progress.add_task(f"{model_name} · {spec.name}", total=len(items), completed=len(items) - len(todo))
-        for batch in engine.plan(todo):
+        for batch in model.engine.plan(todo) if todo else []:
             with meter.measure() as m:
-                results = engine.run_batch(batch)
+                results = model.engine.run_batch(batch)
                 m.add_tokens(sum(r.tokens_in for r in results), sum(r.tokens_out for r in results))
             batch_keys = [item.key() for item in batch]
             rows = [(k, it.doc_id, asdict(it), res.to_json()) for k, it, res in zip(batch_keys, batch, results,
@@ -221,8 +262,8 @@ def _evaluate_pair(db, run_id, model_name, model_key, loaded, engine, spec, item
     if corrects and all(c is not None for c in corrects):
         n_correct = round(sum(float(c) for c in corrects) * n_measured / len(items))
     efficiency = measure.derive(
-        total, flops_per_token=loaded.facts.flops_per_token, n_items=n_measured, n_correct=n_correct,
-        costs=costs, peak_flops=peak, facts=loaded.facts,
+        total, flops_per_token=model.facts.flops_per_token, n_items=n_measured, n_correct=n_correct,
+        costs=costs, peak_flops=peak, facts=model.facts,
     )
     if len({r["environment_key"] for r in batches}) > 1:
         efficiency["warning"] = "batches were measured on different machines; figures mix environments"
@@ -232,8 +273,9 @@ def _evaluate_pair(db, run_id, model_name, model_key, loaded, engine, spec, item
     for name, (value, stderr) in scores.aggregates.items():
         metrics[name] = value
         metrics[f"{name}_stderr"] = stderr
+    # `seconds` is the measured evaluation time, resumed pieces included.
     return PairResult(model_name, model_key, spec.name, task_key, metrics, len(items),
-                      round(time.perf_counter() - start, 3), efficiency, resumed_items=len(items) - len(todo))
+                      round(efficiency.get("seconds") or 0.0, 3), efficiency, resumed_items=len(items) - len(todo))
 
 
 # ---- results -----------------------------------------------------------------------------------

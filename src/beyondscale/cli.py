@@ -22,7 +22,8 @@ from beyondscale.errors import UserError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what language-model scale really buys.")
 results_app = typer.Typer(no_args_is_help=True, help="List, show and export stored runs.")
 app.add_typer(results_app, name="results")
-out = Console()
+# Piped output (CI logs, README pastes) gets room for the wide tables instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)
 
 StoreOpt = Annotated[str, typer.Option("--store", help="Results database (SQLite).")]
@@ -73,7 +74,7 @@ def print_eval_table(result: api.EvalResult) -> None:
     eff = Table(title="cost of the answers", title_justify="left")
     for col in ("Model", "Task", "Items", "Seconds", "Tokens/s", "ms/item", "Peak MB", "J/token", "gCO2e/1k tok",
                 "$/1M tok", "$/correct", "MFU", "Energy source"):
-        eff.add_column(col)
+        eff.add_column(col, justify="left" if col in ("Model", "Task", "Energy source") else "right")
     for pair in result.results:
         e = pair.efficiency
         est = " (est.)" if str(e.get("energy_source", "")).startswith("estimate") else ""

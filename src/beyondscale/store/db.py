@@ -176,6 +176,10 @@ class Store:
                 (run_id, model_key, task_key, status),
             )
 
+    def model_facts(self, model_key: str) -> dict | None:
+        row = self.conn.execute("SELECT facts FROM models WHERE model_key=?", (model_key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
     def done_item_keys(self, model_key: str, task_key: str) -> set[str]:
         rows = self.conn.execute(
             "SELECT item_key FROM items WHERE model_key=? AND task_key=?", (model_key, task_key)
