@@ -228,7 +228,10 @@ def _read_csv(path: Path, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         raise UserError(f"{path}: not valid UTF-8 (byte {err.start})") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise UserError(f"{path}: cannot parse CSV ({str(err).splitlines()[0]})") from None
-    return pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise UserError(f"{path}: a CSV column mixes types ({err})") from None
 
 
 def _read_parquet(path: Path) -> list[dict[str, Any]]:

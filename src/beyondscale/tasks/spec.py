@@ -437,7 +437,9 @@ def spec_from_dict(
             raise UserError(f"{where}: missing required field `{loc}`") from None
         if first["type"] == "extra_forbidden":
             raise UserError(f"{where}: unknown field `{loc}`") from None
-        raise UserError(f"{where}: field `{loc}`: {first['msg']} (got {first.get('input')!r})") from None
+        got = repr(first.get("input"))
+        got = got if len(got) <= 80 else got[:77] + "..."
+        raise UserError(f"{where}: field `{loc}`: {first['msg']} (got {got})") from None
     if source is not None:
         spec._source_path = Path(source)
     return spec
