@@ -37,8 +37,8 @@ class Figure:
 
 
 def e(value: Any) -> str:
-    """Escape a data string for plotly (which renders a subset of HTML)."""
-    return html.escape("" if is_missing(value) else str(value), quote=True)
+    """Escape a data string for plotly, which renders a subset of HTML and decodes &lt; &gt; &amp; (not &quot;)."""
+    return html.escape("" if is_missing(value) else str(value), quote=False)
 
 
 def _num(values: Any) -> list[float | None]:

@@ -269,9 +269,9 @@ def leaderboard_table(lb: pd.DataFrame, scores: pd.DataFrame) -> dict[str, Any] 
                 for ident in ("model_key", "model"):
                     if ident in r and not is_missing(r[ident]):
                         se = se if se is not None else stderr.get((f"{ident}:{r[ident]}", task, metric))
-                txt = fixed(v, 4) if as_float(v) is not None and abs(as_float(v) or 0) < 10 else sig(v, 4)
+                txt = fixed(v, 3) if as_float(v) is not None and abs(as_float(v) or 0) < 10 else sig(v, 4)
                 cell = _cell(txt, num=True)
-                cell["pm"] = fixed(se, 4) if se is not None and abs(se) < 10 else (sig(se, 3) if se else "")
+                cell["pm"] = fixed(se, 3) if se is not None and abs(se) < 10 else (sig(se, 3) if se else "")
             else:
                 src = _source_for(r, c)
                 cell = _cell(format_cell(c, v), num=c != "model", est=is_estimate(src),
@@ -320,7 +320,7 @@ def paired_table(paired: pd.DataFrame) -> dict[str, Any] | None:
                 _cell(f"{eff:+.4f}" if eff is not None else "", num=True),
                 _cell(f"[{lo:+.4f}, {hi:+.4f}]" if lo is not None and hi is not None else "", num=True),
                 _cell(pvalue(r.get("p_value")), num=True), _cell(text(r.get("test"))),
-                _cell(result, cls="flagtext" if flag else ""),
+                _cell(result, cls="flagtext wrap" if flag else "wrap"),
             ],
         })
     return {"columns": cols, "rows": rows, "has_est": False,
@@ -344,7 +344,7 @@ def fits_table(fits: pd.DataFrame) -> dict[str, Any] | None:
             _cell(sig(r.get("value"), 4), num=True),
             _cell(f"[{sig(lo, 3)}, {sig(hi, 3)}]" if lo is not None and hi is not None else "", num=True),
             _cell(text(r.get("n_points")), num=True),
-            _cell(status + (f": {reason}" if reason else "")),
+            _cell(status + (f": {reason}" if reason else ""), cls="wrap"),
         ]})
     return {"columns": cols, "rows": rows, "has_est": False}
 
