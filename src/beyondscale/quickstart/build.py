@@ -177,88 +177,101 @@ _DAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 _MONTHS = "January February March April May June July August September October November December".split()
 _WORDS = "red blue green cat dog bird apple pear plum sun moon star up down left right".split()
 
+Pattern = Callable[[random.Random], tuple[str, str]]
+
 
 def _seq(items: list[str], answer: str) -> tuple[str, str]:
+    """("a, b, c,", " d"): the answer carries the space a model writes after the comma."""
     return ", ".join(items) + ",", " " + answer
 
 
-def _count_up(rng: random.Random) -> tuple[str, str]:
-    start, k = 1 + _pick(rng, 90), 4 + _pick(rng, 3)
-    return _seq([str(start + i) for i in range(k)], str(start + k))
+def _arith(steps: tuple[int, ...], lo: int, hi: int) -> Pattern:
+    """Arithmetic progression; negative steps count down (and stay above zero)."""
 
-
-def _count_step(rng: random.Random) -> tuple[str, str]:
-    step = (2, 3, 5, 10)[_pick(rng, 4)]
-    start, k = step * _pick(rng, 10), 4 + _pick(rng, 2)
-    return _seq([str(start + step * i) for i in range(k)], str(start + step * k))
-
-
-def _count_down(rng: random.Random) -> tuple[str, str]:
-    start, k = 12 + _pick(rng, 88), 4 + _pick(rng, 3)
-    return _seq([str(start - i) for i in range(k)], str(start - k))
-
-
-def _letters(alphabet: str) -> Callable[[random.Random], tuple[str, str]]:
     def gen(rng: random.Random) -> tuple[str, str]:
-        k = 4 + _pick(rng, 3)
-        start = _pick(rng, 26 - k)
-        return _seq(list(alphabet[start : start + k]), alphabet[start + k])
+        step, k = steps[_pick(rng, len(steps))], 4 + _pick(rng, 3)
+        start = lo + _pick(rng, hi - lo + 1)
+        if step < 0:
+            start += -step * k
+        return _seq([str(start + step * i) for i in range(k)], str(start + step * k))
 
     return gen
 
 
-def _cycle(names: list[str], min_k: int) -> Callable[[random.Random], tuple[str, str]]:
+def _squares(rng: random.Random) -> tuple[str, str]:
+    start, k = 1 + _pick(rng, 15), 4 + _pick(rng, 2)
+    return _seq([str((start + i) ** 2) for i in range(k)], str((start + k) ** 2))
+
+
+def _interleave(rng: random.Random) -> tuple[str, str]:
+    """Two counts woven together: 3, 30, 4, 40, 5, 50, 6, -> 60."""
+    start, mult, k = 1 + _pick(rng, 9), (10, 100)[_pick(rng, 2)], 5 + _pick(rng, 3)
+    items = [str((start + i // 2) * (mult if i % 2 else 1)) for i in range(k + 1)]
+    return _seq(items[:k], items[k])
+
+
+def _ordinal(names: list[str], steps: tuple[int, ...], min_k: int, wrap: bool) -> Pattern:
+    """Walk a named order (letters, days, months, number words) by a fixed step."""
+
     def gen(rng: random.Random) -> tuple[str, str]:
-        start, k = _pick(rng, len(names)), min_k + _pick(rng, 2)
-        return _seq([names[(start + i) % len(names)] for i in range(k)], names[(start + k) % len(names)])
+        step, k = steps[_pick(rng, len(steps))], min_k + _pick(rng, 2)
+        n = len(names)
+        if wrap:
+            start = _pick(rng, n)
+        else:  # every element, the answer included, must exist without wrapping
+            span = abs(step) * k
+            start = _pick(rng, n - span) + (span if step < 0 else 0)
+        idx = [(start + step * i) % n for i in range(k + 1)]
+        return _seq([names[i] for i in idx[:k]], names[idx[k]])
 
     return gen
-
-
-def _number_words(rng: random.Random) -> tuple[str, str]:
-    k = 3 + _pick(rng, 3)
-    start = _pick(rng, len(_NUMBER_WORDS) - k)
-    return _seq(_NUMBER_WORDS[start : start + k], _NUMBER_WORDS[start + k])
 
 
 def _repeat(rng: random.Random) -> tuple[str, str]:
-    unit = _sample(rng, _WORDS, 2 + _pick(rng, 2))
+    unit = _sample(rng, _WORDS, 3 + _pick(rng, 2))
     k = 2 * len(unit) + _pick(rng, len(unit))
     return _seq([unit[i % len(unit)] for i in range(k)], unit[k % len(unit)])
 
 
-def _doubling(rng: random.Random) -> tuple[str, str]:
-    start, k = 1 + _pick(rng, 3), 4 + _pick(rng, 2)
-    return _seq([str(start * 2**i) for i in range(k)], str(start * 2**k))
-
-
-PATTERN_KINDS: dict[str, Callable[[random.Random], tuple[str, str]]] = {
-    "count_up": _count_up,
-    "count_step": _count_step,
-    "count_down": _count_down,
-    "letters_lower": _letters(string.ascii_lowercase),
-    "letters_upper": _letters(string.ascii_uppercase),
-    "weekdays": _cycle(_DAYS, 3),
-    "months": _cycle(_MONTHS, 3),
-    "number_words": _number_words,
+# Easy kinds (count up, weekdays) next to ones that need real induction (steps of 7, reverse
+# months, interleaving): small models score in between, so a larger model has room to show.
+PATTERN_KINDS: dict[str, Pattern] = {
+    "count_up": _arith((1,), 1, 90),
+    "count_step": _arith((3, 4, 6, 7, 8, 9, 11, 12, 15, 25), 1, 50),
+    "count_down": _arith((-1, -2, -3, -5), 10, 60),
+    "squares": _squares,
+    "interleave": _interleave,
+    "letters_skip": _ordinal(list(string.ascii_lowercase), (2, 3), 4, wrap=False),
+    "letters_reverse": _ordinal(list(string.ascii_uppercase), (-1,), 4, wrap=False),
+    "weekdays": _ordinal(_DAYS, (1, 2), 3, wrap=True),
+    "months_reverse": _ordinal(_MONTHS, (-1,), 3, wrap=True),
+    "number_words": _ordinal(_NUMBER_WORDS, (1, 2), 3, wrap=False),
     "repeat": _repeat,
-    "doubling": _doubling,
 }
 
 
 def pattern_items(n: int, seed: int) -> list[dict[str, Any]]:
-    """`n` distinct sequences, kinds in rotation, each with its one correct continuation."""
+    """`n` distinct sequences, kinds in rotation, each with its one correct continuation.
+
+    A kind whose (small) space of sequences is used up leaves the rotation, so large `n` still
+    terminates; the result stops at what all kinds together can offer.
+    """
     rng = random.Random(seed)
-    kinds = list(PATTERN_KINDS)
+    active = list(PATTERN_KINDS)
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
-    attempts = 0
-    while len(rows) < n and attempts < 50 * n:
-        kind = kinds[attempts % len(kinds)]
-        attempts += 1
+    turn = misses = 0
+    while len(rows) < n and active:
+        kind = active[turn % len(active)]
         sequence, answer = PATTERN_KINDS[kind](rng)
         if sequence in seen:
+            misses += 1
+            if misses >= 200:
+                active.remove(kind)
+                misses = 0
             continue
+        misses = 0
+        turn += 1
         seen.add(sequence)
         rows.append({"id": f"qs_pattern-{len(rows):04d}", "kind": kind, "sequence": sequence, "answer": answer})
     return rows
