@@ -1,0 +1,141 @@
+"""End to end through the real CLI: JSON output, export, bad input, and resume after a hard kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BIN = [sys.executable, "-m", "beyondscale.cli"]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*BIN, *args], capture_output=True, text=True, cwd=cwd, env=ENV, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
+    return proc
+
+
+def store_rows(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_eval_json_and_export(tiny_llama, mc_task, rolling_task, tmp_path):
+    store = tmp_path / "s.db"
+    proc = run("eval", "--model", f"Tiny={tiny_llama}", "--tasks", f"{mc_task},{rolling_task}", "--store",
+               str(store), "--json", "--limit", "6")
+    doc = json.loads(proc.stdout)  # stdout holds only the JSON document
+    assert {r["task"] for r in doc["results"]} == {"tiny_mc", "tiny_ppl"}
+    mc = next(r for r in doc["results"] if r["task"] == "tiny_mc")
+    assert mc["model"] == "Tiny" and mc["n_items"] == 6
+    assert 0.0 <= mc["metrics"]["acc"] <= 1.0 and "acc_stderr" in mc["metrics"] and "acc_norm" in mc["metrics"]
+    assert mc["efficiency"]["energy_source"] == "estimate:tdp"
+    out = tmp_path / "r.csv"
+    run("results", "export", doc["run_id"], "--store", str(store), "--format", "csv", "--out", str(out))
+    header = out.read_text().splitlines()[0].split(",")
+    assert {"model", "task", "metric", "value", "stderr", "params_total", "joules_per_token", "energy_source"} <= set(
+        header
+    )
+    shown = run("results", "show", "latest", "--store", str(store), "--json")
+    assert len(json.loads(shown.stdout)) == 5  # acc, acc_norm + three rolling metrics
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "./no/such/model"], "no such file or folder"),
+        (["--tasks", "arc_easyy"], "arc_easy"),
+        (["--tasks", "{bad_yaml}"], "nonsense_field"),
+        (["--limit", "0"], "--limit"),
+        (["--batch-size", "many"], "--batch-size"),
+        (["--region", "XX-nowhere"], "region"),
+        (["--cpu-watts", "-5"], "cpu-watts"),
+    ],
+)
+def test_bad_input_one_line_exit_2(args, message, tiny_llama, mc_task, tmp_path, monkeypatch, capfd):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text(mc_task.read_text() + "nonsense_field: 1\n")
+    store = tmp_path / "s.db"
+    base = {"--model": str(tiny_llama), "--tasks": str(mc_task), "--store": str(store)}
+    given = dict(zip(args[::2], args[1::2], strict=True))
+    full = []
+    for key, value in {**base, **given}.items():
+        full += [key, value.replace("{bad_yaml}", str(bad_yaml))]
+    code, stderr = run_in_process(monkeypatch, capfd, "eval", *full)
+    assert code == 2, stderr
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), stderr
+    assert message in lines[0]
+    assert not store.exists() or store_rows(store, "items") == 0
+
+
+def run_in_process(monkeypatch, capfd, *args: str) -> tuple[int, str]:
+    """The CLI's `main()` in this process (no interpreter start-up): exit code and stderr."""
+    from beyondscale.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["beyondscale", *args])
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    return exit_info.value.code, capfd.readouterr().err
+
+
+def test_foreign_store_is_refused_and_untouched(tiny_llama, mc_task, tmp_path, monkeypatch, capfd):
+    store = tmp_path / "notes.db"
+    store.write_text("my notes\n")
+    code, stderr = run_in_process(monkeypatch, capfd, "eval", "--model", str(tiny_llama), "--tasks", str(mc_task),
+                                  "--store", str(store))
+    assert code == 2 and "not a beyondscale database" in stderr
+    assert store.read_text() == "my notes\n"
+
+
+def test_resume_after_kill(tiny_llama, tmp_path):
+    from conftest import write_mc_task
+
+    task = write_mc_task(tmp_path / "tasks", n=40)
+    store = tmp_path / "s.db"
+    args = ["eval", "--model", str(tiny_llama), "--tasks", str(task), "--store", str(store), "--batch-size", "1",
+            "--json"]
+    proc = subprocess.Popen([*BIN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    deadline = time.time() + 240
+    done = 0
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if store.exists():
+            try:
+                done = store_rows(store, "items")
+            except sqlite3.OperationalError:
+                continue
+            if done >= 3:
+                break
+    if proc.poll() is not None:
+        pytest.skip("evaluation finished before it could be killed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = store_rows(store, "items")
+    assert 3 <= partial < 40
+
+    resumed = json.loads(run(*args).stdout)
+    assert store_rows(store, "items") == 40
+    conn = sqlite3.connect(store)
+    assert conn.execute("SELECT COUNT(DISTINCT item_key) FROM items").fetchone()[0] == 40
+    assert conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 40  # one per batch of 1
+    conn.close()
+
+    fresh = json.loads(run(*[a if a != str(store) else str(tmp_path / "fresh.db") for a in args]).stdout)
+    got, want = resumed["results"][0]["metrics"], fresh["results"][0]["metrics"]
+    assert got.keys() == want.keys()
+    for key in want:
+        assert got[key] == pytest.approx(want[key], abs=1e-9)
