@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from beyondscale.report.format import as_float, axis_label, count, is_missing, sig
+from beyondscale.report.format import LOWER_IS_BETTER, as_float, axis_label, count, is_missing, sig
 
 ACCENT = "#2563eb"
 ACCENT_FILL = "rgba(37, 99, 235, 0.15)"
@@ -39,6 +39,11 @@ class Figure:
 def e(value: Any) -> str:
     """Escape a data string for plotly, which renders a subset of HTML and decodes &lt; &gt; &amp; (not &quot;)."""
     return html.escape("" if is_missing(value) else str(value), quote=False)
+
+
+def _metric_title(metric: Any) -> str:
+    """Escaped y-axis title, saying so when lower is better (bits_per_byte, ECE, perplexity...)."""
+    return e(metric) + (" · lower is better" if str(metric) in LOWER_IS_BETTER else "")
 
 
 def _num(values: Any) -> list[float | None]:
@@ -169,7 +174,7 @@ def returns_figures(curves: pd.DataFrame, fit_bands: pd.DataFrame, knees: pd.Dat
         layout = _layout(
             title,
             xaxis={"title": {"text": e(axis_label(str(axis))) + " (log₂ scale)"}, **log2_axis(all_x)},
-            yaxis={"title": {"text": e(metric)}},
+            yaxis={"title": {"text": _metric_title(metric)}},
         )
         figs.append(Figure(f"fig-returns-{len(figs)}", f"{task} {metric} vs {axis}",
                            {"data": traces, "layout": layout, "config": _config()},
@@ -211,7 +216,7 @@ def pareto_figures(pareto: pd.DataFrame) -> list[Figure]:
             title,
             xaxis={"title": {"text": e(axis_label(str(cost_axis))) + " · lower is cheaper"},
                    **_cost_axis(list(pts["_c"]))},
-            yaxis={"title": {"text": e(metric)}},
+            yaxis={"title": {"text": _metric_title(metric)}},
         )
         figs.append(Figure(f"fig-pareto-{len(figs)}", f"{task} {metric} vs {cost_axis}",
                            {"data": traces, "layout": layout, "config": _config()},
