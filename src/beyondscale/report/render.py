@@ -376,6 +376,15 @@ def _select(frame: pd.DataFrame, **where: Any) -> pd.DataFrame:
     return F._select(frame, **where)
 
 
+_AXIS_ORDER = ("params_total", "params_non_embedding", "params_active", "flops_per_token", "training_tokens",
+               "training_flops", "bytes_on_disk")
+
+
+def _axis_rank(fig: F.Figure) -> tuple[int, str]:
+    axis = str(fig.keys.get("axis"))
+    return (_AXIS_ORDER.index(axis) if axis in _AXIS_ORDER else len(_AXIS_ORDER), axis)
+
+
 def returns_groups(analysis: Analysis, figs: list[F.Figure]) -> list[dict[str, Any]]:
     """One group per task/metric: its figures, fit table, marginal-gain table and knees."""
     keys: set[tuple[str, str]] = set()
@@ -395,7 +404,8 @@ def returns_groups(analysis: Analysis, figs: list[F.Figure]) -> list[dict[str, A
                               f"({count(k.get('x'))}; {how})")
         groups.append({
             "task": task, "metric": metric,
-            "figures": [f for f in figs if str(f.keys.get("task")) == task and str(f.keys.get("metric")) == metric],
+            "figures": sorted((f for f in figs if str(f.keys.get("task")) == task
+                               and str(f.keys.get("metric")) == metric), key=_axis_rank),
             "fits": fits_table(_select(_frame(analysis.fits), task=task, metric=metric)),
             "marginal": marginal_table(_select(_frame(analysis.marginal), task=task, metric=metric)),
             "knees": knee_lines,
@@ -411,10 +421,19 @@ def _recommendation(rec: Mapping[str, Any] | None) -> dict[str, Any] | None:
     cand_text = []
     for c in cands:
         if isinstance(c, Mapping):
-            name = c.get("model", "")
-            rest = ", ".join(f"{k}: {text(v) if not isinstance(v, float) else sig(v, 3)}"
-                             for k, v in c.items() if k != "model")
-            cand_text.append(f"{name}" + (f" ({rest})" if rest else ""))
+            parts = []
+            for k, v in c.items():
+                if k == "model" or is_missing(v) or v == [] or v == {} or (k == "feasible" and v is True):
+                    continue
+                if k == "feasible":
+                    parts.append("infeasible")
+                elif k in COLUMNS:
+                    parts.append(f"{column_label(k)} {format_cell(k, v)}")
+                elif isinstance(v, list | tuple):
+                    parts.append(f"{k}: " + ", ".join(text(x) for x in v))
+                else:
+                    parts.append(f"{k}: {sig(v, 3) if isinstance(v, float) else text(v)}")
+            cand_text.append(text(c.get("model")) + (f" ({'; '.join(parts)})" if parts else ""))
         else:
             cand_text.append(text(c))
     return {
