@@ -368,3 +368,29 @@ def test_rolling_stride_scores_each_token_once_with_long_context():
     default = Engine(model, tok, max_length=L).run([Item(0, "loglikelihood_rolling", text=text)])[0]
     assert default.logprobs[0] == pytest.approx(ref_rolling(model, tok, text, L)[0], abs=TOL)
     assert res.logprobs[0] != pytest.approx(default.logprobs[0], abs=TOL)
+
+
+@pytest.mark.parametrize("mode", ["int", "none"])
+def test_older_logits_to_keep_conventions_give_the_same_scores(mode):
+    """transformers < 5 takes only an int logits_to_keep; some remote-code models take none."""
+    model, tok = tiny_llama(), tiny_tokenizer()
+    items = mc_items() + rolling_items()[:2]
+    engine = Engine(model, tok, max_length=128)
+    engine.scorer.mode = mode
+    for item, res in zip(items, engine.run(items), strict=True):
+        lps, greedy, _ = ref_result(model, tok, item, 128)
+        assert res.logprobs == pytest.approx(lps, abs=TOL)
+        if greedy is not None:
+            assert res.is_greedy == greedy
+
+
+def test_user_errors_name_the_problem():
+    from beyondscale.errors import UserError
+
+    model, tok = tiny_llama(), tiny_tokenizer()
+    with pytest.raises(UserError, match="max_gen_toks"):
+        Engine(model, tok, max_length=16).run([Item(0, "generate_until", context="The", max_gen_toks=16)])
+    with pytest.raises(UserError, match="batch_size"):
+        Engine(model, tok, batch_size=0)
+    with pytest.raises(UserError, match="rolling_stride"):
+        Engine(model, tok, max_length=16, rolling_stride=17)

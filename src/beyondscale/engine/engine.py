@@ -115,7 +115,8 @@ class Engine:
             max_ctx = L - item.max_gen_toks
             if max_ctx <= 0:
                 raise UserError(f"max_gen_toks: {item.max_gen_toks} leaves no room under max_length={L}")
-            ids = self.tok.encode_generation_context(item.context)[-max_ctx:]
+            # an empty prompt (lm-eval would fail) conditions on the prefix token instead
+            ids = self.tok.encode_generation_context(item.context)[-max_ctx:] or [self.tok.prefix_token_id]
             stops = list(item.until)
             if self.eos_str is not None and self.eos_str not in stops:
                 stops.append(self.eos_str)
