@@ -292,8 +292,8 @@ def _compute_optimal(ctx: _Ctx, scores: pd.DataFrame, quality: list[tuple[str, s
         if ok.sum() < MIN_POINTS["loss_nd"] or len(np.unique(d[ok])) < 2 or len(np.unique(n[ok])) < 2:
             continue
         if abs(np.corrcoef(np.log(n[ok]), np.log(d[ok]))[0, 1]) > 0.99:
-            ctx.notes.append(f"{task}/{metric}: no L(N, D) fit: training tokens move in lockstep with parameters, "
-                             "so their effects cannot be told apart")
+            ctx.notes.append("no L(N, D) fit: training tokens move in lockstep with parameters across these "
+                             "models, so their effects cannot be told apart")
             continue
         res = fit_arrays(n[ok], y[ok], "loss_nd", tokens=d[ok], n_boot=min(ctx.n_boot, 200), seed=ctx.seed,
                          max_starts=4)

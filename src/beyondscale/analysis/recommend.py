@@ -67,8 +67,7 @@ def recommend(table: pd.DataFrame, constraints: dict[str, Any] | None, primary: 
         return {"model": None, "reason": "no models to choose from", "constraints": constraints, "candidates": []}
     col = score_column(table, constraints, primary) if constraints.get("min_score") is not None else None
     candidates: list[dict[str, Any]] = []
-    for row in _size_order(table).itertuples(index=False):
-        r = row._asdict()
+    for r in _size_order(table).to_dict("records"):
         fails: list[str] = []
         if col is not None:
             lim = float(constraints["min_score"])
