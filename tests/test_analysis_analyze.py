@@ -111,3 +111,20 @@ def test_no_shared_items_gives_notes():
 def test_empty_frames():
     an = analyze(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
     assert an.notes and an.recommendation["model"] is None
+
+
+def test_two_variable_fit_and_compute_optimal_when_tokens_vary():
+    rng = np.random.default_rng(0)
+    n = np.repeat(np.logspace(7.5, 9, 4), 3)
+    d = n * np.tile([5, 20, 80], 4)
+    keys = [f"k{i}" for i in range(len(n))]
+    models = pd.DataFrame({"model_key": keys, "model": keys, "params_total": n, "training_tokens": d})
+    loss = (1.7 + 400 * n**-0.34 + 410 * d**-0.28) * np.exp(rng.normal(0, 0.003, len(n)))
+    scores = pd.DataFrame({"model_key": keys, "model": keys, "task": "wiki", "metric": "bits_per_byte",
+                           "value": loss, "stderr": 0.01, "n_items": 100})
+    an = analyze(models, scores, pd.DataFrame(), pd.DataFrame(), n_boot=100)
+    nd = an.fits[an.fits["form"] == "loss_nd"].set_index("param")
+    assert nd.loc["beta", "ci_low"] <= 0.28 <= nd.loc["beta", "ci_high"]
+    co = an.compute_optimal
+    assert len(co) > 0 and np.allclose(6 * co["N_opt"] * co["D_opt"], co["C"])
+    assert any("no per-item results" in n for n in an.notes)

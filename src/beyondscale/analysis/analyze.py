@@ -495,8 +495,12 @@ def _verdict(ctx: _Ctx, an: Analysis, primary: dict[str, str], eff_model: pd.Dat
     for a, b in zip(models[:-1], models[1:], strict=True):
         ra, rb = lb.loc[a], lb.loc[b]
         size_ratio = _ratio(_num(ra.get("params_total")), _num(rb.get("params_total")))
-        head = f"{b} has {size_ratio:.1f}x the parameters of {a}" if math.isfinite(size_ratio) else \
-            f"{b} compared with {a}"
+        if not math.isfinite(size_ratio):
+            head = f"{b} compared with {a}"
+        elif round(size_ratio, 1) == 1.0:
+            head = f"{b} has as many parameters as {a}"
+        else:
+            head = f"{b} has {size_ratio:.1f}x the parameters of {a}"
         parts: list[str] = []
         diffs = []
         for t in acc_tasks:
