@@ -117,6 +117,27 @@ def _gguf_file_type(path: Path) -> str:
     return "gguf"
 
 
+def _save_dequantized(model: Any, folder: Path) -> None:
+    """Write a GGUF-loaded (already de-quantised, fp32) model as a plain HF folder.
+
+    transformers marks such a model as "quantized with gguf" and refuses `save_pretrained`; the
+    weights are ordinary tensors, so we write them with safetensors and drop the quantization entry.
+    """
+    import copy
+
+    from safetensors.torch import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(model.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.architectures = [type(model).__name__]
+    config.save_pretrained(folder)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.save_pretrained(folder)
+    save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
 def _load_gguf(ref: ModelRef, identity: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -138,7 +159,7 @@ def _load_gguf(ref: ModelRef, identity: str, dtype: Any, trust_remote_code: bool
     weights_format = _gguf_file_type(Path(ref.location))
     tmp = cached.with_name(cached.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
+    _save_dequantized(model, tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "format.txt").write_text(weights_format)
     shutil.rmtree(cached, ignore_errors=True)
