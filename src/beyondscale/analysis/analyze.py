@@ -113,9 +113,11 @@ def _model_table(models: pd.DataFrame, scores: pd.DataFrame, efficiency: pd.Data
     rows = []
     for k in keys:
         r = {"model_key": k, "model": names[k]}
-        for c in ("family", "params_total", "params_active", "flops_per_token", "training_tokens", "training_flops"):
+        for c in ("family", "params_total", "params_active", "params_non_embedding", "flops_per_token",
+                  "training_tokens", "training_flops"):
             r[c] = m.at[k, c] if k in m.index and c in m.columns else np.nan
-        for c in ("params_total", "params_active", "flops_per_token", "training_tokens", "training_flops"):
+        for c in ("params_total", "params_active", "params_non_embedding", "flops_per_token", "training_tokens",
+                  "training_flops"):
             r[c] = _num(r[c])
         if not math.isfinite(r["params_active"]):
             r["params_active"] = r["params_total"]
@@ -124,8 +126,8 @@ def _model_table(models: pd.DataFrame, scores: pd.DataFrame, efficiency: pd.Data
             r["training_flops"] = 6.0 * r["params_total"] * r["training_tokens"]
         rows.append(r)
     table = pd.DataFrame(rows, columns=list(_MODEL_COLS)[:2] + ["family", "params_total", "params_active",
-                                                                 "flops_per_token", "training_tokens",
-                                                                 "training_flops"])
+                                                                 "params_non_embedding", "flops_per_token",
+                                                                 "training_tokens", "training_flops"])
     # disambiguate duplicate display names so every frame can key on `model`
     dup = table["model"].duplicated(keep=False)
     table.loc[dup, "model"] = table.loc[dup, "model"] + " [" + table.loc[dup, "model_key"] + "]"
@@ -309,7 +311,9 @@ def _compute_optimal(ctx: _Ctx, scores: pd.DataFrame, quality: list[tuple[str, s
     return fits, co
 
 
-def _paired(ctx: _Ctx, items: pd.DataFrame, tasks: list[str], metrics: list[str] | None) -> list[dict[str, Any]]:
+def _paired(ctx: _Ctx, items: pd.DataFrame, tasks: list[str], metrics: list[str] | None,
+            scored: dict[str, set[str]] | None = None) -> list[dict[str, Any]]:
+    """Paired tests on the metrics each task reports (`scored`), not on every per-item value."""
     rows: list[dict[str, Any]] = []
     if items.empty:
         return rows
@@ -339,8 +343,11 @@ def _paired(ctx: _Ctx, items: pd.DataFrame, tasks: list[str], metrics: list[str]
             arr[doc_codes[sel], model_codes[sel]] = vals_all[sel]
             return arr
 
-        qual = [m for m in present if m not in NON_QUALITY and (metrics is None or m in metrics)]
-        want_bpb = {"logprob", "bytes"} <= set(present) and (metrics is None or "bits_per_byte" in metrics)
+        reported = scored.get(task) if scored else None
+        qual = [m for m in present if m not in NON_QUALITY and (metrics is None or m in metrics)
+                and (reported is None or m in reported)]
+        want_bpb = {"logprob", "bytes"} <= set(present) and (metrics is None or "bits_per_byte" in metrics) \
+            and (reported is None or "bits_per_byte" in reported)
         piv = {m: matrix(m) for m in qual + (["logprob", "bytes"] if want_bpb else [])}
         shared_any = set()
         for mi, m in enumerate(qual + (["bits_per_byte"] if want_bpb else [])):
@@ -501,6 +508,10 @@ def _verdict(ctx: _Ctx, an: Analysis, primary: dict[str, str], eff_model: pd.Dat
             head = f"{b} has as many parameters as {a}"
         else:
             head = f"{b} has {size_ratio:.1f}x the parameters of {a}"
+            facts = ctx.table.set_index("model")
+            ne = _ratio(_num(facts.at[a, "params_non_embedding"]), _num(facts.at[b, "params_non_embedding"]))
+            if math.isfinite(ne) and abs(ne - size_ratio) > 0.25 * size_ratio:
+                head += f" (but {ne:.1f}x the non-embedding parameters)"
         parts: list[str] = []
         diffs = []
         for t in acc_tasks:
@@ -526,7 +537,11 @@ def _verdict(ctx: _Ctx, an: Analysis, primary: dict[str, str], eff_model: pd.Dat
             col = f"{t}/bits_per_byte"
             d = _num(rb.get(col)) - _num(ra.get(col))
             if math.isfinite(d):
-                parts.append(f"{d:+.3f}".replace("-", "\u2212") + f" bits-per-byte on {t}")
+                pr = paired[(paired["task"] == t) & (paired["metric"] == "bits_per_byte") & (paired["model_a"] == a)
+                            & (paired["model_b"] == b)] if not paired.empty else paired
+                p = f", paired bootstrap p={pr['p_value'].iloc[0]:.2g}" if len(pr) else ""
+                parts.append(f"{d:+.3f}".replace("-", "\u2212") + f" bits-per-byte on {t} "
+                             f"({'better' if d < 0 else 'worse'}{p})")
         cost: list[str] = []
         er = _ratio(_num(ra.get("joules_per_token")), _num(rb.get("joules_per_token")))
         if math.isfinite(er):
@@ -549,8 +564,15 @@ def _verdict(ctx: _Ctx, an: Analysis, primary: dict[str, str], eff_model: pd.Dat
             prim = g[[primary.get(t) == m for t, m in zip(g["task"], g["metric"], strict=True)]]
             if prim.empty:
                 continue
-            what = ", ".join(f"{t} (p={p:.2g})" for t, p in zip(prim["task"], prim["p_value"], strict=True))
-            out.append(f"{b} is bigger than {a} but not significantly better on {what}.")
+            hb = [higher_is_better(m) for m in prim["metric"]]
+            worse = [bool(sig) and ((e < 0) if h else (e > 0))
+                     for sig, e, h in zip(prim["significant"], prim["effect"], hb, strict=True)]
+            same = [f"{t} (p={p:.2g})" for t, p, w in zip(prim["task"], prim["p_value"], worse, strict=True) if not w]
+            bad = [f"{t} (p={p:.2g})" for t, p, w in zip(prim["task"], prim["p_value"], worse, strict=True) if w]
+            if same:
+                out.append(f"{b} is bigger than {a} but not significantly better on {', '.join(same)}.")
+            if bad:
+                out.append(f"{b} is bigger than {a} and significantly worse on {', '.join(bad)}.")
     if not an.knees.empty:
         k = an.knees[(an.knees["axis"] == "params_total") & (an.knees["method"] == "threshold")]
         for r in k.itertuples(index=False):
@@ -629,7 +651,7 @@ def _analyze(models: pd.DataFrame, scores: pd.DataFrame, efficiency: pd.DataFram
     an.leaderboard = lb
 
     if table.empty or scores.empty:
-        an.notes.append("no scores in the store: nothing to analyze (run `beyondscale evaluate` first)")
+        an.notes.append("no scores in the store: nothing to analyze (run `beyondscale eval` first)")
         an.recommendation = {"model": None, "reason": "no scored models", "constraints": dict(constraints or {}),
                              "candidates": []}
         return an
@@ -646,7 +668,8 @@ def _analyze(models: pd.DataFrame, scores: pd.DataFrame, efficiency: pd.DataFram
         if f2:
             an.fits = pd.concat([an.fits, pd.DataFrame(f2)], ignore_index=True)
             an.compute_optimal = pd.DataFrame(co)
-        an.paired = _frame_of(_paired(ctx, items, task_list, metrics), an.paired)
+        scored = {t: set(g["metric"].astype(str)) for t, g in scores.groupby("task")}
+        an.paired = _frame_of(_paired(ctx, items, task_list, metrics, scored), an.paired)
         if items.empty:
             an.notes.append("no per-item results: paired significance tests need them")
         an.pareto = _frame_of(_pareto(ctx, scores, efficiency, eff_model, primary, lb), an.pareto,
@@ -670,8 +693,21 @@ def _recommendation(ctx: _Ctx, an: Analysis, constraints: dict[str, Any] | None,
             m = active.get("metric") or primary.get(str(active["task"]))
             col_hb = higher_is_better(m) if m else True
         return recommend(lb, active, primary, higher_better=col_hb)
-    # No constraints: the knee of the mean primary score (or the only task's primary metric) vs size.
+    # No constraints: the smallest model that no bigger model beats significantly on any task's primary
+    # metric (paired tests on the same items); without paired tests, the knee of the mean score vs size.
     base = recommend(lb, {}, primary)
+    paired = an.paired
+    if not paired.empty and len(lb) >= 2:
+        prim = paired[[primary.get(t) == m for t, m in zip(paired["task"], paired["metric"], strict=True)]]
+        beaten = prim[(prim["flag"] == "") & prim["significant"].astype(bool)]
+        order = ctx.table.sort_values("size")["model"].tolist()
+        for model in order:
+            wins = beaten[beaten["model_a"] == model]
+            if wins.empty:
+                base["model"] = model
+                base["reason"] = (f"{model}: no bigger model is significantly better on any task's primary metric "
+                                  f"(paired tests on the same items, p<{ALPHA:g}); no constraints given")
+                return base
     col = "mean_score" if lb["mean_score"].notna().sum() >= 2 else None
     if col is None and len(primary) == 1:
         t, m = next(iter(primary.items()))
