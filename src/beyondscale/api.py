@@ -175,7 +175,7 @@ def evaluate(
 class _LazyModel:
     """A model that is loaded only if some item still needs computing: a finished study re-runs in seconds."""
 
-    def __init__(self, ref: Any, settings: EvalSettings, device: str, db: Any):
+    def __init__(self, ref: Any, settings: EvalSettings, device: str, db: Any, facts_from_store: bool = True):
         from beyondscale.models.load import resolve_dtype
 
         self.ref, self.settings, self.device = ref, settings, device
@@ -184,7 +184,7 @@ class _LazyModel:
         self.key = _hash({"identity": self.identity, "dtype": str(dtype).removeprefix("torch.")})
         self._loaded: Any = None
         self._engine: Any = None
-        self._facts = db.model_facts(self.key)
+        self._facts = db.model_facts(self.key) if facts_from_store else None
         if self._facts is None:
             self._facts = self.loaded.facts
 
@@ -276,6 +276,59 @@ def _evaluate_pair(db, run_id, model: _LazyModel, spec, items, settings, meter, 
     # `seconds` is the measured evaluation time, resumed pieces included.
     return PairResult(model_name, model_key, spec.name, task_key, metrics, len(items),
                       round(efficiency.get("seconds") or 0.0, 3), efficiency, resumed_items=len(items) - len(todo))
+
+
+# ---- generation benchmark ------------------------------------------------------------------------
+def bench(
+    models: Sequence[str],
+    *,
+    prompt_tokens: Sequence[int] = (128, 512),
+    new_tokens: int = 128,
+    repetitions: int = 5,
+    warmup: int = 1,
+    store: str | Path = DEFAULT_STORE,
+    settings: EvalSettings | None = None,
+) -> pd.DataFrame:
+    """Generation speed as llama-bench / optimum-benchmark report it; rows are also stored."""
+    from beyondscale import measure
+    from beyondscale.models import parse_model_ref
+    from beyondscale.models.load import resolve_device
+    from beyondscale.store import Store
+
+    settings = settings or EvalSettings()
+    if not models:
+        raise UserError("--model: give at least one model")
+    if not prompt_tokens or any(int(n) < 1 for n in prompt_tokens):
+        raise UserError(f"--prompt-tokens {','.join(map(str, prompt_tokens))}: expected positive integers")
+    if new_tokens < 1 or repetitions < 1 or warmup < 0:
+        raise UserError("--new-tokens and --repetitions must be >= 1, --warmup >= 0")
+    device = resolve_device(settings.device)
+    refs = [parse_model_ref(m) for m in models]
+    db = Store(store)
+    environment = measure.environment()
+    run_id = db.start_run("bench", {"models": list(models), "prompt_tokens": list(prompt_tokens),
+                                    "new_tokens": new_tokens, "repetitions": repetitions, **asdict(settings)},
+                          environment)
+    meter = measure.Meter(device=device, cpu_watts=settings.cpu_watts)
+    rows = []
+    for ref in refs:
+        model = _LazyModel(ref, settings, device, db, facts_from_store=False)
+        db.put_model(model.key, ref.name, settings.family, ref.to_dict(), model.identity, model.facts.to_dict())
+        max_ctx = model.facts.max_context or 10**9
+        for n in prompt_tokens:
+            if int(n) + new_tokens > max_ctx:
+                raise UserError(f"--prompt-tokens {n} + --new-tokens {new_tokens} exceed {ref.name}'s context "
+                                f"({max_ctx})")
+        for row in measure.bench_generation(model.loaded.model, model.loaded.tokenizer,
+                                            prompt_tokens=[int(n) for n in prompt_tokens], new_tokens=new_tokens,
+                                            repetitions=repetitions, warmup=warmup, meter=meter,
+                                            seed=settings.seed):
+            db.put_benchmark(run_id, model.key, row, environment.get("environment_key", ""))
+            rows.append({"model": ref.name, **row})
+        model.release()
+    db.finish_run(run_id)
+    db.close()
+    return pd.DataFrame(rows)
 
 
 # ---- results -----------------------------------------------------------------------------------

@@ -280,6 +280,51 @@ def fit_cmd(
     out.print(table)
 
 
+@app.command("bench")
+def bench_cmd(
+    model: Annotated[list[str], typer.Option("--model", "-m", help="Hub id, HF folder, .gguf file; NAME=SPEC.")],
+    prompt_tokens: Annotated[str, typer.Option(help="Comma-separated prompt lengths.")] = "128,512",
+    new_tokens: Annotated[int, typer.Option(help="Tokens generated per repetition.")] = 128,
+    repetitions: Annotated[int, typer.Option(help="Measured repetitions (median and spread).")] = 5,
+    warmup: Annotated[int, typer.Option(help="Unmeasured warm-up repetitions.")] = 1,
+    store: StoreOpt = api.DEFAULT_STORE,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")] = "auto",
+    cpu_watts: Annotated[float | None, typer.Option(help="CPU package power for the energy estimate.")] = None,
+    json_out: JsonOpt = False,
+    log_level: LogOpt = "warning",
+) -> None:
+    """Generation speed: time to first token, prefill/decode tokens/s, latency p50/p95, memory, energy."""
+    _setup_logging(log_level)
+    try:
+        lengths = [int(x) for x in prompt_tokens.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--prompt-tokens {prompt_tokens}: expected comma-separated integers") from None
+    settings = api.EvalSettings(device=device, dtype=dtype, cpu_watts=cpu_watts)
+    frame = api.bench(model, prompt_tokens=lengths, new_tokens=new_tokens, repetitions=repetitions, warmup=warmup,
+                      store=store, settings=settings)
+    if json_out:
+        print(frame.to_json(orient="records"))
+        return
+    table = Table(title="generation benchmark (median ± std over repetitions)", title_justify="left")
+    for col in ("Model", "Prompt", "New", "TTFT ms", "Prefill tok/s", "Decode tok/s", "Token ms p50", "p95",
+                "Peak MB", "J/generated token", "Energy source"):
+        table.add_column(col, justify="left" if col in ("Model", "Energy source") else "right")
+
+    def spread(d: Any, digits: int = 1) -> str:
+        return "—" if not d else f"{d['median']:.{digits}f} ± {d['std']:.{digits}f}"
+
+    for r in frame.to_dict(orient="records"):
+        peak = r.get("peak_gpu_bytes") or r.get("peak_rss_bytes")
+        est = " (est.)" if r.get("energy_estimated") else ""
+        table.add_row(r["model"], str(r["prompt_tokens"]), str(r["new_tokens"]), spread(r["ttft_ms"]),
+                      spread(r["prefill_tokens_per_s"]), spread(r["decode_tokens_per_s"]),
+                      _fmt(r["token_latency_ms_p50"], 1), _fmt(r["token_latency_ms_p95"], 1),
+                      _fmt(peak / 2**20 if peak else None, 0),
+                      spread(r["energy_j_per_generated_token"], 3) + est, str(r["energy_source"]))
+    out.print(table)
+
+
 @app.command("quickstart")
 def quickstart_cmd(
     store: StoreOpt = api.DEFAULT_STORE,

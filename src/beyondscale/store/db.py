@@ -18,6 +18,8 @@ Schema (documented in the README; `schema_version` in `meta`):
           PK(run_id, model_key, task_key, metric))
     efficiency(run_id, model_key, task_key, figures, PK(run_id, model_key, task_key))
     training_runs(model_key PK, record)          -- the lab's records (N, D, FLOPs, loss curve)
+    benchmarks(run_id, model_key, prompt_tokens, new_tokens, figures, environment_key)
+                                                 -- `beyondscale bench` generation figures
 
 The resume key of an item is (model_key, task_key, item_key): model_key fingerprints the weights
 and dtype, task_key the task spec, its data and the engine settings, item_key the request itself.
@@ -75,6 +77,9 @@ CREATE TABLE IF NOT EXISTS efficiency(
   run_id TEXT NOT NULL, model_key TEXT NOT NULL, task_key TEXT NOT NULL, figures TEXT NOT NULL,
   PRIMARY KEY(run_id, model_key, task_key));
 CREATE TABLE IF NOT EXISTS training_runs(model_key TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS benchmarks(
+  run_id TEXT NOT NULL, model_key TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, new_tokens INTEGER NOT NULL,
+  figures TEXT NOT NULL, environment_key TEXT, PRIMARY KEY(run_id, model_key, prompt_tokens, new_tokens));
 """
 
 MEASUREMENT_FIELDS = (
@@ -253,6 +258,13 @@ class Store:
             )
             self.conn.execute(
                 "INSERT INTO efficiency VALUES(?,?,?,?)", (run_id, model_key, task_key, _dumps(efficiency))
+            )
+
+    def put_benchmark(self, run_id: str, model_key: str, row: dict, environment_key: str) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO benchmarks VALUES(?,?,?,?,?,?)",
+                (run_id, model_key, row["prompt_tokens"], row["new_tokens"], _dumps(row), environment_key),
             )
 
     def put_training_record(self, model_key: str, record: dict) -> None:
