@@ -118,7 +118,7 @@ def evaluate(
     from beyondscale.models import parse_model_ref
     from beyondscale.models.load import resolve_device
     from beyondscale.store import Store
-    from beyondscale.tasks import build_items, load_task
+    from beyondscale.tasks import build_task, load_task
 
     settings = settings or EvalSettings()
     if not models:
@@ -139,10 +139,10 @@ def evaluate(
         spec = load_task(name)
         if settings.num_fewshot is not None:
             spec = spec.model_copy(update={"num_fewshot": settings.num_fewshot})
-        items = build_items(spec, limit=settings.limit, seed=settings.seed)
-        if not items:
+        built = build_task(spec, limit=settings.limit, seed=settings.seed)
+        if not built.items:
             raise UserError(f"task {spec.name}: no documents to evaluate")
-        specs.append((spec, items))
+        specs.append((spec, built))
     db = Store(store)
     environment = measure.environment()
     run_id = db.start_run(command, {"models": list(models), "tasks": list(tasks), **asdict(settings)}, environment)
@@ -155,9 +155,9 @@ def evaluate(
             db.put_model(model.key, ref.name, settings.family, ref.to_dict(), model.identity, model.facts.to_dict())
             if (record := ref.lab_record()) is not None:
                 db.put_training_record(model.key, record)
-            for spec, items in specs:
+            for spec, built in specs:
                 out.results.append(
-                    _evaluate_pair(db, run_id, model, spec, items, settings, meter, costs, peak, environment,
+                    _evaluate_pair(db, run_id, model, spec, built, settings, meter, costs, peak, environment,
                                    show_progress, score)
                 )
             model.release()
@@ -222,7 +222,7 @@ def _task_key(spec: Any, settings: EvalSettings) -> str:
     return _hash({"spec": spec.spec_hash(), "score_config": settings.score_config()})
 
 
-def _evaluate_pair(db, run_id, model: _LazyModel, spec, items, settings, meter, costs, peak, environment,
+def _evaluate_pair(db, run_id, model: _LazyModel, spec, built, settings, meter, costs, peak, environment,
                    show_progress, score) -> PairResult:
     from beyondscale import measure
     from beyondscale.engine.requests import ItemResult
@@ -231,7 +231,8 @@ def _evaluate_pair(db, run_id, model: _LazyModel, spec, items, settings, meter, 
     task_key = _task_key(spec, settings)
     db.put_task(task_key, spec.name, spec.output_type, spec.spec_hash(),
                 json.loads(spec.model_dump_json()), settings.score_config())
-    db.put_run_pair(run_id, model_key, task_key, "running")
+    items = built.items
+    db.put_run_pair(run_id, model_key, task_key, "running", built.info.to_json())
     keys = [item.key() for item in items]
     done = db.done_item_keys(model_key, task_key)
     todo = [item for item, key in zip(items, keys, strict=True) if key not in done]

@@ -6,7 +6,8 @@ Schema (documented in the README; `schema_version` in `meta`):
     models(model_key PK, name, family, ref, identity, facts, created)
     tasks(task_key PK, name, output_type, spec_hash, spec, eval_config, created)
     runs(run_id PK, created, finished, status, command, args, environment)
-    run_pairs(run_id, model_key, task_key, status, PK(run_id, model_key, task_key))
+    run_pairs(run_id, model_key, task_key, status, build, PK(run_id, model_key, task_key))
+                                                 -- build: seed, split, doc ids and few-shot doc ids used
     items(model_key, task_key, item_key, doc_id, request, result, batch_key, created,
           PK(model_key, task_key, item_key))         -- the engine's raw answers
     measurements(model_key, task_key, batch_key, run_id, n_items, wall_s, cpu_s, tokens_in,
@@ -56,7 +57,7 @@ CREATE TABLE IF NOT EXISTS runs(
   run_id TEXT PRIMARY KEY, created REAL NOT NULL, finished REAL, status TEXT NOT NULL, command TEXT NOT NULL,
   args TEXT NOT NULL, environment TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS run_pairs(
-  run_id TEXT NOT NULL, model_key TEXT NOT NULL, task_key TEXT NOT NULL, status TEXT NOT NULL,
+  run_id TEXT NOT NULL, model_key TEXT NOT NULL, task_key TEXT NOT NULL, status TEXT NOT NULL, build TEXT,
   PRIMARY KEY(run_id, model_key, task_key));
 CREATE TABLE IF NOT EXISTS items(
   model_key TEXT NOT NULL, task_key TEXT NOT NULL, item_key TEXT NOT NULL, doc_id INTEGER NOT NULL,
@@ -174,11 +175,12 @@ class Store:
                 (task_key, name, output_type, spec_hash, _dumps(spec), _dumps(eval_config), time.time()),
             )
 
-    def put_run_pair(self, run_id: str, model_key: str, task_key: str, status: str) -> None:
+    def put_run_pair(self, run_id: str, model_key: str, task_key: str, status: str, build: dict | None = None) -> None:
         with self.transaction():
             self.conn.execute(
-                "INSERT INTO run_pairs VALUES(?,?,?,?) ON CONFLICT DO UPDATE SET status=excluded.status",
-                (run_id, model_key, task_key, status),
+                "INSERT INTO run_pairs VALUES(?,?,?,?,?) ON CONFLICT DO UPDATE SET status=excluded.status, "
+                "build=COALESCE(excluded.build, run_pairs.build)",
+                (run_id, model_key, task_key, status, None if build is None else _dumps(build)),
             )
 
     def model_facts(self, model_key: str) -> dict | None:
