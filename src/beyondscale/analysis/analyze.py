@@ -701,13 +701,24 @@ def _recommendation(ctx: _Ctx, an: Analysis, constraints: dict[str, Any] | None,
         prim = paired[[primary.get(t) == m for t, m in zip(paired["task"], paired["metric"], strict=True)]]
         beaten = prim[(prim["flag"] == "") & prim["significant"].astype(bool)]
         order = ctx.table.sort_values("size")["model"].tolist()
+        passed_over: list[str] = []
         for model in order:
             wins = beaten[beaten["model_a"] == model]
             if wins.empty:
                 base["model"] = model
                 base["reason"] = (f"{model}: no bigger model is significantly better on any task's primary metric "
                                   f"(paired tests on the same items, p<{ALPHA:g}); no constraints given")
+                if passed_over:
+                    base["reason"] += "; smaller models passed over: " + "; ".join(passed_over)
+                worse = prim[(prim["model_b"] == model) & prim["significant"].astype(bool) & (prim["flag"] != "")]
+                if not worse.empty:
+                    base["reason"] += "; but it is significantly worse than " + ", ".join(
+                        f"{a} on {t} (p={p:.2g})" for a, t, p in
+                        zip(worse["model_a"], worse["task"], worse["p_value"], strict=True))
                 return base
+            passed_over.append(f"{model} (" + ", ".join(
+                f"{b} is significantly better on {t}, p={p:.2g}" for b, t, p in
+                zip(wins["model_b"], wins["task"], wins["p_value"], strict=True)) + ")")
     col = "mean_score" if lb["mean_score"].notna().sum() >= 2 else None
     if col is None and len(primary) == 1:
         t, m = next(iter(primary.items()))

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # Items per task for `make run` (2 models x 3 tasks on 2 CPU cores in a few minutes).
-DEFAULT_SIZES: dict[str, int] = {"qs_bpb": 60, "qs_nextsent": 150, "qs_pattern": 100}
+DEFAULT_SIZES: dict[str, int] = {"qs_bpb": 40, "qs_nextsent": 100, "qs_pattern": 100}
 # Corpus groups (source files / help topics) go to one pool each; a pool feeds one task.
 POOLS: tuple[tuple[str, float], ...] = (("qs_bpb", 0.4), ("qs_nextsent", 0.6))
 TASK_VERSION = 1
