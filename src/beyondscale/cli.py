@@ -210,19 +210,21 @@ def analyze_cmd(
     print_analysis(result)
 
 
-def print_analysis(result: Any) -> None:
+def print_analysis(result: Any, brief: bool = False) -> None:
+    """The verdict, then the paired tests (and, unless `brief`, marginal gains and Pareto frontiers)."""
     out.rule("verdict")
     for line in result.verdict:
         out.print(f"• {line}", highlight=False)
     if result.recommendation:
         out.print(f"recommendation: {result.recommendation.get('model')} — {result.recommendation.get('reason')}",
                   highlight=False)
-    for name, cols in (
+    tables = (
         ("paired", ["task", "metric", "model_a", "model_b", "n_items", "effect", "ci_low", "ci_high", "p_value",
                     "flag"]),
         ("marginal", ["task", "metric", "axis", "from_model", "to_model", "gain", "gain_per_doubling", "source"]),
         ("pareto", ["task", "metric", "cost_axis", "model", "quality", "cost", "on_frontier"]),
-    ):
+    )
+    for name, cols in tables[:1] if brief else tables:
         frame = getattr(result, name)
         if frame.empty:
             continue
@@ -341,7 +343,7 @@ def quickstart_cmd(
     start = time.perf_counter()
     settings = api.EvalSettings(device=device, batch_size=batch_size if batch_size == "auto" else int(batch_size))
     result = api.quickstart(store=store, out=out_path, limit=limit, settings=settings)
-    print_analysis(result.analysis)
+    print_analysis(result.analysis, brief=True)
     out.rule("timings")
     for stage, seconds in result.stage_seconds.items():
         out.print(f"{stage:>14}: {seconds:7.1f} s")
