@@ -76,6 +76,8 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=40)
     parser.add_argument("--lm-eval-batch-size", type=int, default=8)
     parser.add_argument("--tol", type=float, default=1e-4)
+    parser.add_argument("--self-check", action="store_true",
+                        help="also run lm-eval at batch size 1 and report how far lm-eval moves from itself")
     args = parser.parse_args()
     require_lm_eval()
 
@@ -94,6 +96,13 @@ def main() -> int:
         theirs, their_metrics, t_peer = run_lm_eval(folder, work / "lm_eval_tasks", peer_names, args.limit,
                                                     args.lm_eval_batch_size)
         ours, our_metrics, t_ours = run_beyondscale(spec, task_files, args.limit, work / f"{name}.db")
+        if args.self_check:
+            theirs_bs1, _, _ = run_lm_eval(folder, work / "lm_eval_tasks", peer_names, args.limit, 1)
+            for peer in peer_names:
+                drift = max(abs(a - b) for d in theirs[peer] for a, b in
+                            zip(theirs[peer][d], theirs_bs1[peer][d], strict=True))
+                print(f"{name:<24} {peer.removeprefix('peer_'):<12} lm-eval batch {args.lm_eval_batch_size} vs "
+                      f"batch 1: max|Δll| {drift:.2e} (lm-eval's own float32 reproducibility)")
         for peer in peer_names:
             task = peer.removeprefix("peer_")
             docs = sorted(set(theirs[peer]) & set(ours[task]))
