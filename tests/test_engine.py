@@ -394,3 +394,31 @@ def test_user_errors_name_the_problem():
         Engine(model, tok, batch_size=0)
     with pytest.raises(UserError, match="rolling_stride"):
         Engine(model, tok, max_length=16, rolling_stride=17)
+
+
+def test_split_by_length_is_optimal_against_brute_force():
+    """The DP that splits sorted lengths into padded sub-batches matches an exhaustive search."""
+    import itertools
+    import random
+
+    from beyondscale.engine.scoring import split_by_length
+
+    rng = random.Random(0)
+    for _ in range(30):
+        lengths = sorted(rng.randint(1, 60) for _ in range(rng.randint(1, 9)))
+        overhead = rng.choice([0, 8, 48])
+
+        def cost(sizes, lengths=lengths, overhead=overhead):
+            total, start = 0, 0
+            for n in sizes:
+                total += n * lengths[start + n - 1] + overhead
+                start += n
+            return total
+
+        best = min(
+            cost([b - a for a, b in zip((0, *cuts), (*cuts, len(lengths)), strict=True)])
+            for k in range(len(lengths))
+            for cuts in itertools.combinations(range(1, len(lengths)), k)
+        )
+        sizes = split_by_length(lengths, overhead)
+        assert sum(sizes) == len(lengths) and cost(sizes) == best

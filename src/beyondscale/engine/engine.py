@@ -22,7 +22,14 @@ import torch
 
 from beyondscale.engine.generate import GenRow, eos_ids, finish_text, greedy_generate
 from beyondscale.engine.requests import Item, ItemResult
-from beyondscale.engine.scoring import Group, Scorer, batch_cost, make_groups
+from beyondscale.engine.scoring import (
+    SPLIT_OVERHEAD_TOKENS,
+    Group,
+    Scorer,
+    batch_cost,
+    make_groups,
+    split_by_length,
+)
 from beyondscale.engine.tokens import LmEvalTokenizer, loglik_span, resolve_max_length, rolling_spans
 from beyondscale.errors import UserError
 
@@ -213,11 +220,16 @@ class Engine:
         results = [ItemResult(doc_id=it.doc_id) for it in batch]
         groups = sorted(
             (dataclasses.replace(g, owner=i) for i, p in enumerate(preps) for g in p.groups),
-            key=lambda g: -g.prefix_len,
+            key=lambda g: g.prefix_len,
         )
         sums = {i: [0.0] * p.n_slots for i, p in enumerate(preps) if p.gen is None}
         greedy = {i: [True] * p.n_slots for i, p in enumerate(preps) if p.gen is None}
-        for chunk in self._chunks(groups, self._fits):
+        # Prefixes of similar length share a forward pass (little left-padding); within that, the budget.
+        similar, start = [], 0
+        for n in split_by_length([g.prefix_len for g in groups], overhead=2 * SPLIT_OVERHEAD_TOKENS):
+            similar.append(groups[start : start + n])
+            start += n
+        for chunk in (c for part in similar for c in self._chunks(part, self._fits)):
             for g, outs in zip(chunk, self._halving(self.scorer.score, chunk), strict=True):
                 results[g.owner].tokens_in += g.tokens_in()
                 for span, (lp, ok) in zip(g.spans, outs, strict=True):

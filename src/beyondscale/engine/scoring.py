@@ -18,6 +18,7 @@ result is lm-eval's up to float rounding, whatever the batching.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import sys
 from dataclasses import dataclass
@@ -143,26 +144,11 @@ class Scorer:
             attention_mask=mask.to(dev),
             position_ids=pos.to(dev),
         )
-        keeps = {1: keep1}
+        index1 = torch.full(keep1.shape, -1, dtype=torch.long)
+        index1[keep1] = torch.arange(int(keep1.sum()))  # kept logits come in row-major order
+        indexes = {1: index1}
         if rows2:
-            lr = max(len(rem) for _, rem in rows2)
-            gidx = torch.tensor([b for b, _ in rows2], dtype=torch.long)
-            ids2 = torch.full((len(rows2), lr), self.pad_id, dtype=torch.long)
-            mask2 = torch.zeros((len(rows2), lr), dtype=torch.bool)
-            for r, (_, rem) in enumerate(rows2):
-                ids2[r, : len(rem)] = torch.tensor(rem, dtype=torch.long)
-                mask2[r, : len(rem)] = True
-            keeps[2] = _mask(mask2.shape, scored[2])
-            pos2 = torch.tensor([lens[b] for b, _ in rows2])[:, None] + torch.arange(lr)[None, :]
-            cache.batch_select_indices(gidx.to(dev))  # one copy of the prefix cache per span
-            logits[2], _ = self._forward(
-                keeps[2].to(dev),
-                use_cache=True,
-                input_ids=ids2.to(dev),
-                attention_mask=torch.cat([mask[gidx], mask2], dim=1).to(dev),
-                position_ids=pos2.to(dev),
-                past_key_values=cache,
-            )
+            logits[2], indexes[2] = self._phase2(rows2, scored[2], cache, mask, lens)
         del cache
 
         sums = torch.zeros(len(span_owner), dtype=torch.float64)
@@ -170,10 +156,7 @@ class Scorer:
         for phase, (rows, cols, targets, sids) in scored.items():
             if not rows:
                 continue
-            keep = keeps[phase]
-            index = torch.full(keep.shape, -1, dtype=torch.long)
-            index[keep] = torch.arange(int(keep.sum()))  # kept logits come in row-major order
-            at = index[rows, cols].to(dev)
+            at = indexes[phase][rows, cols].to(dev)
             lp, greedy = token_logprobs(logits[phase], at, torch.tensor(targets, device=dev))
             owner = torch.tensor(sids, dtype=torch.long)
             sums.index_add_(0, owner, lp.double().cpu())
@@ -182,6 +165,75 @@ class Scorer:
         for sid, b in enumerate(span_owner):
             out[b].append((float(sums[sid]), bool(misses[sid] == 0)))
         return out
+
+
+    def _phase2(self, rows2, scored2, cache, mask, lens) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run each span's remainder from a copy of its prefix cache, in sub-batches of similar length.
+
+        Continuations of one question differ in length; padding them all to the longest wasted
+        close to half of the compute. Rows are sorted by length and split where padding would cost
+        more than another forward pass. Returns the kept logits and, for every (row, column) of the
+        full remainder grid, the index of its logits row (-1 where nothing is scored).
+        """
+        dev = self.device
+        lr = max(len(rem) for _, rem in rows2)
+        keep2 = _mask((len(rows2), lr), scored2)
+        index = torch.full(keep2.shape, -1, dtype=torch.long)
+        order = sorted(range(len(rows2)), key=lambda r: len(rows2[r][1]))
+        chunks = split_by_length([len(rows2[r][1]) for r in order])
+        parts, offset, start = [], 0, 0
+        for n_rows in chunks:
+            rows = order[start : start + n_rows]
+            start += n_rows
+            width = max(len(rows2[r][1]) for r in rows)
+            ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+            own = torch.zeros((len(rows), width), dtype=torch.bool)
+            for i, r in enumerate(rows):
+                rem = rows2[r][1]
+                ids[i, : len(rem)] = torch.tensor(rem, dtype=torch.long)
+                own[i, : len(rem)] = True
+            gidx = torch.tensor([rows2[r][0] for r in rows], dtype=torch.long)
+            keep = keep2[rows, :width]
+            sel = torch.tensor(rows)[:, None].expand(-1, width)[keep], torch.arange(width)[None, :].expand(
+                len(rows), -1)[keep]
+            index[sel] = torch.arange(offset, offset + len(sel[0]))
+            offset += len(sel[0])
+            last = start == len(order)
+            sub = cache if last else copy.deepcopy(cache)
+            sub.batch_select_indices(gidx.to(dev))  # one copy of the prefix cache per span
+            pos = torch.tensor([lens[rows2[r][0]] for r in rows])[:, None] + torch.arange(width)[None, :]
+            out, _ = self._forward(
+                keep.to(dev),
+                use_cache=True,
+                input_ids=ids.to(dev),
+                attention_mask=torch.cat([mask[gidx], own], dim=1).to(dev),
+                position_ids=pos.to(dev),
+                past_key_values=sub,
+            )
+            parts.append(out)
+            del sub
+        return torch.cat(parts), index
+
+
+# A forward pass costs about as much as this many padded tokens more (Python overhead, cache copy).
+SPLIT_OVERHEAD_TOKENS = 48
+
+
+def split_by_length(lengths: list[int], overhead: int = SPLIT_OVERHEAD_TOKENS) -> list[int]:
+    """Sizes of consecutive chunks of sorted `lengths` minimising padded tokens + per-chunk overhead."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(j):  # chunk = lengths[i:j], padded to lengths[j-1]
+            cost = best[i] + (j - i) * lengths[j - 1] + overhead
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    sizes, j = [], n
+    while j > 0:
+        sizes.append(j - cut[j])
+        j = cut[j]
+    return sizes[::-1]
 
 
 def _append(lists: tuple[list[int], ...], *values: int) -> None:
