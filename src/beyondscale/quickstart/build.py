@@ -48,8 +48,9 @@ DEFAULT_SIZES: dict[str, int] = {"qs_bpb": 40, "qs_nextsent": 100, "qs_pattern":
 POOLS: tuple[tuple[str, float], ...] = (("qs_bpb", 0.4), ("qs_nextsent", 0.6))
 TASK_VERSION = 1
 BPB_MIN_CHARS, BPB_MAX_CHARS = 300, 1500
-PASSAGE_MAX_CHARS = 700
-PASSAGE_MAX_SENTENCES = 5
+PASSAGE_MAX_CHARS = 1000
+PASSAGE_MIN_CHARS = 250
+PASSAGE_MAX_SENTENCES = 8
 
 
 def _pick(rng: random.Random, n: int) -> int:
@@ -121,7 +122,7 @@ def nextsent_items(corpus: Corpus, n: int, seed: int) -> list[dict[str, Any]]:
             while i - j > 2 and len(" ".join(sents[j:i])) > PASSAGE_MAX_CHARS:
                 j += 1
             passage = " ".join(sents[j:i])
-            if 120 <= len(passage) <= PASSAGE_MAX_CHARS:
+            if PASSAGE_MIN_CHARS <= len(passage) <= PASSAGE_MAX_CHARS:
                 spans.append((j, i))
         if not spans:
             continue
