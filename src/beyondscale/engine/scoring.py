@@ -198,9 +198,7 @@ class Scorer:
                 len(rows), -1)[keep]
             index[sel] = torch.arange(offset, offset + len(sel[0]))
             offset += len(sel[0])
-            last = start == len(order)
-            sub = cache if last else copy.deepcopy(cache)
-            sub.batch_select_indices(gidx.to(dev))  # one copy of the prefix cache per span
+            sub = _select_rows(cache, gidx.to(dev))  # one copy of the prefix cache per span
             pos = torch.tensor([lens[rows2[r][0]] for r in rows])[:, None] + torch.arange(width)[None, :]
             out, _ = self._forward(
                 keep.to(dev),
@@ -213,6 +211,22 @@ class Scorer:
             parts.append(out)
             del sub
         return torch.cat(parts), index
+
+
+def _select_rows(cache, index: torch.Tensor):
+    """A cache holding `index` rows of `cache`, which is left untouched for the next sub-batch.
+
+    Cache layers replace (never modify in place) their tensors on select and update, so shallow
+    copies of the layer objects suffice: only the selected rows are copied, not the whole cache.
+    """
+    layers = getattr(cache, "layers", None)
+    if layers is None:
+        sub = copy.deepcopy(cache)
+    else:
+        sub = copy.copy(cache)
+        sub.layers = [copy.copy(layer) for layer in layers]
+    sub.batch_select_indices(index)
+    return sub
 
 
 # A forward pass costs about as much as this many padded tokens more (Python overhead, cache copy).
