@@ -1,6 +1,6 @@
 """Shared fixtures: tiny random-init HF models saved as ordinary folders, and JSONL task fixtures.
 
-Nothing is downloaded: the tokenizer is a byte-level BPE trained here on a few KB of text.
+Nothing is downloaded: the tokenizer is the byte-level BPE of `_tiny_models`, trained in the test.
 """
 
 from __future__ import annotations
@@ -22,22 +22,13 @@ TEXT = (
 ) * 8
 
 
-def train_tokenizer(path: Path, vocab_size: int = 300):
-    """A byte-level BPE tokenizer with bos/eos, trained on TEXT, saved as a HF tokenizer."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+def save_tokenizer(path: Path):
+    """The engine tests' byte-level BPE tokenizer (trained here, no download), saved as a HF tokenizer."""
+    from _tiny_models import tiny_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=["<bos>", "<eos>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator([TEXT], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>")
-    fast.save_pretrained(path)
-    return fast
+    tok = tiny_tokenizer()
+    tok.save_pretrained(path)
+    return tok
 
 
 def build_tiny_model(path: Path, arch: str = "llama", seed: int = 0, **overrides) -> Path:
@@ -45,9 +36,9 @@ def build_tiny_model(path: Path, arch: str = "llama", seed: int = 0, **overrides
     from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, MixtralConfig
 
     path.mkdir(parents=True, exist_ok=True)
-    tok = train_tokenizer(path)
+    tok = save_tokenizer(path)
     common = {"vocab_size": len(tok), "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
-              "pad_token_id": tok.pad_token_id}
+              "pad_token_id": tok.convert_tokens_to_ids("<pad>")}
     if arch == "llama":
         cls, defaults = LlamaConfig, {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                                       "num_attention_heads": 4, "num_key_value_heads": 2,
