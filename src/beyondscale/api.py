@@ -218,8 +218,8 @@ class _LazyModel:
         self._loaded = self._engine = None
 
 
-def _task_key(spec: Any, settings: EvalSettings) -> str:
-    return _hash({"spec": spec.spec_hash(), "score_config": settings.score_config()})
+def _task_key(spec_hash: str, settings: EvalSettings) -> str:
+    return _hash({"spec": spec_hash, "score_config": settings.score_config()})
 
 
 def _evaluate_pair(db, run_id, model: _LazyModel, spec, built, settings, meter, costs, peak, environment,
@@ -228,8 +228,9 @@ def _evaluate_pair(db, run_id, model: _LazyModel, spec, built, settings, meter, 
     from beyondscale.engine.requests import ItemResult
 
     model_name, model_key = model.ref.name, model.key
-    task_key = _task_key(spec, settings)
-    db.put_task(task_key, spec.name, spec.output_type, spec.spec_hash(),
+    spec_hash = spec.spec_hash()  # hashes the data files: once per pair
+    task_key = _task_key(spec_hash, settings)
+    db.put_task(task_key, spec.name, spec.output_type, spec_hash,
                 json.loads(spec.model_dump_json()), settings.score_config())
     items = built.items
     db.put_run_pair(run_id, model_key, task_key, "running", built.info.to_json())
