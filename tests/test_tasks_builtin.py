@@ -9,6 +9,7 @@ documents (ConfigurableTask.build_all_requests, fewshot seed 1234).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -185,3 +186,12 @@ def test_wikitext(hub: list[tuple]) -> None:
         "In 2006, Boulter starred alongside Whishaw in the play Citizenship written by Mark Ravenhill. "
         'The population was 1,234.5 ("about") 1 people\'s homes, 12°C; ok! right?\n'
     )
+    # lm-eval's wikitext process_results counts words and bytes on the original page, not the scored text.
+    from beyondscale.engine.requests import ItemResult
+    from beyondscale.metrics import score
+    pages = [d["page"] for d in HUB_DOCS["wikitext"]["test"]]
+    assert [it.count_text for it in items] == pages and pages[0] != items[0].text
+    results = [ItemResult(doc_id=it.doc_id, logprobs=[-10.0], is_greedy=[False], n_tokens=[5]) for it in items]
+    rows = score("loglikelihood_rolling", ["word_perplexity"], items, results).rows
+    assert [r["values"]["words"] for r in rows] == [len(re.split(r"\s+", p)) for p in pages]
+    assert [r["values"]["bytes"] for r in rows] == [len(p.encode("utf-8")) for p in pages]

@@ -221,7 +221,7 @@ def test_missing_choice_and_split(tmp_path: Path) -> None:
         ("repeats: 5\n", r"`repeats: 5` is not supported"),
         ("generation_kwargs:\n  do_sample: true\n", r"do_sample: true` is not supported"),
         ("process_docs: my_module.fn\n", r"not a built-in process_docs.*hellaswag_process_docs"),
-        ("process_results: foo\n", r"field `process_results` is Python code"),
+        ("process_results: foo\n", r"`process_results: foo` is not a built-in"),
         ("num_fewshot: two\n", r"field `num_fewshot`"),
         ("num_fewshot: -1\n", r"field `num_fewshot`"),
         ("fewshot_config:\n  sampler: balanced\n", r"fewshot_config.sampler"),

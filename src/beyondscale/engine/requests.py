@@ -42,10 +42,14 @@ class Item:
     text: str = ""
     until: tuple[str, ...] = ()
     max_gen_toks: int = 256
+    count_text: str = ""  # rolling: words/bytes counted on this text when set (lm-eval's wikitext)
 
     def key(self) -> str:
         """Content hash of the request: equal requests resume, changed ones are recomputed."""
-        blob = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, default=list)
+        fields = asdict(self)
+        if not fields["count_text"]:
+            del fields["count_text"]  # keeps the keys of items that never set it
+        blob = json.dumps(fields, sort_keys=True, ensure_ascii=False, default=list)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
 
 

@@ -220,8 +220,8 @@ def _rolling_row(item: Item, res: ItemResult) -> dict:
     """lm-eval loglikelihood_rolling: the document's total ll with its word and byte counts."""
     values = {
         "logprob": float(sum(res.logprobs)),
-        "words": float(count_words(item.text)),
-        "bytes": float(count_bytes(item.text)),
+        "words": float(count_words(item.count_text or item.text)),
+        "bytes": float(count_bytes(item.count_text or item.text)),
         "tokens": float(sum(res.n_tokens)),
     }
     return {"doc_id": item.doc_id, "pred": None, "gold": None, "correct": None, "values": values}

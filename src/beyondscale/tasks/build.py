@@ -29,7 +29,7 @@ from typing import Any
 from beyondscale.engine.requests import Item
 from beyondscale.errors import UserError
 from beyondscale.tasks import data, template
-from beyondscale.tasks.safe_builtins import PROCESS_DOCS
+from beyondscale.tasks.safe_builtins import PROCESS_DOCS, PROCESS_RESULTS
 from beyondscale.tasks.spec import TaskSpec
 
 _UNSET = object()
@@ -345,7 +345,8 @@ class _Builder:
         spec = self.spec
         kind = spec.output_type
         if kind == "loglikelihood_rolling":
-            return Item(doc_id=doc_id, output_type=kind, text=str(self.target(doc, doc_id)))
+            count = PROCESS_RESULTS[spec.process_results](doc) if spec.process_results else ""
+            return Item(doc_id=doc_id, output_type=kind, text=str(self.target(doc, doc_id)), count_text=count)
         if kind == "multiple_choice":
             choices = self.choice(doc, doc_id)
             if not choices:

@@ -50,6 +50,18 @@ PROCESS_DOCS: dict[str, ProcessDocs] = {
 }
 
 
+def wikitext_count_text(doc: Doc) -> str:
+    """lm-eval's wikitext `process_results` counts words and bytes on the original `page`, not on the
+    detokenized text that is scored; this returns the text to count on."""
+    return str(doc["page"])
+
+
+# `process_results` names: which text the rolling perplexities' word and byte counts come from.
+PROCESS_RESULTS: dict[str, Callable[[Doc], str]] = {
+    "wikitext_process_results": wikitext_count_text,
+}
+
+
 # --- Jinja filters ---------------------------------------------------------------------------------
 
 

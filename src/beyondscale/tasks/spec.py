@@ -26,7 +26,12 @@ from pydantic import (
 
 from beyondscale.errors import UserError
 from beyondscale.tasks import template
-from beyondscale.tasks.safe_builtins import BUILTINS_VERSION, PROCESS_DOCS, process_docs_names
+from beyondscale.tasks.safe_builtins import (
+    BUILTINS_VERSION,
+    PROCESS_DOCS,
+    PROCESS_RESULTS,
+    process_docs_names,
+)
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 HASH_VERSION = "1"
@@ -41,7 +46,6 @@ DEFAULT_METRICS: dict[str, list[str]] = {
 # lm-eval fields we know but refuse, with the reason shown to the user.
 UNSUPPORTED_FIELDS: dict[str, str] = {
     "custom_dataset": "is Python code; point dataset_path/dataset_kwargs at the data instead",
-    "process_results": "is Python code; metrics come from metric_list",
     "use_prompt": "(promptsource) is not supported; write doc_to_text/doc_to_target as Jinja",
     "doc_to_image": "multimodal tasks are not supported",
     "doc_to_audio": "multimodal tasks are not supported",
@@ -116,6 +120,7 @@ class TaskSpec(_Model):
     test_split: str | None = None
     fewshot_split: str | None = None
     process_docs: str | None = None
+    process_results: str | None = None
     doc_to_text: str | int | None = None
     doc_to_target: str | int | list[Any] | None = None
     doc_to_choice: str | list[Any] | dict[str, Any] | None = None
@@ -239,6 +244,13 @@ def _check_spec(spec: TaskSpec, where: str) -> None:
                 f"{where}: `{field}: {name}` is not a built-in process_docs "
                 f"(available: {', '.join(process_docs_names())})"
             )
+    if spec.process_results is not None and (
+        spec.process_results not in PROCESS_RESULTS or spec.output_type != "loglikelihood_rolling"
+    ):
+        raise UserError(
+            f"{where}: `process_results: {spec.process_results}` is not a built-in for {spec.output_type} "
+            f"(available for loglikelihood_rolling: {', '.join(PROCESS_RESULTS)}); metrics come from metric_list"
+        )
     _check_filters(spec, where)
     _check_dataset(spec, where)
     _check_templates(spec, where)
