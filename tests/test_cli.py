@@ -139,3 +139,33 @@ def test_resume_after_kill(tiny_llama, tmp_path):
     assert got.keys() == want.keys()
     for key in want:
         assert got[key] == pytest.approx(want[key], abs=1e-9)
+
+
+def test_fit_cli_json_recovers_constants(tmp_path, monkeypatch, capfd):
+    import numpy as np
+
+    from beyondscale.cli import main
+
+    rows = ["params,tokens,loss,run_name"]
+    for n in (1e7, 3e7, 1e8, 3e8, 1e9):
+        for d in (1e9, 3e9, 1e10, 3e10):
+            rows.append(f"{n},{d},{1.8 + 400 / n**0.34 + 2000 / d**0.37},run")  # extra column ignored
+    data = tmp_path / "points.csv"
+    data.write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(data), "--n-boot", "50", "--json"])
+    capfd.readouterr()
+    main()
+    doc = json.loads(capfd.readouterr().out)
+    assert doc["n_points"] == 20
+    for key, true in {"E": 1.8, "A": 400, "alpha": 0.34, "B": 2000, "beta": 0.37}.items():
+        assert doc[key] == pytest.approx(true, rel=0.05), key
+    # N_opt minimises the fitted loss along C = 6 N D (brute force over a fine grid of N).
+    c = doc["compute_optimal"][1]
+    grid = np.logspace(6, 13, 200_001)
+    loss = doc["A"] / grid ** doc["alpha"] + doc["B"] / (c["C"] / (6 * grid)) ** doc["beta"]
+    assert c["N_opt"] == pytest.approx(grid[np.argmin(loss)], rel=1e-3)
+
+    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(tmp_path / "missing.csv")])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2 and "missing.csv" in capfd.readouterr().err

@@ -268,6 +268,13 @@ def fit_cmd(
         raise UserError("--n-boot and --exclude-worst must not be negative")
     result = api.fit(data, exclude_worst=exclude_worst, n_boot=n_boot, seed=seed)
     doc = result.to_json()
+    budgets = [1e18, 1e20, 1e22, 1e24]
+    optimal = []
+    if doc.get("B") is not None:
+        n_opt, d_opt = result.compute_optimal(budgets)
+        optimal = [{"C": c, "N_opt": float(n), "D_opt": float(d)} for c, n, d in zip(budgets, n_opt, d_opt,
+                                                                                   strict=True)]
+        doc["compute_optimal"] = optimal
     if json_out:
         print(json.dumps(doc, default=str))
         return
@@ -280,6 +287,14 @@ def fit_cmd(
         lo, hi = (doc.get("ci") or {}).get(name, (None, None))
         table.add_row(name, _fmt(value), f"[{_fmt(lo)}, {_fmt(hi)}]")
     out.print(table)
+    if optimal:
+        alloc = Table(title="compute-optimal allocation (C = 6 N D)", title_justify="left")
+        for col in ("C (FLOPs)", "N_opt (params)", "D_opt (tokens)", "tokens per param"):
+            alloc.add_column(col, justify="right")
+        for row in optimal:
+            alloc.add_row(f"{row['C']:.0e}", f"{row['N_opt']:.3g}", f"{row['D_opt']:.3g}",
+                          f"{row['D_opt'] / row['N_opt']:.1f}")
+        out.print(alloc)
 
 
 @app.command("bench")
