@@ -36,13 +36,16 @@ def _setup_logging(level: str) -> None:
         raise UserError(f"--log-level {level}: expected debug, info, warning or error")
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if level.upper() != "DEBUG":
-        for noisy in ("transformers", "datasets", "urllib3", "filelock", "httpx"):
+        for noisy in ("transformers", "datasets", "urllib3", "filelock", "httpx", "huggingface_hub"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         try:
             import transformers
 
             transformers.utils.logging.set_verbosity_error()
             transformers.utils.logging.disable_progress_bar()
+            import huggingface_hub
+
+            huggingface_hub.utils.logging.set_verbosity_error()
         except Exception:  # noqa: BLE001 - cosmetics only
             pass
 
