@@ -143,10 +143,10 @@ def evaluate(
         if not built.items:
             raise UserError(f"task {spec.name}: no documents to evaluate")
         specs.append((spec, built))
+    meter = measure.Meter(device=device, cpu_watts=settings.cpu_watts)
     db = Store(store)
     environment = measure.environment()
     run_id = db.start_run(command, {"models": list(models), "tasks": list(tasks), **asdict(settings)}, environment)
-    meter = measure.Meter(device=device, cpu_watts=settings.cpu_watts)
     peak = measure.peak_flops(device)
     out = EvalResult(run_id, str(store))
     try:
