@@ -114,7 +114,6 @@ def evaluate(
 ) -> EvalResult:
     """Score and meter every (model, task) pair; everything lands in the store, resumably."""
     from beyondscale import measure
-    from beyondscale.metrics import score
     from beyondscale.models import parse_model_ref
     from beyondscale.models.load import resolve_device
     from beyondscale.store import Store
@@ -158,7 +157,7 @@ def evaluate(
             for spec, built in specs:
                 out.results.append(
                     _evaluate_pair(db, run_id, model, spec, built, settings, meter, costs, peak, environment,
-                                   show_progress, score)
+                                   show_progress)
                 )
             model.release()
     except KeyboardInterrupt:
@@ -223,9 +222,10 @@ def _task_key(spec_hash: str, settings: EvalSettings) -> str:
 
 
 def _evaluate_pair(db, run_id, model: _LazyModel, spec, built, settings, meter, costs, peak, environment,
-                   show_progress, score) -> PairResult:
+                   show_progress) -> PairResult:
     from beyondscale import measure
     from beyondscale.engine.requests import ItemResult
+    from beyondscale.metrics import score
 
     model_name, model_key = model.ref.name, model.key
     spec_hash = spec.spec_hash()  # hashes the data files: once per pair
@@ -235,6 +235,7 @@ def _evaluate_pair(db, run_id, model: _LazyModel, spec, built, settings, meter, 
     items = built.items
     db.put_run_pair(run_id, model_key, task_key, "running", built.info.to_json())
     keys = [item.key() for item in items]
+    key_of = dict(zip(items, keys, strict=True))
     done = db.done_item_keys(model_key, task_key)
     todo = [item for item, key in zip(items, keys, strict=True) if key not in done]
     env_key = environment.get("environment_key", "")
@@ -244,7 +245,7 @@ def _evaluate_pair(db, run_id, model: _LazyModel, spec, built, settings, meter, 
             with meter.measure() as m:
                 results = model.engine.run_batch(batch)
                 m.add_tokens(sum(r.tokens_in for r in results), sum(r.tokens_out for r in results))
-            batch_keys = [item.key() for item in batch]
+            batch_keys = [key_of[item] for item in batch]
             rows = [(k, it.doc_id, asdict(it), res.to_json()) for k, it, res in zip(batch_keys, batch, results,
                                                                                   strict=True)]
             db.write_batch(run_id, model_key, task_key, _hash(batch_keys), rows, m.result.to_dict(), env_key)
@@ -414,15 +415,17 @@ def report(
     store: str | Path = DEFAULT_STORE,
     fmt: str | None = None,
     title: str = "beyondscale report",
+    analyzed: tuple[Any, Any] | None = None,
     **analyze_kwargs: Any,
 ) -> Path:
+    """Write the report; `analyzed` = (Analysis, Frames) from `analyze()` skips computing them again."""
     from beyondscale.report import write_report
 
     out = Path(out)
     fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix, "html")
     if fmt not in ("html", "md", "json"):
         raise UserError(f"--format {fmt}: expected html, md or json")
-    result, frames = analyze(store, **analyze_kwargs)
+    result, frames = analyzed if analyzed is not None else analyze(store, **analyze_kwargs)
     runs = list_runs(store)
     run_info = {"store": str(store), "runs": len(runs), "python": sys.version.split()[0]}
     write_report(out, fmt, result, models=frames.models, scores=frames.scores, efficiency=frames.efficiency,
@@ -455,7 +458,6 @@ def quickstart(
     limit: int | None = None,
     settings: EvalSettings | None = None,
     show_progress: bool = True,
-    echo: Any = print,
 ) -> QuickstartResult:
     """`make run`: two real models from PyPI, three offline tasks, eval -> analyze -> report."""
     from beyondscale.quickstart import PACKAGED_MODELS, build_quickstart_tasks
@@ -477,12 +479,12 @@ def quickstart(
     stages["evaluate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    analysis, _ = analyze(store, models=[r.model_key for r in result.results],
-                          tasks=sorted({r.task for r in result.results}))
+    analysis, frames = analyze(store, models=[r.model_key for r in result.results],
+                               tasks=sorted({r.task for r in result.results}))
     stages["analyze"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     path = report(out, store=store, title="beyondscale quickstart: what twice the parameters buys",
-                  models=[r.model_key for r in result.results], tasks=sorted({r.task for r in result.results}))
+                  analyzed=(analysis, frames))
     stages["report"] = time.perf_counter() - t0
     return QuickstartResult(path, result.run_id, list(analysis.verdict), stages, analysis)
