@@ -287,3 +287,17 @@ def test_overhead_of_empty_blocks_is_small() -> None:
                 m.add_tokens(1)
         best = min(best, time.perf_counter() - t0)
     assert best < 0.5, f"1000 blocks took {best * 1000:.1f} ms"
+
+
+def test_add_flops_sums_and_unknown_stays_unknown() -> None:
+    meter = Meter()
+    with meter.measure() as m:
+        m.add_flops(1e9)
+        m.add_flops(5e8)
+    assert m.result.model_flops == 1.5e9
+    with meter.measure() as plain:
+        pass
+    assert plain.result.model_flops is None  # nothing counted: unknown, not 0
+    assert (m.result + m.result).model_flops == 3e9
+    assert (m.result + plain.result).model_flops is None
+    assert Measurement.from_dict(m.result.to_dict()) == m.result

@@ -109,3 +109,22 @@ def test_facts_moe_active_params(tmp_path):
     assert f.params_active == f.params_total - expert_params + expert_params * k // n_exp
     assert (f.n_experts, f.experts_per_token) == (n_exp, k)
     assert f.params_embedding == 2 * f.vocab_size * cfg_d  # untied input + output
+
+
+def test_model_key_is_the_documented_hash(tmp_path) -> None:
+    import hashlib
+    import json
+
+    from beyondscale.models import model_key
+
+    class Ref:
+        def identity(self) -> str:
+            return "abc123"
+
+    expected = hashlib.sha256(json.dumps({"dtype": "float32", "identity": "abc123"}).encode()).hexdigest()[:24]
+    assert model_key(Ref(), "float32") == expected
+    assert model_key(Ref(), "float32", identity="abc123") == expected
+    import torch
+
+    assert model_key(Ref(), torch.float32) == expected
+    assert model_key(Ref(), "bfloat16") != expected

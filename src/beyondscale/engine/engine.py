@@ -32,6 +32,7 @@ from beyondscale.engine.scoring import (
 )
 from beyondscale.engine.tokens import LmEvalTokenizer, loglik_span, resolve_max_length, rolling_spans
 from beyondscale.errors import UserError
+from beyondscale.models.facts import FlopShape, flop_shape
 
 T = TypeVar("T")
 
@@ -108,6 +109,7 @@ class Engine:
         self.token_budget = CUDA_TOKEN_BUDGET if cuda else CPU_TOKEN_BUDGET
         self.logit_budget = CUDA_LOGIT_BUDGET if cuda else CPU_LOGIT_BUDGET
         self._prepared: dict[Item, _Prepared] = {}
+        self.flop_shape = flop_shape(model)
 
     # ---- tokenisation --------------------------------------------------------------------------
     def _prepare(self, item: Item) -> _Prepared:
@@ -232,6 +234,7 @@ class Engine:
         for chunk in (c for part in similar for c in self._chunks(part, self._fits)):
             for g, outs in zip(chunk, self._halving(self.scorer.score, chunk), strict=True):
                 results[g.owner].tokens_in += g.tokens_in()
+                results[g.owner].flops = (results[g.owner].flops or 0.0) + self._group_flops(g)
                 for span, (lp, ok) in zip(g.spans, outs, strict=True):
                     slot = 0 if preps[g.owner].rolling else span.slot
                     sums[g.owner][slot] += lp
@@ -243,13 +246,31 @@ class Engine:
 
         rows = [(i, p.gen) for i, p in enumerate(preps) if p.gen is not None]
         rows.sort(key=lambda r: -len(r[1].ids))
+        keep_last = self.scorer.mode != "none"
         run = self._generate
         for chunk in self._chunks(rows, lambda rs: self._gen_fits([r for _, r in rs])):
             for i, row in self._halving(run, chunk):
                 results[i].generation = finish_text(self.tokenizer, row.out, row.stops)
                 results[i].tokens_in = len(row.ids)
                 results[i].tokens_out = len(row.out)
+                results[i].flops = generation_flops(self.flop_shape, len(row.ids), len(row.out), keep_last)
         return results
+
+    def _group_flops(self, g: Group) -> float:
+        """FLOPs of one group: its prefix once, each span's remainder after it; logits where computed
+        (a prefix position scored by several spans is projected once)."""
+        shape, all_logits = self.flop_shape, self.scorer.mode == "none"
+        in_prefix: set[int] = set()
+        for s in g.spans:
+            m = len(s.seq) - 1
+            in_prefix.update(range(m - s.n_scored, min(m, g.prefix_len)))
+        flops = shape.forward(0, g.prefix_len, g.prefix_len if all_logits else len(in_prefix))
+        for s in g.spans:
+            m = len(s.seq) - 1
+            if m > g.prefix_len:
+                scored = m - max(m - s.n_scored, g.prefix_len)
+                flops += shape.forward(g.prefix_len, m, m - g.prefix_len if all_logits else scored)
+        return flops
 
     def _generate(self, rows: list[tuple[int, GenRow]]) -> list[tuple[int, GenRow]]:
         fresh = [dataclasses.replace(r, out=[]) for _, r in rows]
@@ -264,3 +285,11 @@ class Engine:
             for it, res in zip(batch, self.run_batch(batch), strict=True):
                 by_id[id(it)] = res
         return [by_id[id(it)] for it in items]
+
+
+def generation_flops(shape: FlopShape, prompt: int, generated: int, keep_last: bool) -> float:
+    """Prefill of the prompt (logits at its last position only when `keep_last`) plus one forward
+    per generated token fed back (the last generated token is never fed)."""
+    prefill = shape.forward(0, prompt, 1 if keep_last else prompt)
+    fed = max(0, generated - 1)
+    return prefill + shape.forward(prompt, prompt + fed, fed)

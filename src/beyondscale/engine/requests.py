@@ -63,6 +63,8 @@ class ItemResult:
     generation: the generated text, cut at the first stop string (generate_until only).
     tokens_in: tokens the model read for this item (prefill, each shared context counted once);
     tokens_out: tokens generated (generate_until only). The meter sums both.
+    flops: model FLOPs this item's scoring needed, from the context lengths actually processed
+        (shared prefixes counted once, padding excluded; see models.facts.FlopShape); None when unknown.
     """
 
     doc_id: int
@@ -72,6 +74,7 @@ class ItemResult:
     generation: str | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    flops: float | None = None
 
     def to_json(self) -> dict:
         return asdict(self)

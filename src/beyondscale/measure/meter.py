@@ -43,6 +43,13 @@ except ImportError:  # Windows
         return t.user + t.system, int(getattr(mem, "peak_wset", mem.rss))
 
 
+def _current_rss() -> int:
+    """Resident memory of this process now, in bytes."""
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
 log = logging.getLogger(__name__)
 
 #: The wall clock; a module global so tests can replace it.
@@ -71,6 +78,7 @@ class Measurement:
     hardware: str = ""
     hardware_units: int = 1
     count: int = 1
+    model_flops: float | None = None
 
     @property
     def tokens(self) -> int:
@@ -94,6 +102,7 @@ class Measurement:
             hardware=_merge_label(self.hardware, other.hardware, sep=","),
             hardware_units=max(self.hardware_units, other.hardware_units),
             count=self.count + other.count,
+            model_flops=_sum_opt(self.model_flops, other.model_flops),
         )
 
     def __radd__(self, other: Any) -> Measurement:
@@ -118,6 +127,11 @@ def _max_opt(a: int | None, b: int | None) -> int | None:
     if b is None:
         return a
     return max(a, b)
+
+
+def _sum_opt(a: float | None, b: float | None) -> float | None:
+    """Sum of model FLOPs; a block that did not count them (None) makes the total unknown."""
+    return None if a is None or b is None else a + b
 
 
 def _merge_label(a: str, b: str, *, sep: str) -> str:
@@ -177,6 +191,12 @@ class Meter:
         self.hardware = hardware
         self.hardware_units = hardware_units
         self.total: Measurement | None = None
+        self.reset_baseline()
+
+    def reset_baseline(self) -> None:
+        """Record the memory in use now; peaks are reported above it (call before loading a model)."""
+        self.baseline_rss_bytes = _current_rss()
+        self.baseline_gpu_bytes = int(self._cuda.memory_allocated(self.device)) if self._cuda is not None else 0
 
     @property
     def energy_source(self) -> str:
@@ -209,18 +229,23 @@ def _hardware(device: str) -> tuple[str, int]:
 class MeasureBlock:
     """One measured block; use via `Meter.measure()`."""
 
-    __slots__ = ("meter", "tokens_in", "tokens_out", "result", "_t0", "_cpu0", "_state", "_reader")
+    __slots__ = ("meter", "tokens_in", "tokens_out", "flops", "result", "_t0", "_cpu0", "_state", "_reader")
 
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
         self.tokens_in = 0
         self.tokens_out = 0
+        self.flops: float | None = None
         self.result: Measurement | None = None
 
     def add_tokens(self, tokens_in: int, tokens_out: int = 0) -> None:
         """Count tokens processed in this block (prompt/context tokens in, generated tokens out)."""
         self.tokens_in += int(tokens_in)
         self.tokens_out += int(tokens_out)
+
+    def add_flops(self, flops: float) -> None:
+        """Count model FLOPs actually computed in this block (MFU uses them instead of a nominal context)."""
+        self.flops = (self.flops or 0.0) + float(flops)
 
     def __enter__(self) -> MeasureBlock:
         cuda = self.meter._cuda
@@ -275,5 +300,6 @@ class MeasureBlock:
             device=meter.device,
             hardware=meter.hardware,
             hardware_units=meter.hardware_units,
+            model_flops=self.flops,
         )
         meter.total = self.result if meter.total is None else meter.total + self.result

@@ -1,7 +1,36 @@
 """Models: parse what the user typed (`ModelRef`), load it safely, and measure its size (`ModelFacts`)."""
 
-from beyondscale.models.facts import ModelFacts, compute_facts
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from beyondscale.models.facts import FlopShape, ModelFacts, compute_facts, flop_shape
 from beyondscale.models.load import LoadedModel, cache_dir, load_model
 from beyondscale.models.ref import ModelRef, parse_model_ref
 
-__all__ = ["LoadedModel", "ModelFacts", "ModelRef", "cache_dir", "compute_facts", "load_model", "parse_model_ref"]
+
+def model_key(ref: ModelRef, dtype: Any, identity: str | None = None) -> str:
+    """The store's key of a model: its content identity and the dtype it is evaluated in.
+
+    `dtype` is the resolved dtype name ("float32", "auto", or a torch.dtype, written without "torch.");
+    pass `identity` when `ref.identity()` was already computed.
+    """
+    ident = identity if identity is not None else ref.identity()
+    blob = json.dumps({"identity": ident, "dtype": str(dtype).removeprefix("torch.")}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+__all__ = [
+    "FlopShape",
+    "LoadedModel",
+    "ModelFacts",
+    "ModelRef",
+    "cache_dir",
+    "compute_facts",
+    "flop_shape",
+    "load_model",
+    "model_key",
+    "parse_model_ref",
+]

@@ -63,22 +63,66 @@ def _cfg(config: Any, *names: str, default: int = 0) -> int:
     return default
 
 
-def compute_facts(
-    model: torch.nn.Module,
-    *,
-    bytes_on_disk: int,
-    weights_format: str,
-    lab_record: dict | None = None,
-) -> ModelFacts:
-    """Count parameters by role and derive FLOPs/token for a loaded HF causal LM."""
+@dataclass(frozen=True)
+class FlopShape:
+    """What forward FLOPs depend on: matmul parameters before the output projection, the projection,
+    and per layer the attention width and window (None: full causal attention).
+
+    `forward(start, end, logits)` is the cost of running positions [start, end) of one sequence
+    whose earlier positions are cached, with the vocabulary projection computed at `logits` of them:
+    2 x matmul parameters per position, 2 x d_attn x ctx per layer and position (ctx = the tokens
+    it attends to, capped by a sliding window), 2 x d_model x vocab per computed logits row.
+    """
+
+    body_params: int  # weight matrices before the output projection (norm/bias vectors excluded)
+    head_params: int
+    d_attn: int
+    windows: tuple[int | None, ...]
+
+    def forward(self, start: int, end: int, logits: int) -> float:
+        n = max(0, end - start)
+        attended = sum(_attended(start, end, w) for w in self.windows)
+        return 2.0 * self.body_params * n + 2.0 * self.d_attn * attended + 2.0 * self.head_params * logits
+
+
+def _attended(start: int, end: int, window: int | None) -> int:
+    """Sum over positions p in [start, end) of the tokens p attends to: min(p + 1, window)."""
+    def upto(k: int) -> int:  # sum of min(p + 1, window) for p < k
+        if window is None or k <= window:
+            return k * (k + 1) // 2
+        return window * (window + 1) // 2 + (k - window) * window
+    return upto(end) - upto(start) if end > start else 0
+
+
+def _windows(config: Any, n_layer: int) -> tuple[int | None, ...]:
+    """Per-layer attention window from `layer_types` (sliding layers use `sliding_window`)."""
+    text = getattr(config, "text_config", None) or config
+    types = getattr(text, "layer_types", None) or []
+    window = getattr(text, "sliding_window", None)
+    if not isinstance(window, int) or window <= 0:
+        window = None
+    return tuple(
+        window if i < len(types) and types[i] == "sliding_attention" else None for i in range(n_layer)
+    )
+
+
+def flop_shape(model: torch.nn.Module) -> FlopShape:
+    """The FlopShape of a loaded HF causal LM (same parameter roles as `compute_facts`)."""
+    c = _counts(model)
+    return FlopShape(c["matmul"] - c["head"] - c["vectors"], c["head"], c["d_attn"], _windows(model.config, c["n_layer"]))
+
+
+def _counts(model: torch.nn.Module) -> dict[str, int]:
+    """Parameter counts by role and the shape figures FLOPs need."""
     config = model.config
     seen: set[int] = set()
-    total = experts = 0
+    total = experts = vectors = 0
     for name, param in model.named_parameters(remove_duplicate=True):
         if id(param) in seen:
             continue
         seen.add(id(param))
         total += param.numel()
+        vectors += param.numel() if param.dim() < 2 else 0  # norms and biases: no matmul
         if ".experts." in name or name.endswith(".experts"):
             experts += param.numel()
 
@@ -90,21 +134,38 @@ def compute_facts(
     position_params = sum(
         p.numel() for n, p in model.named_parameters() if n.endswith(("wpe.weight", "embed_positions.weight"))
     )
-    embedding = input_params + output_params + position_params
-
     n_experts = _cfg(config, "num_local_experts", "num_experts", "n_routed_experts")
     top_k = _cfg(config, "num_experts_per_tok", "moe_top_k", "top_k")
     active = total - experts + (experts * top_k // n_experts if n_experts and top_k else experts)
-
-    n_layer = _cfg(config, "num_hidden_layers", "n_layer", "num_layers")
     d_model = _cfg(config, "hidden_size", "n_embd", "d_model")
     vocab = _cfg(config, "vocab_size")
-    d_attn = _cfg(config, "num_attention_heads", "n_head") * _cfg(config, "head_dim") or d_model
+    head = vocab * d_model if tied or output_emb is None else output_params
     # Matmul parameters a token passes through: everything active except lookup tables; the
     # output projection is a real matmul even when tied to the input embedding.
-    matmul_params = active - input_params - position_params + (vocab * d_model if tied or output_emb is None else 0)
-    attn_per_ctx = 2.0 * n_layer * d_attn
-    flops = 2.0 * matmul_params + attn_per_ctx * REFERENCE_CTX
+    matmul = active - input_params - position_params + (vocab * d_model if tied or output_emb is None else 0)
+    return {
+        "total": total, "experts": experts, "vectors": vectors, "embedding": input_params + output_params + position_params,
+        "n_experts": n_experts, "top_k": top_k, "active": active, "matmul": matmul, "head": head,
+        "n_layer": _cfg(config, "num_hidden_layers", "n_layer", "num_layers"), "d_model": d_model,
+        "vocab": vocab,
+        "d_attn": _cfg(config, "num_attention_heads", "n_head") * _cfg(config, "head_dim") or d_model,
+    }
+
+
+def compute_facts(
+    model: torch.nn.Module,
+    *,
+    bytes_on_disk: int,
+    weights_format: str,
+    lab_record: dict | None = None,
+) -> ModelFacts:
+    """Count parameters by role and derive FLOPs/token for a loaded HF causal LM."""
+    config = model.config
+    c = _counts(model)
+    total, experts, embedding, n_experts = c["total"], c["experts"], c["embedding"], c["n_experts"]
+    n_layer, d_model, vocab, top_k, active = c["n_layer"], c["d_model"], c["vocab"], c["top_k"], c["active"]
+    attn_per_ctx = 2.0 * n_layer * c["d_attn"]
+    flops = 2.0 * c["matmul"] + attn_per_ctx * REFERENCE_CTX
 
     record = lab_record or {}
     dtype = next(model.parameters()).dtype
