@@ -2,8 +2,9 @@
 
 A model is one of: a Hugging Face hub id (`org/name` or `org/name@revision`), a local HF folder
 (config.json + safetensors, the lab writes these too), or a `.gguf` file. The identity is a
-content fingerprint of the weights, so results are keyed by *what* was evaluated, not by where
-it lay: moving a folder keeps its results, changing a weight file invalidates them.
+content fingerprint (weights in full, config, tokenizer, generation config; a hub model's commit),
+so results are keyed by *what* was evaluated, not by where it lay: moving a folder keeps its
+results, changing any byte of a weight file invalidates them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from beyondscale.errors import UserError
 ModelKind = Literal["hub", "folder", "gguf"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 LAB_MARKER = "beyondscale_lab.json"  # written by the lab next to config.json: training record
-_SAMPLE = 1 << 20  # bytes hashed at the start, middle and end of each weight file
+# Files a tokenizer is built from (any that exist are part of the identity).
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt",
+    "merges.txt", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json",
+)
 
 
 @dataclass(frozen=True)
@@ -47,19 +52,29 @@ class ModelRef:
         return sorted(p for p in Path(self.location).iterdir() if p.suffix in WEIGHT_SUFFIXES)
 
     def identity(self) -> str:
-        """A fingerprint of the weights: size plus sampled bytes of each file (cheap for GB files)."""
-        h = hashlib.sha256()
+        """A fingerprint of everything that changes scores (see `identity_parts`)."""
+        blob = json.dumps(self.identity_parts(), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    def identity_parts(self) -> dict:
+        """What the identity covers: full digests of the weights, config, generation config and
+        tokenizer files of a folder; a GGUF file's digest (it embeds config, tokenizer and
+        quantisation); a hub model's resolved commit (immutable), never a branch name."""
+        from beyondscale.models.hashing import file_digest, files_digest
+
         if self.kind == "hub":
-            h.update(f"hub:{self.location}@{self.revision or 'main'}".encode())
-            return h.hexdigest()[:24]
-        for path in self.weight_files():
-            size = path.stat().st_size
-            h.update(f"{path.name}:{size}".encode())
-            with open(path, "rb") as f:
-                for offset in (0, max(0, size // 2 - _SAMPLE // 2), max(0, size - _SAMPLE)):
-                    f.seek(offset)
-                    h.update(f.read(_SAMPLE))
-        return h.hexdigest()[:24]
+            from beyondscale.models.hub import resolve_commit
+
+            return {"hub": self.location, "commit": resolve_commit(self.location, self.revision, self.spec)}
+        if self.kind == "gguf":
+            return {"gguf": file_digest(Path(self.location))}
+        folder = Path(self.location)
+        return {
+            "weights": files_digest(self.weight_files()),
+            "config": files_digest([folder / "config.json"]),
+            "generation_config": files_digest([folder / "generation_config.json"]),
+            "tokenizer": files_digest([folder / name for name in TOKENIZER_FILES]),
+        }
 
     def lab_record(self) -> dict | None:
         """The lab's training record (tokens, FLOPs, loss curve) when the folder has one."""

