@@ -18,10 +18,12 @@ from rich.table import Table
 
 from beyondscale import api
 from beyondscale.errors import UserError
+from beyondscale.interpret.cli import explain_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what language-model scale really buys.")
 results_app = typer.Typer(no_args_is_help=True, help="List, show and export stored runs.")
 app.add_typer(results_app, name="results")
+app.add_typer(explain_app, name="explain")
 # Piped output (CI logs, README pastes) gets room for the wide tables instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)

@@ -1,0 +1,71 @@
+"""`beyondscale explain lens|attribute|routing|transparency`: thin wrappers over beyondscale.interpret."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from beyondscale.errors import UserError
+
+explain_app = typer.Typer(no_args_is_help=True, help="Look inside a model: logit lens, attributions, routing, "
+                                                     "transparency.")
+
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id, HF folder or .gguf file.")]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Also store the result in this database.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only a JSON document on stdout.")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
+DtypeOpt = Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")]
+
+
+def quiet() -> None:
+    """No progress bars or warnings from transformers on the terminal (the CLI prints its own lines)."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+@explain_app.command("lens")
+def lens_cmd(
+    model: ModelOpt,
+    text: Annotated[list[str], typer.Option("--text", "-t", help="Text(s) to read through the lens.")],
+    store: StoreOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Logit lens: per layer, KL to the final distribution, top-1 agreement and prediction depth."""
+    from beyondscale.interpret import lens, results
+    from beyondscale.interpret.loading import load_probe_model
+
+    for t in text:
+        if not t.strip():
+            raise UserError("--text: empty text; nothing to read through the lens")
+    quiet()
+    pm = load_probe_model(model, device=device, dtype=dtype)
+    res = lens.lens_texts(pm.model, pm.tokenizer, list(text), pm.max_length, pm.name)
+    doc = res.to_json()
+    if store:
+        results.put_probe(store, model_key=pm.key, probe="logit_lens", probe_version=lens.PROBE_VERSION,
+                          data=results.data_key({"texts": list(text)}), model_name=pm.name, summary=doc)
+    if json_out:
+        print(json.dumps(doc))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"logit lens: {pm.name} ({res.n_positions} positions)", title_justify="left")
+    for col in ("layer", "KL to final (nats)", "top-1 agrees", "p(final top-1)"):
+        table.add_column(col, justify="right")
+    for row in doc["layers"]:
+        table.add_row(str(row["layer"]), f"{row['kl_to_final']:.4f}", f"{row['top1_agrees']:.3f}",
+                      f"{row['p_final_top1']:.4f}")
+    _console().print(table)
+    _console().print(f"prediction depth: {res.prediction_depth:.2f} of {res.n_layers} layers")
