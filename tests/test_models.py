@@ -128,3 +128,27 @@ def test_model_key_is_the_documented_hash(tmp_path) -> None:
 
     assert model_key(Ref(), torch.float32) == expected
     assert model_key(Ref(), "bfloat16") != expected
+
+
+def test_facts_vocab_quantization_and_tokenizer_key(tiny_llama, tiny_gpt2, tmp_path):
+    import json
+
+    llama = load_model(parse_model_ref(str(tiny_llama)), device="cpu").facts
+    gpt2 = load_model(parse_model_ref(str(tiny_gpt2)), device="cpu").facts
+    assert llama.vocab_size == json.loads((tiny_llama / "config.json").read_text())["vocab_size"]
+    assert llama.quantization is None  # plain float weights
+    assert llama.tokenizer_key and llama.tokenizer_key == gpt2.tokenizer_key  # same tokenizer files
+    other = tmp_path / "other-tok"
+    shutil.copytree(tiny_llama, other)
+    tok = json.loads((other / "tokenizer.json").read_text())
+    first = next(iter(tok["model"]["vocab"]))
+    tok["model"]["vocab"]["zz" + first] = tok["model"]["vocab"].pop(first)  # one token renamed
+    (other / "tokenizer.json").write_text(json.dumps(tok))
+    assert load_model(parse_model_ref(str(other)), device="cpu").facts.tokenizer_key != llama.tokenizer_key
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["quantization_config"] = {"quant_method": "fp8", "bits": 8}
+    from beyondscale.models.facts import quantization_label
+
+    assert quantization_label("safetensors", cfg["quantization_config"]) == "fp8:8bit"
+    assert quantization_label("gguf:Q4_K_M", None) == "gguf:Q4_K_M"
+    assert quantization_label("safetensors", None) is None

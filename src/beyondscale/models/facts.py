@@ -39,6 +39,8 @@ class ModelFacts:
     experts_per_token: int = 0
     training_tokens: float | None = None
     training_flops: float | None = None
+    quantization: str | None = None  # "gguf:Q4_K_M", "fp8:8bit", ... or None for plain float weights
+    tokenizer_key: str | None = None  # content hash of the tokenizer (vocabulary, merges, rules)
 
     def flops_at(self, ctx: int) -> float:
         """Forward FLOPs per token when attending over `ctx` previous tokens."""
@@ -152,12 +154,42 @@ def _counts(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
+def quantization_label(weights_format: str, quantization_config: Any) -> str | None:
+    """"gguf:<type>" for GGUF weights, "<method>[:<bits>bit]" for a quantisation_config, else None.
+
+    GGUF weights are de-quantised to floats for evaluation, but their values keep the quantisation
+    error, which is what changes scores."""
+    if weights_format.startswith("gguf"):
+        return weights_format
+    if not quantization_config:
+        return None
+    cfg = quantization_config if isinstance(quantization_config, dict) else quantization_config.to_dict()
+    method = str(cfg.get("quant_method") or "quantized")
+    bits = cfg.get("bits") or cfg.get("weight_bits") or (4 if cfg.get("load_in_4bit") else 8 if cfg.get("load_in_8bit") else None)
+    return f"{method}:{bits}bit" if bits else method
+
+
+def tokenizer_key(tokenizer: Any) -> str | None:
+    """Hash of what decides how text becomes tokens: the fast tokenizer's full definition (vocabulary,
+    merges, normalizer, pre-tokenizer, post-processor) and the special tokens; a slow tokenizer's vocabulary."""
+    if tokenizer is None:
+        return None
+    import hashlib
+    import json
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else sorted(tokenizer.get_vocab().items())
+    blob = json.dumps({"tokenizer": body, "special": tokenizer.special_tokens_map}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
 def compute_facts(
     model: torch.nn.Module,
     *,
     bytes_on_disk: int,
     weights_format: str,
     lab_record: dict | None = None,
+    tokenizer: Any = None,
 ) -> ModelFacts:
     """Count parameters by role and derive FLOPs/token for a loaded HF causal LM."""
     config = model.config
@@ -190,4 +222,6 @@ def compute_facts(
         experts_per_token=top_k if n_experts else 0,
         training_tokens=record.get("training_tokens"),
         training_flops=record.get("training_flops"),
+        quantization=quantization_label(weights_format, getattr(config, "quantization_config", None)),
+        tokenizer_key=tokenizer_key(tokenizer),
     )

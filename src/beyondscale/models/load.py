@@ -208,6 +208,7 @@ def load_model(
         bytes_on_disk=sum(p.stat().st_size for p in files),
         weights_format=weights_format,
         lab_record=ref.lab_record(),
+        tokenizer=tokenizer,
     )
     return LoadedModel(ref, model, tokenizer, facts, device, time.perf_counter() - start)
 
