@@ -46,6 +46,8 @@ class EvalSettings:
     grid_gco2_per_kwh: float | None = None
     pue: float = 1.0
     usd_per_hour: float | None = None
+    # sharing a store: a (model, task) claim whose heartbeat is older than this is taken over
+    claim_timeout_s: float = 60.0
 
     def score_config(self) -> dict[str, Any]:
         """What changes the scores of a (model, task): part of the task's resume key."""
@@ -111,55 +113,36 @@ def evaluate(
     settings: EvalSettings | None = None,
     show_progress: bool = True,
     command: str = "eval",
+    executor: Any = None,
 ) -> EvalResult:
-    """Score and meter every (model, task) pair; everything lands in the store, resumably."""
+    """Score and meter every (model, task) pair; everything lands in the store, resumably.
+
+    plan -> executor (default: a local loop) -> the single writer -> score. Items already stored are
+    not computed again, and a model is loaded only if some item still needs it.
+    """
     from beyondscale import measure
-    from beyondscale.models import parse_model_ref
+    from beyondscale.executors import LocalExecutor
     from beyondscale.models.load import resolve_device
     from beyondscale.store import Store
-    from beyondscale.tasks import build_task, load_task
 
     settings = settings or EvalSettings()
-    if not models:
-        raise UserError("--model: give at least one model")
-    if not tasks:
-        raise UserError("--tasks: give at least one task")
-    if settings.limit is not None and settings.limit <= 0:
-        raise UserError(f"--limit {settings.limit}: must be a positive number of documents")
+    # Validate every input before any model loads: user mistakes fail fast and store nothing.
+    _check_inputs(models, tasks, settings)
     costs = measure.CostConfig(
         usd_per_hour=settings.usd_per_hour, region=settings.region, grid_gco2_per_kwh=settings.grid_gco2_per_kwh,
         pue=settings.pue,
     )
-    # Validate every input before any model loads: user mistakes fail fast and store nothing.
     device = resolve_device(settings.device)
-    refs = [parse_model_ref(m) for m in models]
-    specs = []
-    for name in tasks:
-        spec = load_task(name)
-        if settings.num_fewshot is not None:
-            spec = spec.model_copy(update={"num_fewshot": settings.num_fewshot})
-        built = build_task(spec, limit=settings.limit, seed=settings.seed)
-        if not built.items:
-            raise UserError(f"task {spec.name}: no documents to evaluate")
-        specs.append((spec, built))
-    meter = measure.Meter(device=device, cpu_watts=settings.cpu_watts)
+    refs = _parse_models(models)
+    built_tasks = _build_tasks(tasks, settings)
     db = Store(store)
     environment = measure.environment()
     run_id = db.start_run(command, {"models": list(models), "tasks": list(tasks), **asdict(settings)}, environment)
-    peak = measure.peak_flops(device)
     out = EvalResult(run_id, str(store))
     try:
-        for ref in refs:
-            model = _LazyModel(ref, settings, device, db)
-            db.put_model(model.key, ref.name, settings.family, ref.to_dict(), model.identity, model.facts.to_dict())
-            if (record := ref.lab_record()) is not None:
-                db.put_training_record(model.key, record)
-            for spec, built in specs:
-                out.results.append(
-                    _evaluate_pair(db, run_id, model, spec, built, settings, meter, costs, peak, environment,
-                                   show_progress)
-                )
-            model.release()
+        out.results = _evaluate_all(db, run_id, refs, built_tasks, settings, device, costs,
+                                    environment.get("environment_key", ""), executor or LocalExecutor(),
+                                    show_progress)
     except KeyboardInterrupt:
         db.finish_run(run_id, "interrupted")
         raise
@@ -171,114 +154,149 @@ def evaluate(
     return out
 
 
-class _LazyModel:
-    """A model that is loaded only if some item still needs computing: a finished study re-runs in seconds."""
+def _check_inputs(models: Sequence[str], tasks: Sequence[str], settings: EvalSettings) -> None:
+    from beyondscale.measure.meter import check_positive
 
-    def __init__(self, ref: Any, settings: EvalSettings, device: str, db: Any, facts_from_store: bool = True):
-        from beyondscale.models.load import resolve_dtype
+    if not models:
+        raise UserError("--model: give at least one model")
+    if not tasks:
+        raise UserError("--tasks: give at least one task")
+    if settings.limit is not None and settings.limit <= 0:
+        raise UserError(f"--limit {settings.limit}: must be a positive number of documents")
+    if settings.cpu_watts is not None:
+        check_positive(settings.cpu_watts, "--cpu-watts")
 
-        self.ref, self.settings, self.device = ref, settings, device
-        self.identity = ref.identity()
-        dtype = resolve_dtype(settings.dtype, device)
-        self.key = _hash({"identity": self.identity, "dtype": str(dtype).removeprefix("torch.")})
-        self._loaded: Any = None
-        self._engine: Any = None
-        self._facts = db.model_facts(self.key) if facts_from_store else None
-        if self._facts is None:
-            self._facts = self.loaded.facts
 
-    @property
-    def loaded(self) -> Any:
-        from beyondscale.models import load_model
+def _parse_models(models: Sequence[str]) -> list[Any]:
+    from beyondscale.models import parse_model_ref
 
-        if self._loaded is None:
-            self._loaded = load_model(self.ref, dtype=self.settings.dtype, device=self.device,
-                                      trust_remote_code=self.settings.trust_remote_code, identity=self.identity)
-        return self._loaded
+    return [parse_model_ref(m) for m in models]
 
-    @property
-    def facts(self) -> Any:
-        from beyondscale.models import ModelFacts
 
-        return self._facts if isinstance(self._facts, ModelFacts) else ModelFacts.from_dict(self._facts)
+@dataclass
+class _BuiltTask:
+    spec: Any
+    spec_hash: str
+    built: Any
+    job: Any  # work.TaskJob with every item
 
-    @property
-    def engine(self) -> Any:
-        from beyondscale.engine import Engine
 
-        if self._engine is None:
-            s = self.settings
-            self._engine = Engine(self.loaded.model, self.loaded.tokenizer, batch_size=s.batch_size,
-                                  max_length=s.max_length, add_bos_token=s.add_bos_token,
-                                  rolling_stride=s.rolling_stride)
-        return self._engine
+def _build_tasks(tasks: Sequence[str], settings: EvalSettings) -> list[_BuiltTask]:
+    """Load and render every task; the task key covers its spec, data (hashed once) and scoring settings."""
+    from beyondscale.tasks import build_task, load_task
+    from beyondscale.work import TaskJob
 
-    def release(self) -> None:
-        self._loaded = self._engine = None
+    out = []
+    for name in tasks:
+        spec = load_task(name)
+        if settings.num_fewshot is not None:
+            spec = spec.model_copy(update={"num_fewshot": settings.num_fewshot})
+        built = build_task(spec, limit=settings.limit, seed=settings.seed)
+        if not built.items:
+            raise UserError(f"task {spec.name}: no documents to evaluate")
+        spec_hash = spec.spec_hash()
+        job = TaskJob(_task_key(spec_hash, settings), spec.name, tuple(built.items),
+                      tuple(item.key() for item in built.items))
+        out.append(_BuiltTask(spec, spec_hash, built, job))
+    return out
 
 
 def _task_key(spec_hash: str, settings: EvalSettings) -> str:
     return _hash({"spec": spec_hash, "score_config": settings.score_config()})
 
 
-def _evaluate_pair(db, run_id, model: _LazyModel, spec, built, settings, meter, costs, peak, environment,
-                   show_progress) -> PairResult:
-    from beyondscale import measure
-    from beyondscale.engine.requests import ItemResult
-    from beyondscale.metrics import score
+def _model_key(ref: Any, identity: str, settings: EvalSettings, device: str) -> str:
+    from beyondscale.models import model_key
+    from beyondscale.models.load import resolve_dtype
 
-    model_name, model_key = model.ref.name, model.key
-    spec_hash = spec.spec_hash()  # hashes the data files: once per pair
-    task_key = _task_key(spec_hash, settings)
-    db.put_task(task_key, spec.name, spec.output_type, spec_hash,
-                json.loads(spec.model_dump_json()), settings.score_config())
-    items = built.items
-    db.put_run_pair(run_id, model_key, task_key, "running", built.info.to_json())
-    keys = [item.key() for item in items]
-    key_of = dict(zip(items, keys, strict=True))
-    done = db.done_item_keys(model_key, task_key)
-    todo = [item for item, key in zip(items, keys, strict=True) if key not in done]
-    env_key = environment.get("environment_key", "")
+    return model_key(ref, resolve_dtype(settings.dtype, device), identity=identity)
+
+
+def _model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[Any, Any]:
+    """The model's job (identity, key, load settings) and label; stored facts get the lab record's fields."""
+    from beyondscale.work import LoadSettings, ModelJob, ModelLabel, with_lab_record
+
+    identity = ref.identity()
+    key = _model_key(ref, identity, settings, device)
+    load = LoadSettings(device=device, dtype=settings.dtype, trust_remote_code=settings.trust_remote_code,
+                        batch_size=settings.batch_size, max_length=settings.max_length,
+                        add_bos_token=settings.add_bos_token, rolling_stride=settings.rolling_stride,
+                        cpu_watts=settings.cpu_watts)
+    record = ref.lab_record()
+    label = ModelLabel(ref.name, settings.family, ref.to_dict(), identity, record)
+    if record is not None:
+        db.put_training_record(key, record)
+    if (facts := db.model_facts(key)) is not None:
+        db.put_model(key, label.name, label.family, label.ref, identity, with_lab_record(facts, record))
+    return ModelJob(ref, key, identity, load), label
+
+
+def _evaluate_all(db: Any, run_id: str, refs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
+                  device: str, costs: Any, env_key: str, executor: Any, show_progress: bool) -> list[PairResult]:
+    from beyondscale import measure
+    from beyondscale.store.claims import new_owner
+    from beyondscale.work import Writer, run_all
+
+    jobs, labels = [], {}
+    for ref in refs:
+        job, label = _model_job(db, ref, settings, device)
+        jobs.append(job)
+        labels[job.model_key] = label
+    for t in tasks:
+        db.put_task(t.job.task_key, t.spec.name, t.spec.output_type, t.spec_hash,
+                    json.loads(t.spec.model_dump_json()), settings.score_config())
+        for job in jobs:
+            db.put_run_unit(run_id, job.model_key, t.job.task_key, "running", t.built.info.to_json())
     with _progress(show_progress) as progress:
-        bar = progress.add_task(f"{model_name} · {spec.name}", total=len(items), completed=len(items) - len(todo))
-        for batch in model.engine.plan(todo) if todo else []:
-            with meter.measure() as m:
-                results = model.engine.run_batch(batch)
-                m.add_tokens(sum(r.tokens_in for r in results), sum(r.tokens_out for r in results))
-            batch_keys = [key_of[item] for item in batch]
-            rows = [(k, it.doc_id, asdict(it), res.to_json()) for k, it, res in zip(batch_keys, batch, results,
-                                                                                  strict=True)]
-            db.write_batch(run_id, model_key, task_key, _hash(batch_keys), rows, m.result.to_dict(), env_key)
-            progress.advance(bar, len(batch))
-    stored = db.item_results(model_key, task_key, keys)
-    results = [ItemResult.from_json(stored[k]) for k in keys]
-    metric_names = spec.metric_names()
-    scores = score(spec.output_type, metric_names, items, results,
-                   metric_kwargs={m: spec.metric_kwargs(m) for m in metric_names}, seed=settings.seed)
-    # Efficiency comes from every batch ever measured for this pair (a resumed run adds up its
-    # pieces); accuracy is scaled to that many items so $/correct stays a ratio of like with like.
-    batches = db.measurement_rows(model_key, task_key)
-    total = sum(measure.Measurement.from_dict(r) for r in batches) if batches else measure.Measurement()
-    n_measured = sum(r["n_items"] for r in batches) or len(items)
-    corrects = [r.get("correct") for r in scores.rows]
-    n_correct = None
-    if corrects and all(c is not None for c in corrects):
-        n_correct = round(sum(float(c) for c in corrects) * n_measured / len(items))
-    efficiency = measure.derive(
-        total, flops_per_token=model.facts.flops_per_token, n_items=n_measured, n_correct=n_correct,
-        costs=costs, peak_flops=peak, facts=model.facts,
-    )
-    if len({r["environment_key"] for r in batches}) > 1:
-        efficiency["warning"] = "batches were measured on different machines; figures mix environments"
-    db.write_scores(run_id, model_key, task_key, scores.aggregates, scores.rows, efficiency)
-    db.put_run_pair(run_id, model_key, task_key, "done")
+        bars = _Bars(db, progress, jobs, [t.job for t in tasks])
+        writer = Writer(db, run_id, env_key, labels, on_batch=bars.advance)
+        run_all(db, jobs, [t.job for t in tasks], executor, writer, owner=new_owner(),
+                timeout_s=settings.claim_timeout_s, on_round=bars.sync)
+    peak = measure.peak_flops(device)
+    results = []
+    for job in jobs:
+        for t in tasks:
+            computed = writer.computed[(job.model_key, t.job.task_key)]
+            results.append(_score_pair(db, run_id, job, t, settings, costs, peak, computed))
+    return results
+
+
+def _score_pair(db: Any, run_id: str, job: Any, task: _BuiltTask, settings: EvalSettings, costs: Any, peak: Any,
+                computed: int) -> PairResult:
+    from beyondscale.models import ModelFacts
+    from beyondscale.work.score import score_unit
+
+    facts = ModelFacts.from_dict(db.model_facts(job.model_key))
+    t = task.job
+    aggregates, efficiency = score_unit(db, job.model_key, t.task_key, task.spec, t.items, t.item_keys,
+                                        facts=facts, costs=costs, peak=peak, seed=settings.seed)
+    db.put_run_unit(run_id, job.model_key, t.task_key, "done", items_computed=computed)
     metrics: dict[str, float | None] = {}
-    for name, (value, stderr) in scores.aggregates.items():
+    for name, (value, stderr) in aggregates.items():
         metrics[name] = value
         metrics[f"{name}_stderr"] = stderr
     # `seconds` is the measured evaluation time, resumed pieces included.
-    return PairResult(model_name, model_key, spec.name, task_key, metrics, len(items),
-                      round(efficiency.get("seconds") or 0.0, 3), efficiency, resumed_items=len(items) - len(todo))
+    return PairResult(job.ref.name, job.model_key, t.task, t.task_key, metrics, len(t.items),
+                      round(efficiency.get("seconds") or 0.0, 3), efficiency, resumed_items=len(t.items) - computed)
+
+
+class _Bars:
+    """One progress bar per (model, task), kept in step with the store (other processes write too)."""
+
+    def __init__(self, db: Any, progress: Any, jobs: list[Any], tasks: list[Any]):
+        self.db, self.progress = db, progress
+        self.pairs = [(j, t) for j in jobs for t in tasks]
+        self.bars = {(j.model_key, t.task_key): progress.add_task(f"{j.ref.name} · {t.task}", total=len(t.items))
+                     for j, t in self.pairs}
+        self.sync()
+
+    def sync(self) -> None:
+        for job, task in self.pairs:
+            done = len(self.db.done_item_keys(job.model_key, task.task_key) & set(task.item_keys))
+            self.progress.update(self.bars[(job.model_key, task.task_key)], completed=done)
+
+    def advance(self, model_key: str, task_key: str, n: int) -> None:
+        self.progress.advance(self.bars[(model_key, task_key)], n)
 
 
 # ---- generation benchmark ------------------------------------------------------------------------
@@ -294,7 +312,7 @@ def bench(
 ) -> pd.DataFrame:
     """Generation speed as llama-bench / optimum-benchmark report it; rows are also stored."""
     from beyondscale import measure
-    from beyondscale.models import parse_model_ref
+    from beyondscale.models import load_model, parse_model_ref
     from beyondscale.models.load import resolve_device
     from beyondscale.store import Store
 
@@ -315,20 +333,24 @@ def bench(
     meter = measure.Meter(device=device, cpu_watts=settings.cpu_watts)
     rows = []
     for ref in refs:
-        model = _LazyModel(ref, settings, device, db, facts_from_store=False)
-        db.put_model(model.key, ref.name, settings.family, ref.to_dict(), model.identity, model.facts.to_dict())
-        max_ctx = model.facts.max_context or 10**9
+        identity = ref.identity()
+        key = _model_key(ref, identity, settings, device)
+        meter.reset_baseline()  # peak memory above what was in use before this model loaded
+        loaded = load_model(ref, dtype=settings.dtype, device=device, trust_remote_code=settings.trust_remote_code,
+                            identity=identity)
+        db.put_model(key, ref.name, settings.family, ref.to_dict(), identity, loaded.facts.to_dict())
+        max_ctx = loaded.facts.max_context or 10**9
         for n in prompt_tokens:
             if int(n) + new_tokens > max_ctx:
                 raise UserError(f"--prompt-tokens {n} + --new-tokens {new_tokens} exceed {ref.name}'s context "
                                 f"({max_ctx})")
-        for row in measure.bench_generation(model.loaded.model, model.loaded.tokenizer,
+        for row in measure.bench_generation(loaded.model, loaded.tokenizer,
                                             prompt_tokens=[int(n) for n in prompt_tokens], new_tokens=new_tokens,
                                             repetitions=repetitions, warmup=warmup, meter=meter,
                                             seed=settings.seed):
-            db.put_benchmark(run_id, model.key, row, environment.get("environment_key", ""))
+            db.put_benchmark(run_id, key, row, environment.get("environment_key", ""))
             rows.append({"model": ref.name, **row})
-        model.release()
+        del loaded
     db.finish_run(run_id)
     db.close()
     return pd.DataFrame(rows)
@@ -359,7 +381,7 @@ def show_run(run_id: str, store: str | Path = DEFAULT_STORE) -> pd.DataFrame:
     elif not db.run_exists(run_id):
         close = [r for r in db.runs()["run_id"] if r.startswith(run_id[:8])][:5]
         raise UserError(f"run {run_id}: not in {store}" + (f" (close: {', '.join(close)})" if close else ""))
-    return results_table(load_frames(db, run_id=run_id, with_items=False))
+    return results_table(load_frames(db, touched_by=run_id, with_items=False))
 
 
 def export_run(run_id: str, out: str | Path, fmt: str = "csv", store: str | Path = DEFAULT_STORE) -> Path:

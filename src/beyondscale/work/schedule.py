@@ -1,0 +1,62 @@
+"""The driver's loop: plan, claim, execute, write, until no item is left to compute.
+
+Several processes may run it on one store: each claims a (model, task) unit before computing it
+(store/claims.py), so each item is computed and each measurement counted once. A process that finds
+everything left claimed by others waits for them, taking over a claim whose owner died.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from beyondscale.store import Store
+from beyondscale.store.claims import Heartbeat
+from beyondscale.work.plan import plan
+from beyondscale.work.unit import ModelJob, TaskJob, Unit
+from beyondscale.work.writer import Writer
+
+POLL_S = 0.5
+
+
+def claim(store: Store, units: Sequence[Unit], owner: str, timeout_s: float, capacity: int) -> list[Unit]:
+    """Up to `capacity` units, each cut to the tasks this owner could claim (facts-only units need none)."""
+    claimed: list[Unit] = []
+    for unit in units:
+        if len(claimed) >= capacity:
+            break
+        mine = tuple(t for t in unit.tasks if store.try_claim(unit.model.model_key, t.task_key, owner, timeout_s))
+        if mine or (unit.want_facts and not unit.tasks):
+            claimed.append(replace(unit, tasks=mine))
+    return claimed
+
+
+def run_all(store: Store, models: Sequence[ModelJob], tasks: Sequence[TaskJob], executor: object, writer: Writer,
+            *, owner: str, timeout_s: float, on_round: Callable[[], None] | None = None) -> None:
+    """Compute every item of every (model, task) the store lacks; return when none is left."""
+    by_key = {t.task_key: t for t in tasks}
+    with Heartbeat(store.path, owner):
+        while units := plan(store, models, tasks):
+            if on_round is not None:
+                on_round()
+            claimed = claim(store, units, owner, timeout_s, getattr(executor, "capacity", 1))
+            if not claimed:
+                time.sleep(POLL_S)  # all left is claimed by live processes: wait for them
+                continue
+            try:
+                # Re-plan under the claims: another process may have finished a task just before.
+                fresh = [u for c in claimed for u in plan(store, [c.model], [by_key[t.task_key] for t in c.tasks])]
+                _execute(executor, fresh, writer)
+            finally:
+                store.release_claims(owner, [p for c in claimed for p in c.pairs])
+    if on_round is not None:
+        on_round()
+
+
+def _execute(executor: object, units: list[Unit], writer: Writer) -> None:
+    before = (sum(writer.computed.values()), writer.facts_written)
+    for output in executor.run(units):  # type: ignore[attr-defined]
+        writer.write(output)
+    if units and (sum(writer.computed.values()), writer.facts_written) == before:
+        raise RuntimeError("a unit of work ran but stored nothing; refusing to loop")
