@@ -6,8 +6,12 @@
         m.add_tokens(tokens_in, tokens_out)
     m.result  # Measurement
 
-Counters are read only at enter and exit (one getrusage, one perf_counter, the energy reader's
-counters), so wrapping every batch costs microseconds, not a background thread.
+Counters are read at enter and exit (getrusage, perf_counter, the energy reader's counters); the
+peak memory of the block comes from the kernel's resettable high-water mark on Linux, else from a
+sampler thread (measure/memory.py). Peaks are reported ABOVE the baseline taken when the Meter was
+built or `reset_baseline()` was called (before the model loads): the model's own weights count,
+whatever happened earlier in the process (a GGUF conversion, another model) does not. On GPU the
+allocator's peak statistics are reset at each block and reported above the baseline allocation.
 """
 
 from __future__ import annotations
@@ -22,32 +26,23 @@ from typing import Any
 
 from beyondscale.errors import UserError
 from beyondscale.measure.energy import EnergyReader, TdpEstimateReader, Usage, auto_reader
+from beyondscale.measure.memory import KernelPeak, SampledPeak, current_rss
 
 try:
     import resource
 
-    def _rusage() -> tuple[float, int]:
-        """(process CPU seconds, peak RSS bytes) from one getrusage call."""
+    def _cpu_seconds() -> float:
+        """Process CPU seconds (user + system)."""
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
-        return ru.ru_utime + ru.ru_stime, int(ru.ru_maxrss) * scale
+        return ru.ru_utime + ru.ru_stime
 
 except ImportError:  # Windows
 
-    def _rusage() -> tuple[float, int]:
+    def _cpu_seconds() -> float:
         import psutil
 
-        p = psutil.Process()
-        t = p.cpu_times()
-        mem = p.memory_info()
-        return t.user + t.system, int(getattr(mem, "peak_wset", mem.rss))
-
-
-def _current_rss() -> int:
-    """Resident memory of this process now, in bytes."""
-    import psutil
-
-    return int(psutil.Process().memory_info().rss)
+        t = psutil.Process().cpu_times()
+        return t.user + t.system
 
 
 log = logging.getLogger(__name__)
@@ -191,12 +186,15 @@ class Meter:
         self.hardware = hardware
         self.hardware_units = hardware_units
         self.total: Measurement | None = None
+        self._memory = KernelPeak if KernelPeak.available() else SampledPeak
         self.reset_baseline()
 
     def reset_baseline(self) -> None:
-        """Record the memory in use now; peaks are reported above it (call before loading a model)."""
-        self.baseline_rss_bytes = _current_rss()
-        self.baseline_gpu_bytes = int(self._cuda.memory_allocated(self.device)) if self._cuda is not None else 0
+        """Record the memory in use now; block peaks are reported above it (call before loading a model)."""
+        self.baseline_rss_bytes = current_rss()
+        cuda = self._cuda
+        self.baseline_gpu_bytes = int(cuda.memory_allocated(self.device)) if cuda is not None else 0
+        self.baseline_gpu_reserved_bytes = int(cuda.memory_reserved(self.device)) if cuda is not None else 0
 
     @property
     def energy_source(self) -> str:
@@ -229,7 +227,8 @@ def _hardware(device: str) -> tuple[str, int]:
 class MeasureBlock:
     """One measured block; use via `Meter.measure()`."""
 
-    __slots__ = ("meter", "tokens_in", "tokens_out", "flops", "result", "_t0", "_cpu0", "_state", "_reader")
+    __slots__ = ("meter", "tokens_in", "tokens_out", "flops", "result", "_t0", "_cpu0", "_state", "_reader",
+                 "_memory")
 
     def __init__(self, meter: Meter) -> None:
         self.meter = meter
@@ -259,7 +258,9 @@ class MeasureBlock:
         except Exception as err:  # noqa: BLE001 - never lose the measurement over an energy counter
             self._reader = self.meter._fallback(err)
             self._state = self._reader.start()
-        self._cpu0 = _rusage()[0]
+        self._memory = self.meter._memory()
+        self._memory.start()
+        self._cpu0 = _cpu_seconds()
         self._t0 = _clock()
         return self
 
@@ -274,8 +275,9 @@ class MeasureBlock:
         if cuda is not None:
             cuda.synchronize(meter.device)
         wall = _clock() - self._t0
-        cpu1, peak_rss = _rusage()
-        usage = Usage(wall_s=wall, cpu_s=max(0.0, cpu1 - self._cpu0), peak_rss_bytes=peak_rss)
+        cpu_s = max(0.0, _cpu_seconds() - self._cpu0)
+        rss = self._memory.stop()  # the process's peak during the block
+        usage = Usage(wall_s=wall, cpu_s=cpu_s, peak_rss_bytes=rss)
         reader = self._reader
         try:
             energy = float(reader.stop(self._state, usage))
@@ -284,14 +286,14 @@ class MeasureBlock:
             energy = float(reader.stop(reader.start(), usage))
         gpu_peak = gpu_reserved = None
         if cuda is not None:
-            gpu_peak = int(cuda.max_memory_allocated(meter.device))
-            gpu_reserved = int(cuda.max_memory_reserved(meter.device))
+            gpu_peak = max(0, int(cuda.max_memory_allocated(meter.device)) - meter.baseline_gpu_bytes)
+            gpu_reserved = max(0, int(cuda.max_memory_reserved(meter.device)) - meter.baseline_gpu_reserved_bytes)
         self.result = Measurement(
             wall_s=wall,
             cpu_s=usage.cpu_s,
             tokens_in=self.tokens_in,
             tokens_out=self.tokens_out,
-            peak_rss_bytes=peak_rss,
+            peak_rss_bytes=max(0, rss - meter.baseline_rss_bytes),
             peak_gpu_bytes=gpu_peak,
             peak_gpu_reserved_bytes=gpu_reserved,
             energy_j=energy,
