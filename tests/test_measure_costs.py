@@ -15,9 +15,11 @@ def test_grid_intensity_lookup_by_code_name_and_cloud_region() -> None:
     assert fr.gco2_per_kwh == pytest.approx(56.039)
     assert "FRA" in fr.source and "2023" in fr.source
     assert grid_intensity("fra") == fr == grid_intensity("France")
-    assert grid_intensity("gcp:europe-west1").source.startswith("grid:gcp:europe-west1")
-    assert grid_intensity(None).gco2_per_kwh == 475.0  # world average, labelled default
-    assert grid_intensity(None).source.startswith("default:")
+    assert grid_intensity("gcp:europe-west1").source.startswith("estimate:grid-table gcp:europe-west1")
+    assert grid_intensity(None).gco2_per_kwh == 475.0  # world average, labelled estimate
+    assert grid_intensity(None).source.startswith("estimate:grid-default")
+    assert fr.source.startswith("estimate:grid-table FRA")  # a yearly table average, not today's grid
+    assert grid_intensity("XX", grid_gco2_per_kwh="123.5").source.startswith("user:")
     assert grid_intensity("XX", grid_gco2_per_kwh="123.5").gco2_per_kwh == 123.5  # number wins
     assert len(known_regions()) > 400
 
@@ -54,9 +56,9 @@ def test_carbon_arithmetic() -> None:
 
 def test_default_prices() -> None:
     cpu = default_price("cpu", "AMD EPYC", 2)
-    assert cpu.usd_per_hour == pytest.approx(0.067) and cpu.source.startswith("default:cpu-vcpu")
+    assert cpu.usd_per_hour == pytest.approx(0.067) and cpu.source.startswith("estimate:price-table cpu-vcpu")
     h100 = default_price("cuda", "NVIDIA H100 80GB HBM3", 1)
-    assert h100.usd_per_hour == pytest.approx(3.0) and h100.source.startswith("default:h100")
+    assert h100.usd_per_hour == pytest.approx(3.0) and h100.source.startswith("estimate:price-table h100")
     assert default_price("cuda", "NVIDIA A100-SXM4-80GB", 2).usd_per_hour == pytest.approx(2.6)
     unknown = default_price("cuda", "Mystery GPU", 1)
     assert unknown.usd_per_hour is None and "usd-per-hour" in unknown.source
@@ -76,7 +78,7 @@ def test_derive_hand_values() -> None:
     assert d["tokens_per_s"] == pytest.approx(100.0)
     assert d["prefill_tokens_per_s"] == pytest.approx(90.0)
     assert d["decode_tokens_per_s"] == pytest.approx(10.0)
-    assert d["latency_ms_per_item"] == pytest.approx(500.0)
+    assert d["ms_per_item"] == pytest.approx(500.0) and "latency_ms_per_item" not in d
     assert d["joules_per_token"] == pytest.approx(0.36)
     assert d["joules_per_correct"] == pytest.approx(72.0)
     # 360 J = 1e-4 kWh; x 1.5 x 500 = 0.075 g for 1000 tokens
@@ -89,7 +91,9 @@ def test_derive_hand_values() -> None:
     assert d["achieved_flops"] == pytest.approx(1e11)
     assert d["mfu"] == pytest.approx(0.1)
     assert d["energy_source"] == "estimate:tdp" and d["energy_estimated"] is True
-    assert d["carbon_source"].startswith("user:grid_gco2_per_kwh=500") and "estimate:tdp" in d["carbon_source"]
+    # the grid figure is the user's, but the energy under it is estimated: the carbon figure is an estimate
+    assert d["carbon_source"].startswith("estimate") and "user:grid_gco2_per_kwh=500" in d["carbon_source"]
+    assert "estimate:tdp" in d["carbon_source"]
     assert d["cost_source"].startswith("user:usd_per_hour")
     assert d["peak_flops_source"].startswith("probe:")
 
@@ -101,9 +105,9 @@ def test_derive_spec_peak_and_missing_values() -> None:
     assert d["joules_per_correct"] is None and d["usd_per_correct"] is None  # 0 correct: undefined
     d2 = derive(MEAS, n_items=20)  # defaults: world grid, default CPU price, no FLOPs
     assert d2["mfu"] is None and d2["achieved_flops"] is None and d2["n_correct"] is None
-    assert d2["cost_source"].startswith("default:cpu-vcpu x2")
+    assert d2["cost_source"].startswith("estimate:price-table cpu-vcpu x2")
     assert d2["usd"] == pytest.approx(10 / 3600 * 0.067)
-    assert d2["carbon_source"].startswith("default:WORLD")
+    assert d2["carbon_source"].startswith("estimate") and "estimate:grid-default WORLD" in d2["carbon_source"]
 
     class Facts:
         flops_per_token = 2e9
@@ -114,3 +118,24 @@ def test_derive_spec_peak_and_missing_values() -> None:
 def test_derive_bad_counts() -> None:
     with pytest.raises(UserError, match="n_correct"):
         derive(MEAS, n_items=3, n_correct=4)
+
+
+def test_carbon_from_measured_energy_and_user_figures_is_not_an_estimate() -> None:
+    measured = Measurement(wall_s=10.0, tokens_in=100, energy_j=36.0, energy_source="rapl", energy_estimated=False,
+                           energy_scope="whole-machine")
+    d = derive(measured, n_items=1, costs=CostConfig(grid_gco2_per_kwh=400.0, pue=1.2))
+    assert not d["carbon_source"].startswith("estimate") and d["carbon_source"].startswith("user")
+    # PUE left at its default is a default, hence an estimate
+    d2 = derive(measured, n_items=1, costs=CostConfig(grid_gco2_per_kwh=400.0))
+    assert d2["carbon_source"].startswith("estimate") and "PUE 1 (default)" in d2["carbon_source"]
+    assert d["energy_scope"] == "whole-machine"  # RAPL counts every process on the machine
+
+
+def test_mfu_from_the_flops_actually_computed() -> None:
+    peak = PeakFlops(device="cpu", dtype="float32", probe_flops=1e12, spec_flops=None, probe_detail="n=1024")
+    counted = Measurement(wall_s=10.0, tokens_in=1000, model_flops=5e11)
+    d = derive(counted, flops_per_token=1e9, n_items=1, peak_flops=peak)
+    assert d["achieved_flops"] == pytest.approx(5e10)  # 5e11 FLOPs / 10 s, not 1e9 x 1000 tokens / 10 s
+    assert d["mfu"] == pytest.approx(0.05) and d["flops_source"] == "counted"
+    nominal = derive(Measurement(wall_s=10.0, tokens_in=1000), flops_per_token=1e9, n_items=1, peak_flops=peak)
+    assert nominal["achieved_flops"] == pytest.approx(1e11) and nominal["flops_source"].startswith("estimate")

@@ -23,7 +23,8 @@ WORLD_AVERAGE_GCO2_PER_KWH = 475.0
 
 @dataclass(frozen=True)
 class GridIntensity:
-    """A grid intensity and the words that say where it came from."""
+    """A grid intensity and the words that say where it came from: "user:..." when the user gave the
+    number, else "estimate:..." (a table's yearly average is not the grid's intensity during the run)."""
 
     gco2_per_kwh: float
     source: str
@@ -35,16 +36,18 @@ def _index() -> dict[str, GridIntensity]:
     for row in load_table("grid_intensity.csv"):
         g = float(row["gco2_per_kwh"])
         if row["iso3"] == "WORLD":
-            src = "grid:WORLD (IEA 2019 world average, via CodeCarbon)"
+            src = "estimate:grid-table WORLD (IEA 2019 world average, via CodeCarbon)"
         else:
-            src = f"grid:{row['iso3']} (OWID/Ember {row['year']}, via CodeCarbon)"
+            src = f"estimate:grid-table {row['iso3']} (OWID/Ember {row['year']} yearly average, via CodeCarbon)"
         gi = GridIntensity(g, src)
         for key in (row["iso3"], row["iso2"], row["name"]):
             if key:
                 idx.setdefault(key.strip().lower(), gi)
     for row in load_table("cloud_intensity.csv"):
         g = float(row["gco2_per_kwh"])
-        gi = GridIntensity(g, f"grid:{row['provider']}:{row['region']} ({row['source']}, via CodeCarbon)")
+        gi = GridIntensity(
+            g, f"estimate:grid-table {row['provider']}:{row['region']} ({row['source']}, via CodeCarbon)"
+        )
         idx.setdefault(f"{row['provider']}:{row['region']}".lower(), gi)
         idx.setdefault(row["region"].lower(), gi)
     return idx
@@ -65,7 +68,7 @@ def grid_intensity(region: str | None = None, grid_gco2_per_kwh: float | str | N
         g = check_positive(grid_gco2_per_kwh, "--grid-gco2-per-kwh", allow_zero=True)
         return GridIntensity(g, f"user:grid_gco2_per_kwh={g:g}")
     if region is None or not str(region).strip():
-        return GridIntensity(WORLD_AVERAGE_GCO2_PER_KWH, "default:WORLD (IEA 2019 world average)")
+        return GridIntensity(WORLD_AVERAGE_GCO2_PER_KWH, "estimate:grid-default WORLD (IEA 2019 world average)")
     key = str(region).strip().lower()
     idx = _index()
     if key in idx:

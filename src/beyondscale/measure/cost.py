@@ -2,7 +2,7 @@
 
 Dollars are wall time x usd_per_hour: the price of renting the machine while it did the work. When
 the user gives no price, a documented default for the hardware class is used (data/prices.csv) and
-labelled `default:<class>`, so it is never mistaken for a bill.
+labelled `estimate:price-table <class>`, so it is never mistaken for a bill.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class CostConfig:
     usd_per_hour: float | None = None
     region: str | None = None
     grid_gco2_per_kwh: float | None = None
-    pue: float = 1.0
+    pue: float | None = None  # None: not given, 1.0 is used and labelled a default
 
     def __post_init__(self) -> None:
         if self.usd_per_hour is not None:
@@ -42,14 +42,24 @@ class CostConfig:
             object.__setattr__(
                 self, "grid_gco2_per_kwh", check_positive(self.grid_gco2_per_kwh, "--grid-gco2-per-kwh", allow_zero=True)
             )
-        pue = check_positive(self.pue, "--pue")
-        if pue < 1.0:
-            from beyondscale.errors import UserError
+        if self.pue is not None:
+            pue = check_positive(self.pue, "--pue")
+            if pue < 1.0:
+                from beyondscale.errors import UserError
 
-            raise UserError(f"--pue must be >= 1.0 (total facility power / IT power), got {self.pue!r}")
-        object.__setattr__(self, "pue", pue)
+                raise UserError(f"--pue must be >= 1.0 (total facility power / IT power), got {self.pue!r}")
+            object.__setattr__(self, "pue", pue)
         if self.grid_gco2_per_kwh is None:
             grid_intensity(self.region)  # validate the region now, not at report time
+
+    @property
+    def pue_value(self) -> float:
+        """The PUE applied: the user's, else 1.0 (no facility overhead counted)."""
+        return 1.0 if self.pue is None else self.pue
+
+    @property
+    def pue_source(self) -> str:
+        return "user" if self.pue is not None else "default"
 
     def intensity(self) -> GridIntensity:
         """The grid intensity these settings select."""
@@ -74,7 +84,7 @@ def default_price(device: str, hardware: str, units: int = 1) -> Price:
         cls = (spec or {}).get("price_class") or ""
         if cls in prices:
             row = prices[cls]
-            return Price(float(row["usd_per_hour"]) * units, f"default:{cls} x{units} ({row['source']})")
+            return Price(float(row["usd_per_hour"]) * units, f"estimate:price-table {cls} x{units} ({row['source']})")
         return Price(None, f"unknown: no default price for GPU {hardware!r}; pass --usd-per-hour")
     row = prices["cpu-vcpu"]
-    return Price(float(row["usd_per_hour"]) * units, f"default:cpu-vcpu x{units} ({row['source']})")
+    return Price(float(row["usd_per_hour"]) * units, f"estimate:price-table cpu-vcpu x{units} ({row['source']})")

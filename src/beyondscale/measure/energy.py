@@ -114,6 +114,7 @@ class RaplReader:
 
     name = "rapl"
     estimated = False
+    scope = "whole-machine"  # packages + DRAM: every process on the machine
 
     def __init__(self, root: str | os.PathLike[str] = "/sys/class/powercap") -> None:
         self.root = Path(root)
@@ -204,6 +205,7 @@ class NvmlReader(CounterReader):
 
     name = "nvml"
     estimated = False
+    scope = "whole-gpu"  # the board's counter: every process on those GPUs
 
     def __init__(self, gpu_indices: Sequence[int] | None = None) -> None:
         self.gpu_indices = list(gpu_indices) if gpu_indices is not None else None
@@ -300,6 +302,7 @@ class TdpEstimateReader:
 
     name = "estimate:tdp"
     estimated = True
+    scope = "process"  # this process's CPU time (plus GPU board power when gpu_watts is given)
 
     def __init__(
         self,
@@ -334,6 +337,11 @@ class TdpEstimateReader:
 # ------------------------------------------------------------------------------------ composition
 
 
+def reader_scope(reader: Any) -> str:
+    """What a reader's joules cover: "process", "whole-machine" (RAPL) or "whole-gpu" (NVML)."""
+    return str(getattr(reader, "scope", "unknown"))
+
+
 class CombinedReader:
     """Sum of several readers (e.g. RAPL for the CPU + NVML for the GPUs); estimated if any part is."""
 
@@ -341,6 +349,7 @@ class CombinedReader:
         self.readers = list(readers)
         self.name = "+".join(r.name for r in self.readers)
         self.estimated = any(r.estimated for r in self.readers)
+        self.scope = "+".join(reader_scope(r) for r in self.readers)
 
     def available(self) -> bool:
         return all(r.available() for r in self.readers)

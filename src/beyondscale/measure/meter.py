@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from beyondscale.errors import UserError
-from beyondscale.measure.energy import EnergyReader, TdpEstimateReader, Usage, auto_reader
+from beyondscale.measure.energy import EnergyReader, TdpEstimateReader, Usage, auto_reader, reader_scope
 from beyondscale.measure.memory import KernelPeak, SampledPeak, current_rss
 
 try:
@@ -69,6 +69,7 @@ class Measurement:
     energy_j: float | None = None
     energy_source: str = "none"
     energy_estimated: bool = True
+    energy_scope: str = "process"  # "whole-machine" (RAPL) / "whole-gpu" (NVML) include other processes
     device: str = "cpu"
     hardware: str = ""
     hardware_units: int = 1
@@ -93,6 +94,7 @@ class Measurement:
             energy_j=None if self.energy_j is None or other.energy_j is None else self.energy_j + other.energy_j,
             energy_source=_merge_label(self.energy_source, other.energy_source, sep="+"),
             energy_estimated=self.energy_estimated or other.energy_estimated,
+            energy_scope=_merge_label(self.energy_scope, other.energy_scope, sep="+"),
             device=_merge_label(self.device, other.device, sep=","),
             hardware=_merge_label(self.hardware, other.hardware, sep=","),
             hardware_units=max(self.hardware_units, other.hardware_units),
@@ -299,6 +301,7 @@ class MeasureBlock:
             energy_j=energy,
             energy_source=reader.name,
             energy_estimated=bool(reader.estimated),
+            energy_scope=reader_scope(reader),
             device=meter.device,
             hardware=meter.hardware,
             hardware_units=meter.hardware_units,
