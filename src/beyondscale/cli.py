@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from beyondscale import api
+from beyondscale.bias.cli import bias_app
 from beyondscale.errors import UserError
 from beyondscale.interpret.cli import explain_app
 
@@ -24,6 +25,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what
 results_app = typer.Typer(no_args_is_help=True, help="List, show and export stored runs.")
 app.add_typer(results_app, name="results")
 app.add_typer(explain_app, name="explain")
+app.add_typer(bias_app, name="bias")
 # Piped output (CI logs, README pastes) gets room for the wide tables instead of 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)
