@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.stats import binomtest
-from test_analysis_verdict import _acc_pair, build, run
 
 from beyondscale.report import render_markdown
+from test_analysis_verdict import _acc_pair, build, run
 
 
 def _edited():

@@ -1,8 +1,9 @@
 """Analysis: what scale buys. `analyze(frames) -> Analysis`; `fit_points` for scaling-law fits."""
 
-from beyondscale.analysis.analyze import analyze, primary_metric
+from beyondscale.analysis.analyze import analyze
 from beyondscale.analysis.calibration import calibration_bins, expected_calibration_error
 from beyondscale.analysis.fits import FitResult, compute_optimal, fit_arrays, fit_points, read_points_csv
+from beyondscale.analysis.inputs import primary_metric
 from beyondscale.analysis.marginal import default_threshold, higher_is_better
 from beyondscale.analysis.paired import mcnemar_exact, paired_bootstrap
 from beyondscale.analysis.pareto import pareto_frontier

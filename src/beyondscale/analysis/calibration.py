@@ -33,3 +33,19 @@ def expected_calibration_error(bins: pd.DataFrame) -> float:
         return float("nan")
     w = bins["count"].to_numpy(float)
     return float(np.sum(w * np.abs(bins["accuracy"].to_numpy(float) - bins["confidence"].to_numpy(float))) / w.sum())
+
+
+def calibration_rows(names: dict[str, str], items: pd.DataFrame, tasks: list[str]) -> list[dict]:
+    """Reliability bins per (model, task) from per-item confidence and acc."""
+    rows: list[dict] = []
+    it = items[items["metric"].isin(["confidence", "acc"]) & items["task"].isin(tasks)]
+    for (k, task), g in it.groupby(["model_key", "task"], sort=False):
+        doc_codes, docs = pd.factorize(g["doc_id"])
+        is_conf = (g["metric"] == "confidence").to_numpy()
+        arr = np.full((len(docs), 2), np.nan)
+        arr[doc_codes, is_conf.astype(int)] = g["value"].to_numpy(float)
+        if np.isnan(arr[:, 1]).all() or np.isnan(arr[:, 0]).all():
+            continue
+        b = calibration_bins(arr[:, 1], arr[:, 0])
+        rows += [{"model": names.get(str(k), str(k)), "task": task, **r} for r in b.to_dict("records")]
+    return rows

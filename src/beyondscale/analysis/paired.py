@@ -87,3 +87,19 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int
     lo, hi = percentile_ci(boot[:, None], level)
     return {"effect": effect, "ci_low": float(lo[0]), "ci_high": float(hi[0]),
             "p_value": float(bootstrap_p(boot[:, None], np.array([effect]))[0]), "n_items": int(len(d))}
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control, Holm 1979).
+
+    Sorted ascending, p_(i) is multiplied by (m - i), running maxima keep the order, capped at 1.
+    """
+    p = np.asarray(p, dtype=float)
+    m = p.size
+    if m == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out = np.empty(m)
+    out[order] = scaled
+    return out

@@ -1,7 +1,7 @@
 """Pick the smallest model that meets every constraint, or say which constraint each model fails.
 
-"Smallest" is by total parameters (then active parameters, then FLOPs/token): the point of the
-tool is to not pay for scale you do not need.
+"Smallest" is by total parameters (then active parameters, then FLOPs/token, then the model key, never
+the name): the point of the tool is to not pay for scale you do not need.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from beyondscale.errors import UserError
 
 # constraint key -> (table column, unit scale applied to the table value, human label)
 _MAX_KEYS = {
-    "max_latency_ms": ("latency_ms_per_item", 1.0, "latency {v:.4g} ms/item > {lim:.4g}"),
+    "max_latency_ms": ("ms_per_item", 1.0, "batch time {v:.4g} ms/item > {lim:.4g}"),
+    "max_ms_per_item": ("ms_per_item", 1.0, "batch time {v:.4g} ms/item > {lim:.4g}"),
     "max_memory_gb": ("peak_memory_bytes", 1e-9, "peak memory {v:.3g} GB > {lim:.4g}"),
     "max_joules_per_token": ("joules_per_token", 1.0, "energy {v:.3g} J/token > {lim:.4g}"),
     "max_usd_per_1m_tokens": ("usd_per_1m_tokens", 1.0, "cost ${v:.3g}/1M tokens > {lim:.4g}"),
@@ -42,7 +43,8 @@ def score_column(table: pd.DataFrame, constraints: dict[str, Any], primary: dict
 
 def _size_order(table: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in ("params_total", "params_active", "flops_per_token") if c in table.columns]
-    return table.sort_values(keys + ["model"], kind="stable", na_position="last")
+    tie = ["model_key"] if "model_key" in table.columns else ["model"]
+    return table.sort_values(keys + tie, kind="stable", na_position="last")
 
 
 def recommend(table: pd.DataFrame, constraints: dict[str, Any] | None, primary: dict[str, str],
@@ -63,6 +65,8 @@ def recommend(table: pd.DataFrame, constraints: dict[str, Any] | None, primary: 
                 float(v)
             except (TypeError, ValueError):
                 raise UserError(f"constraint {k}={v!r} is not a number") from None
+    if "latency_ms_per_item" in table.columns and "ms_per_item" not in table.columns:  # pre-rename frames
+        table = table.rename(columns={"latency_ms_per_item": "ms_per_item"})
     if table.empty:
         return {"model": None, "reason": "no models to choose from", "constraints": constraints, "candidates": []}
     col = score_column(table, constraints, primary) if constraints.get("min_score") is not None else None
@@ -86,7 +90,7 @@ def recommend(table: pd.DataFrame, constraints: dict[str, Any] | None, primary: 
             if not math.isfinite(v):
                 fails.append(f"{c} unknown")
             elif v > lim:
-                fails.append(fmt.format(v=v, lim=lim))
+                fails.append(fmt.format(v=v, lim=lim) + f" ({key})")
         candidates.append({"model": str(r["model"]), "params_total": _num(r.get("params_total")),
                            "feasible": not fails, "fails": fails})
     feasible = [c for c in candidates if c["feasible"]]
@@ -108,3 +112,81 @@ def _num(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
+
+
+# ------------------------------------------------------------------------ the rule behind a recommendation
+# Rules, in order (the first that applies decides, and is named in the reason):
+#   constraints: the smallest model meeting every constraint (`recommend`);
+#   primary:     the smallest model no other model is significantly better than on the primary task;
+#   unbeaten:    the smallest model no other model is significantly better than on any task's primary metric;
+#   none:        when every model is beaten somewhere (no dominant model) and no rule was given;
+#   no tests:    without per-item results, the smallest model, saying the models were not told apart.
+# Whatever the rule, the reason says where a smaller or same-size model is significantly better than the pick.
+
+
+def _cheaper_wins(ctx: Any, ws: list, pick: str | None) -> tuple:
+    from beyondscale.analysis.inputs import size_relation
+
+    key_of = {v: k for k, v in ctx.name.items()}
+    if pick is None:
+        return ()
+    return tuple(w for w in ws if w.worse == pick
+                 and size_relation(ctx.size[key_of[w.better]], ctx.size[key_of[pick]]) in (0, -1))
+
+
+def _smallest_unbeaten(ctx: Any, models: list[str], ws: list) -> str | None:
+    beaten = {w.worse for w in ws}
+    return next((ctx.name[k] for k in ctx.order if ctx.name[k] in models and ctx.name[k] not in beaten), None)
+
+
+def _passed_over(ctx: Any, models: list[str], ws: list, pick: str) -> str:
+    before = []
+    for k in ctx.order:
+        name = ctx.name[k]
+        if name == pick:
+            break
+        if name in models:
+            by = [w for w in ws if w.worse == name]
+            first = [w for w in by if w.better == by[0].better] if by else []
+            more = f"; {len(by) - len(first)} more wins by other models" if len(by) > len(first) else ""
+            before.append(f"{name} ({first[0].better} is significantly better on "
+                          f"{', '.join(w.task for w in first)}{more})" if by else name)
+    return "; passed over: " + ", ".join(before) if before else ""
+
+
+def choose(ctx: Any, lb: pd.DataFrame, paired: pd.DataFrame, primary: dict[str, str], primary_task: str | None,
+           constraints: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    """The Recommendation finding and the `Analysis.recommendation` dict, by the first rule that applies."""
+    from beyondscale.analysis.derive import wins
+    from beyondscale.analysis.findings import Recommendation
+    from beyondscale.analysis.marginal import higher_is_better
+    from beyondscale.analysis.wording import recommendation_reason
+
+    active = {k: v for k, v in (constraints or {}).items() if v is not None}
+    ws = wins(ctx, paired)
+    models = [str(m) for m in lb["model"]]
+    base = {"constraints": active, "candidates": []}
+    if any(k not in ("task", "metric") for k in active):
+        m = active.get("metric") or primary.get(str(active.get("task")))
+        out = recommend(lb, active, primary, higher_better=higher_is_better(m) if m else True)
+        base, f = out, Recommendation(out["model"], "constraints", out["reason"])
+    elif primary_task is not None:
+        task_ws = [w for w in ws if w.task == primary_task]
+        pick = _smallest_unbeaten(ctx, models, task_ws)
+        f = Recommendation(pick, "primary", f"by the primary task {primary_task} ({primary[primary_task]}): no other "
+                           "model is significantly better on it, and it is the smallest such model")
+    elif not paired.empty:
+        pick = _smallest_unbeaten(ctx, models, ws)
+        if pick is None:
+            f = Recommendation(None, "none", "no model dominates and no rule was given to choose: pass a primary "
+                               "task (primary=TASK, --primary TASK) or constraints")
+        else:
+            f = Recommendation(pick, "unbeaten", "no other model is significantly better on any task's primary metric "
+                               "(paired tests on the same items, Holm-adjusted p<0.05), and it is the smallest such "
+                               "model" + _passed_over(ctx, models, ws, pick))
+    else:
+        pick = next((ctx.name[k] for k in ctx.order if ctx.name[k] in models), None)
+        f = Recommendation(pick, "no tests", "the smallest model, by default: without per-item results no paired "
+                           "test tells the models apart (give constraints or a primary task for a real choice)")
+    f = Recommendation(f.model, f.rule, f.detail, _cheaper_wins(ctx, ws, f.model))
+    return f, {**base, "model": f.model, "rule": f.rule, "primary": primary_task, "reason": recommendation_reason(f)}

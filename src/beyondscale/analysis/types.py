@@ -20,11 +20,13 @@ def _empty(*cols: str) -> pd.DataFrame:
 class Analysis:
     """What scale buys, for one store (or one family / selection of models in it).
 
-    verdict: sentences, most important first (printed by the CLI, first in the report).
-    leaderboard: one row per model: model, model_key, params_total, params_active, flops_per_token,
-        then one column per "task/metric" (primary metrics), then efficiency columns
-        (tokens_per_s, latency_ms_per_item, peak_memory_bytes, joules_per_token, energy_source,
-        gco2e_per_1k_tokens, usd_per_1m_tokens, usd_per_correct, mfu).
+    findings: typed conclusions (`analysis.findings`), most important first.
+    verdict: the findings worded (`analysis.wording.words`): printed by the CLI, first in the report.
+    leaderboard: one row per model in size order: model, model_key, params_total, params_active,
+        flops_per_token, family, vocab_size, dtype, quantization, then one column per "task/metric"
+        (primary metrics, each model's own newest task version), then efficiency columns
+        (tokens_per_s, ms_per_item, peak_memory_bytes, joules_per_token, energy_source,
+        gco2e_per_1k_tokens, carbon_source, usd_per_1m_tokens, usd_per_correct, cost_source, mfu).
     curves: task, metric, axis, model, x, y, y_stderr: the measured returns curve points.
     fits: task, metric, axis, form ("score" | "loss" | "loss_nd"), param, value, ci_low, ci_high,
         n_points, status ("ok" | "skipped"), reason.
@@ -32,9 +34,14 @@ class Analysis:
     marginal: task, metric, axis, from_model, to_model, x_from, x_to, doublings, gain,
         gain_per_doubling, source ("adjacent" | "fit").
     knees: task, metric, axis, model, x, method ("threshold" | "kneedle"), threshold.
-    paired: task, metric, model_a, model_b (model_b is the bigger), n_items, effect (b - a),
-        ci_low, ci_high, p_value, test ("mcnemar" | "paired_bootstrap"), significant (bool),
-        flag ("" or "bigger but not significantly better").
+    paired: task, task_key (the newest version both have), metric, model_a, model_b (in size order
+        (size, model_key): b is not smaller), model_key_a, model_key_b, n_items, effect (b - a),
+        ci_low, ci_high, p_value (raw), p_floor (1/(B+1) for bootstraps, 0 for McNemar), test
+        ("mcnemar" | "paired_bootstrap"), primary (the task's primary metric), p_adjusted (Holm over
+        the comparison's tasks), n_tests, significant (p_adjusted < 0.05), better (the model a
+        significant row favours, else ""), flag ("bigger but not significantly better", only when b
+        is really bigger).
+    versions: task, model, model_key, task_key (the model's newest version), current (bool).
     pareto: task, metric, cost_axis, model, quality, cost, on_frontier (bool).
     calibration: model, task, bin, confidence, accuracy, count: reliability diagram bins.
     compute_optimal: C, N_opt, D_opt (only when a two-variable fit exists).
@@ -43,6 +50,7 @@ class Analysis:
     """
 
     verdict: list[str] = field(default_factory=list)
+    findings: list[Any] = field(default_factory=list)
     leaderboard: pd.DataFrame = field(default_factory=lambda: _empty("model", "model_key"))
     curves: pd.DataFrame = field(
         default_factory=lambda: _empty("task", "metric", "axis", "model", "x", "y", "y_stderr")
@@ -66,9 +74,13 @@ class Analysis:
     )
     paired: pd.DataFrame = field(
         default_factory=lambda: _empty(
-            "task", "metric", "model_a", "model_b", "n_items", "effect", "ci_low", "ci_high", "p_value", "test",
-            "significant", "flag",
+            "task", "task_key", "metric", "model_a", "model_b", "model_key_a", "model_key_b", "n_items", "effect",
+            "ci_low", "ci_high", "p_value", "p_floor", "test", "primary", "p_adjusted", "n_tests", "significant",
+            "better", "flag",
         )
+    )
+    versions: pd.DataFrame = field(
+        default_factory=lambda: _empty("task", "model", "model_key", "task_key", "current")
     )
     pareto: pd.DataFrame = field(
         default_factory=lambda: _empty("task", "metric", "cost_axis", "model", "quality", "cost", "on_frontier")
@@ -82,12 +94,15 @@ class Analysis:
 
     FRAMES = (
         "leaderboard", "curves", "fits", "fit_bands", "marginal", "knees", "paired", "pareto", "calibration",
-        "compute_optimal",
+        "compute_optimal", "versions",
     )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
-        out: dict[str, Any] = {"verdict": self.verdict, "recommendation": self.recommendation, "notes": self.notes}
+        from beyondscale.analysis.findings import finding_json
+
+        out: dict[str, Any] = {"verdict": self.verdict, "findings": [finding_json(f) for f in self.findings],
+                               "recommendation": self.recommendation, "notes": self.notes}
         for name in self.FRAMES:
             frame: pd.DataFrame = getattr(self, name)
             out[name] = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")

@@ -1,0 +1,164 @@
+"""Paired comparisons of every pair of models on each task, on the newest task version both have.
+
+Pairs are oriented by size order (size, model key): `model_a` is not bigger than `model_b`. A row is
+significant when its Holm-adjusted p (over the tasks of that comparison, one family per pair and metric
+kind) is below ALPHA; `better` names the model it favours, so a significant row counts only in the
+direction it points. The `flag` is set only when b is really bigger (see `size_relation`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from beyondscale.analysis.inputs import NON_QUALITY, size_relation
+from beyondscale.analysis.marginal import higher_is_better
+from beyondscale.analysis.paired import (
+    bits_per_byte,
+    bootstrap_bpb,
+    bootstrap_means,
+    bootstrap_p,
+    count_matrix,
+    holm,
+    is_binary,
+    mcnemar_exact,
+    percentile_ci,
+)
+from beyondscale.analysis.versions import Versions
+
+ALPHA = 0.05
+FLAG = "bigger but not significantly better"
+
+
+def _matrices(it: pd.DataFrame, keys: list[str], wanted: list[str]) -> dict[str, np.ndarray]:
+    """{metric: (n_docs, n_models)} per-item values; NaN where a model lacks an item."""
+    doc_codes, docs = pd.factorize(it["doc_id"])
+    model_codes = pd.Index(keys).get_indexer(it["model_key"])
+    vals = it["value"].to_numpy(float)
+    metric = it["metric"].to_numpy(object)
+    out = {}
+    for m in wanted:
+        sel = (metric == m) & (model_codes >= 0)
+        arr = np.full((len(docs), len(keys)), np.nan)
+        arr[doc_codes[sel], model_codes[sel]] = vals[sel]
+        out[m] = arr
+    return out
+
+
+def _metric_values(piv: dict[str, np.ndarray], m: str) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    vals = (piv["logprob"], piv["bytes"]) if m == "bits_per_byte" else (piv[m],)
+    mask = np.logical_and.reduce([np.isfinite(v) for v in vals])
+    keep = mask.any(axis=1)
+    return tuple(v[keep] for v in vals), mask[keep]
+
+
+def pairs_for_metric(pairs: list[tuple[int, int]], vals: tuple[np.ndarray, ...], mask: np.ndarray, metric: str,
+                     binary: bool, n_boot: int, rng: np.random.Generator) -> dict[tuple[int, int], dict | None]:
+    """Effect b - a, percentile CI and p for each pair (i, j) of columns, on the items both have."""
+    out: dict[tuple[int, int], dict[str, Any] | None] = {}
+    shared_counts: dict[bytes, np.ndarray] = {}  # one resample matrix per item set, as for a joint bootstrap
+    for i, j in pairs:
+        rows = mask[:, i] & mask[:, j]
+        n = int(rows.sum())
+        if n == 0:
+            out[(i, j)] = None
+            continue
+        sub = [v[rows][:, [i, j]] for v in vals]
+        if rows.tobytes() not in shared_counts:
+            shared_counts[rows.tobytes()] = count_matrix(n, n_boot, rng) if n_boot > 0 else np.zeros((0, n))
+        counts = shared_counts[rows.tobytes()]
+        if metric == "bits_per_byte":
+            point, boot = bits_per_byte(sub[0], sub[1]), bootstrap_bpb(sub[0], sub[1], counts)
+        else:
+            point, boot = sub[0].mean(axis=0), bootstrap_means(sub[0], counts)
+        effect = float(point[1] - point[0])
+        lo = hi = pb = np.array([np.nan])
+        if n_boot > 0:
+            bd = (boot[:, 1] - boot[:, 0])[:, None]
+            lo, hi = percentile_ci(bd)
+            pb = bootstrap_p(bd, np.array([effect]))
+        if binary:
+            x = sub[0]
+            p = float(mcnemar_exact(((x[:, 0] == 1) & (x[:, 1] == 0)).sum(), ((x[:, 0] == 0) & (x[:, 1] == 1)).sum()))
+        else:
+            p = float(pb[0])
+        out[(i, j)] = {"n_items": n, "effect": effect, "ci_low": float(lo[0]), "ci_high": float(hi[0]), "p_value": p,
+                       "p_floor": 0.0 if binary or n_boot <= 0 else 1.0 / (n_boot + 1)}
+    return out
+
+
+def _task_metrics(present: set[str], reported: set[str] | None, metrics: list[str] | None) -> list[str]:
+    qual = sorted(m for m in present if m not in NON_QUALITY and (metrics is None or m in metrics)
+                  and (reported is None or m in reported))
+    if {"logprob", "bytes"} <= present and (metrics is None or "bits_per_byte" in metrics) \
+            and (reported is None or "bits_per_byte" in reported):
+        qual.append("bits_per_byte")
+    return qual
+
+
+def _version_rows(task: str, tk: str, it: pd.DataFrame, keys: list[str], pairs: list[tuple[int, int]],
+                  metrics: list[str], n_boot: int, seed: list[int]) -> list[dict[str, Any]]:
+    wanted = sorted(({"logprob", "bytes"} if "bits_per_byte" in metrics else set())
+                    | {m for m in metrics if m != "bits_per_byte"})
+    piv = _matrices(it, keys, wanted)
+    rows = []
+    for mi, m in enumerate(metrics):
+        vals, mask = _metric_values(piv, m)
+        binary = m != "bits_per_byte" and is_binary(vals[0])
+        res = pairs_for_metric(pairs, vals, mask, m, binary, n_boot, np.random.default_rng([*seed, mi]))
+        for (i, j), r in res.items():
+            if r is not None:
+                rows.append({"task": task, "task_key": tk, "metric": m, "model_key_a": keys[i], "model_key_b": keys[j],
+                             **r, "test": "mcnemar" if binary else "paired_bootstrap"})
+    return rows
+
+
+def paired_rows(items: pd.DataFrame, order: list[str], versions: Versions, scored: dict[str, set[str]],
+                metrics: list[str] | None, n_boot: int, seed: int) -> tuple[list[dict[str, Any]], list[tuple]]:
+    """Raw paired rows for every task and pair on their newest common version; and the pairs with none."""
+    rows: list[dict[str, Any]] = []
+    unshared: list[tuple[str, str, str]] = []
+    for ti, (task, it_task) in enumerate(items.groupby("task", sort=False)):
+        task = str(task)
+        have = set(it_task["model_key"])
+        keys = [k for k in order if k in have]
+        by_version: dict[str, list[tuple[int, int]]] = {}
+        for i in range(len(keys)):
+            for j in range(i + 1, len(keys)):
+                tk = versions.common(keys[i], keys[j], task)
+                if tk is None:
+                    unshared.append((task, keys[i], keys[j]))
+                else:
+                    by_version.setdefault(tk, []).append((i, j))
+        for vi, (tk, pairs) in enumerate(by_version.items()):
+            it = it_task[it_task["task_key"] == tk]
+            ms = _task_metrics(set(it["metric"].astype(str)), scored.get(task), metrics)
+            n_rows = len(rows)
+            rows += _version_rows(task, tk, it, keys, pairs, ms, n_boot, [seed, ti, vi])
+            found = {(r["model_key_a"], r["model_key_b"]) for r in rows[n_rows:]}
+            unshared += [(task, keys[i], keys[j]) for i, j in pairs if (keys[i], keys[j]) not in found]
+    return rows, unshared
+
+
+def finish_paired(rows: list[dict[str, Any]], primary: dict[str, str], names: dict[str, str],
+                  sizes: dict[str, float]) -> pd.DataFrame:
+    """Holm over each comparison's tasks, direction (`better`), names and the bigger-but-not-better flag."""
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df["primary"] = [primary.get(t) == m for t, m in zip(df["task"], df["metric"], strict=True)]
+    family = np.where(df["primary"], "primary", df["metric"])
+    df["p_adjusted"] = df.groupby([df["model_key_a"], df["model_key_b"], family])["p_value"].transform(
+        lambda s: pd.Series(holm(s.to_numpy(float)), index=s.index))
+    df["n_tests"] = df.groupby([df["model_key_a"], df["model_key_b"], family])["p_value"].transform("size")
+    df["significant"] = df["p_adjusted"] < ALPHA
+    b_better = np.where([higher_is_better(m) for m in df["metric"]], df["effect"] > 0, df["effect"] < 0)
+    df["model_a"] = df["model_key_a"].map(names)
+    df["model_b"] = df["model_key_b"].map(names)
+    df["better"] = np.where(df["significant"], np.where(b_better, df["model_b"], df["model_a"]), "")
+    bigger = [size_relation(sizes.get(a, np.nan), sizes.get(b, np.nan)) == -1
+              for a, b in zip(df["model_key_a"], df["model_key_b"], strict=True)]
+    df["flag"] = np.where(np.asarray(bigger) & ~(df["significant"] & b_better), FLAG, "")
+    return df

@@ -1,0 +1,207 @@
+"""Derive typed findings from the analysis frames: size steps, dominance, framing, knees, versions.
+
+Only conclusions live here, no sentences (see `wording.py`). Every step works on model keys and the size
+order (size, key); display names are attached at the end for the reader.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from beyondscale.analysis.context import Context
+from beyondscale.analysis.curves import MIN_KNEE_POINTS
+from beyondscale.analysis.findings import (
+    Change,
+    FramingWarning,
+    MixedVersions,
+    NegativeReturns,
+    NoDominantModel,
+    PValue,
+    ReturnsFlatten,
+    SameMeasurement,
+    SignificantDifference,
+    SizeStep,
+    VersionMismatch,
+    Win,
+)
+from beyondscale.analysis.inputs import is_estimate, num, size_relation
+from beyondscale.analysis.marginal import higher_is_better, is_accuracy_like
+from beyondscale.analysis.versions import Versions
+
+
+def pvalue(r: pd.Series) -> PValue:
+    return PValue(float(r["p_value"]), float(r.get("p_floor", 0.0) or 0.0), float(r["p_adjusted"]),
+                  int(r.get("n_tests", 1)))
+
+
+def primary_rows(paired: pd.DataFrame) -> pd.DataFrame:
+    return paired[paired["primary"].astype(bool)] if not paired.empty else paired
+
+
+def wins(ctx: Context, paired: pd.DataFrame) -> list[Win]:
+    """Every significant primary-metric row, as the winner over the loser."""
+    out = []
+    for _, r in primary_rows(paired).iterrows():
+        if not r["better"]:
+            continue
+        loser = r["model_a"] if r["better"] == r["model_b"] else r["model_b"]
+        same = size_relation(ctx.size.get(r["model_key_a"], np.nan), ctx.size.get(r["model_key_b"], np.nan)) == 0
+        out.append(Win(r["task"], r["metric"], r["better"], loser, float(r["effect"]), pvalue(r), r["test"],
+                       int(r["n_items"]), same))
+    return out
+
+
+def _ratio(lb: pd.DataFrame, a: str, b: str, col: str) -> float:
+    x, y = num(lb.at[a, col]) if col in lb.columns else np.nan, num(lb.at[b, col]) if col in lb.columns else np.nan
+    return y / x if math.isfinite(x) and math.isfinite(y) and x > 0 else float("nan")
+
+
+def _changes(lb: pd.DataFrame, paired: pd.DataFrame, a: str, b: str, primary: dict[str, str]) -> tuple[Change, ...]:
+    pr = primary_rows(paired)
+    if not pr.empty:
+        pr = pr[(pr["model_key_a"] == a) & (pr["model_key_b"] == b)].set_index("task")
+    out = []
+    for t, m in primary.items():
+        col = f"{t}/{m}"
+        acc = is_accuracy_like(m, lb[col]) if col in lb.columns else False
+        if t in pr.index:
+            r = pr.loc[t]
+            delta, p, sig = float(r["effect"]), pvalue(r), bool(r["significant"])
+        elif col in lb.columns and math.isfinite(num(lb.at[a, col])) and math.isfinite(num(lb.at[b, col])):
+            delta, p, sig = num(lb.at[b, col]) - num(lb.at[a, col]), None, False
+        else:
+            continue
+        out.append(Change(t, m, delta, (delta > 0) == higher_is_better(m) and delta != 0, acc, sig, p))
+    return tuple(out)
+
+
+def size_steps(ctx: Context, lb: pd.DataFrame, paired: pd.DataFrame, primary: dict[str, str]) -> list[SizeStep]:
+    """Each model against the next in size order; energy shown only when it is a separate measurement."""
+    lbk = lb.set_index("model_key")
+    keys = [k for k in ctx.order if k in lbk.index]
+    facts = ctx.table.set_index("model_key")
+    framed = {(f.a, f.b) for f in framing(ctx)}
+    out = []
+    for a, b in zip(keys[:-1], keys[1:], strict=True):
+        sources = f"{lbk.at[a, 'energy_source']},{lbk.at[b, 'energy_source']}"
+        out.append(SizeStep(
+            ctx.name[a], ctx.name[b], _ratio(facts, a, b, "size"), _ratio(facts, a, b, "params_non_embedding"),
+            _changes(lbk, paired, a, b, primary), _ratio(lbk, a, b, "ms_per_item"),
+            _ratio(lbk, a, b, "joules_per_token"), is_estimate(sources),
+            size_relation(ctx.size[a], ctx.size[b]) == 0, (ctx.name[a], ctx.name[b]) in framed))
+    return out
+
+
+def dominance(ctx: Context, paired: pd.DataFrame, primary: dict[str, str]) -> NoDominantModel | None:
+    """No dominant model when every model is significantly worse than another somewhere."""
+    ws = wins(ctx, paired)
+    beaten = {w.worse for w in ws}
+    models = set(pd.unique(pd.concat([paired["model_a"], paired["model_b"]]))) if not paired.empty else set()
+    if not models or not ws or models - beaten:
+        return None
+    tied = [t for t in primary if t not in {w.task for w in ws}]
+    return NoDominantModel(tuple(ws), tuple(tied))
+
+
+def cheaper_better(ctx: Context, paired: pd.DataFrame, adjacent: set[tuple[str, str]]) -> list[SignificantDifference]:
+    """A cheaper model significantly better than a bigger one, where no size step already says so."""
+    out = []
+    key_of = {v: k for k, v in ctx.name.items()}
+    for w in wins(ctx, paired):
+        kb, kw = key_of[w.better], key_of[w.worse]
+        if size_relation(ctx.size[kb], ctx.size[kw]) == -1 and (kb, kw) not in adjacent:
+            out.append(SignificantDifference(w, False))
+    return out
+
+
+def _fact_pair(facts: pd.DataFrame, a: str, b: str, col: str) -> tuple[str, str] | None:
+    x, y = facts.at[a, col], facts.at[b, col]
+    if pd.isna(x) or pd.isna(y) or x == y:
+        return None
+    fmt = (lambda v: f"{int(v):,}") if col == "vocab_size" else str
+    return fmt(x), fmt(y)
+
+
+def framing(ctx: Context) -> list[FramingWarning]:
+    """Adjacent models that differ in family, vocabulary, tokenizer or dtype/quantisation."""
+    facts = ctx.table.set_index("model_key")
+    out = []
+    labels = (("family", "family"), ("vocab_size", "vocabulary"), ("tokenizer_key", "tokenizer"),
+              ("quantization", "quantisation"), ("dtype", "dtype"))
+    for a, b in zip(ctx.order[:-1], ctx.order[1:], strict=True):
+        diffs = []
+        for col, label in labels:
+            pair = _fact_pair(facts, a, b, col)
+            if pair and col == "tokenizer_key":
+                diffs.append("tokenizer")
+            elif pair:
+                diffs.append(f"{label} {pair[0]} vs {pair[1]}")
+        if diffs:
+            out.append(FramingWarning(ctx.name[a], ctx.name[b], tuple(diffs)))
+    return out
+
+
+def _significant(paired: pd.DataFrame, task: str, metric: str, a: str, b: str) -> bool:
+    if paired.empty:
+        return False
+    r = paired[(paired["task"] == task) & (paired["metric"] == metric) & (paired["model_a"] == a)
+               & (paired["model_b"] == b)]
+    return bool(len(r)) and bool(r["significant"].iloc[0])
+
+
+def knee_findings(an_knees: pd.DataFrame, marginal: pd.DataFrame, curves: pd.DataFrame, paired: pd.DataFrame,
+                  primary: dict[str, str]) -> list[ReturnsFlatten | NegativeReturns]:
+    """Threshold knees on parameters for primary metrics; a knee followed by losses is named as losses."""
+    if an_knees.empty:
+        return []
+    out: list[ReturnsFlatten | NegativeReturns] = []
+    sel = an_knees[(an_knees["axis"] == "params_total") & (an_knees["method"] == "threshold")]
+    for r in sel.itertuples(index=False):
+        if primary.get(r.task) != r.metric:
+            continue
+        where = (curves["task"] == r.task) & (curves["metric"] == r.metric) & (curves["axis"] == "params_total")
+        n = int(curves.loc[where, "x"].nunique())
+        if n < MIN_KNEE_POINTS:
+            continue
+        m = marginal[(marginal["task"] == r.task) & (marginal["metric"] == r.metric) & (marginal["axis"] == "params_total")
+                     & (marginal["source"] == "adjacent") & (marginal["x_from"] >= r.x)]
+        worse = tuple((str(t), float(g), _significant(paired, r.task, r.metric, f, t))
+                      for f, t, g in zip(m["from_model"], m["to_model"], m["gain"], strict=True) if g < 0)
+        if worse:
+            out.append(NegativeReturns(r.task, r.metric, r.model, worse, n, higher_is_better(r.metric),
+                                       is_accuracy_like(r.metric)))
+        else:
+            out.append(ReturnsFlatten(r.task, r.metric, r.model, float(r.threshold), is_accuracy_like(r.metric), n))
+    return out
+
+
+def same_measurement(lb: pd.DataFrame) -> list[SameMeasurement]:
+    """One SameMeasurement when energy figures shown are estimates derived from time."""
+    src = [s for s, e in zip(lb.get("energy_source", []), lb.get("joules_per_token", []), strict=True)
+           if is_estimate(s) and math.isfinite(num(e))]
+    return [SameMeasurement(sorted(set(src))[0])] if len(src) >= 2 else []
+
+
+def version_findings(ctx: Context, paired: pd.DataFrame, unshared: list[tuple[str, str, str]], versions: Versions
+                     ) -> list[VersionMismatch | MixedVersions]:
+    """Models lacking the current version of a task, and leaderboard columns that mix versions."""
+    out: list[VersionMismatch | MixedVersions] = []
+    seen = set()
+    pr = paired.drop_duplicates(["task", "model_key_a", "model_key_b"]) if not paired.empty else paired
+    rows = [(r.task, r.model_key_a, r.model_key_b, int(r.n_items), True) for r in pr.itertuples(index=False)]
+    rows += [(t, a, b, 0, False) for t, a, b in unshared]
+    for task, a, b, n, shared in rows:
+        cur = versions.current(task)
+        for k, other in ((a, b), (b, a)):
+            if cur not in versions.have.get((k, task), set()) and (task, k, other) not in seen:
+                seen.add((task, k, other))
+                out.append(VersionMismatch(task, ctx.name[k], ctx.name[other], n, shared))
+    for task in versions.order:
+        older = tuple(ctx.name[k] for k in ctx.order if (k, task) in versions.have
+                      and versions.own(k, task) != versions.current(task))
+        if older and len(versions.order[task]) > 1:
+            out.append(MixedVersions(task, older))
+    return out

@@ -1,0 +1,173 @@
+"""Typed findings: what the analysis concluded, as data. `wording.py` turns each into one sentence.
+
+Keeping conclusions typed (instead of building sentences where they are computed) means the CLI,
+HTML and Markdown all show the same words, and tests can check the conclusion and its wording apart.
+Models appear by display name here (names are labels; every decision was taken on model keys).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PValue:
+    """A p-value with its floor (1/(B+1) for a B-resample bootstrap, 0 for exact tests) and Holm adjustment."""
+
+    raw: float
+    floor: float = 0.0
+    adjusted: float | None = None
+    n_tests: int = 1
+
+
+@dataclass(frozen=True)
+class Win:
+    """`better` is significantly better than `worse` on task/metric (after Holm over the comparison's tasks)."""
+
+    task: str
+    metric: str
+    better: str
+    worse: str
+    effect: float
+    p: PValue
+    test: str
+    n_items: int
+    same_size: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """How the second model of a pair does on one task: delta in the metric's units (b - a)."""
+
+    task: str
+    metric: str
+    delta: float
+    improved: bool
+    accuracy_like: bool
+    significant: bool = False
+    p: PValue | None = None
+
+
+@dataclass(frozen=True)
+class SizeStep:
+    """Model b next to model a in size order (a is not bigger than b)."""
+
+    a: str
+    b: str
+    size_ratio: float
+    non_embedding_ratio: float
+    changes: tuple[Change, ...]
+    time_ratio: float
+    energy_ratio: float
+    energy_estimated: bool
+    same_size: bool
+    other_differences: bool = False  # a FramingWarning covers this pair: not a scaling step
+
+
+@dataclass(frozen=True)
+class SignificantDifference:
+    """A cheaper model is significantly better than a bigger one it is not adjacent to in size order."""
+
+    win: Win
+    same_size: bool
+
+
+@dataclass(frozen=True)
+class NoDominantModel:
+    """Each of several models is significantly better somewhere: the trade-off, stated."""
+
+    wins: tuple[Win, ...]
+    ties: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReturnsFlatten:
+    """From at least `MIN_KNEE_POINTS` sizes: after `model` a doubling gains less than `threshold`."""
+
+    task: str
+    metric: str
+    model: str
+    threshold: float
+    accuracy_like: bool
+    n_points: int
+
+
+@dataclass(frozen=True)
+class NegativeReturns:
+    """Beyond `model`, bigger models score lower on task/metric (a negative gain is not a flattening).
+
+    worse: (model, gain in the good direction (< 0), significant in the paired test with its neighbour)."""
+
+    task: str
+    metric: str
+    model: str
+    worse: tuple[tuple[str, float, bool], ...]
+    n_points: int
+    higher_better: bool
+    accuracy_like: bool
+
+
+@dataclass(frozen=True)
+class SameMeasurement:
+    """Energy here is estimated from CPU time, so an energy ratio restates the time ratio."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class FramingWarning:
+    """Two models differ in more than size (family, tokenizer, vocabulary, dtype/quantisation)."""
+
+    a: str
+    b: str
+    differences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VersionMismatch:
+    """`model` lacks the current version of `task`; the paired test with `other` used an older shared one."""
+
+    task: str
+    model: str
+    other: str
+    n_items: int
+    shared: bool
+
+
+@dataclass(frozen=True)
+class MixedVersions:
+    """The leaderboard column of `task` averages different versions (item sets) across models."""
+
+    task: str
+    models_on_older: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The pick and the visible rule that made it; `cheaper_wins` are where a cheaper model is better."""
+
+    model: str | None
+    rule: str
+    detail: str
+    cheaper_wins: tuple[Win, ...] = field(default_factory=tuple)
+
+
+Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | NegativeReturns
+           | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | Recommendation)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    """A JSON-ready dict of a finding, with its type name (NaN becomes None)."""
+    return {"type": type(f).__name__, **_clean(asdict(f))}

@@ -1,0 +1,195 @@
+"""The one place where findings become sentences. The CLI, HTML and Markdown all print `words(findings)`.
+
+Wording rules: a model of equal size is never "smaller" or "bigger"; a negative gain is "worse", not
+"flattens"; p-values at a bootstrap's floor print as an inequality; Holm-adjusted p is shown next to the
+raw p whenever a comparison spans several tasks; an energy figure estimated from CPU time is not a second
+measurement next to the time it came from.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from beyondscale.analysis.findings import (
+    Change,
+    Finding,
+    FramingWarning,
+    MixedVersions,
+    NegativeReturns,
+    NoDominantModel,
+    PValue,
+    Recommendation,
+    ReturnsFlatten,
+    SameMeasurement,
+    SignificantDifference,
+    SizeStep,
+    VersionMismatch,
+    Win,
+)
+
+ALPHA = 0.05
+MINUS = "\u2212"
+
+
+def _round_up_1sig(x: float) -> float:
+    e = math.floor(math.log10(x))
+    return math.ceil(round(x / 10**e, 9)) * 10**e
+
+
+def format_p(p: float, floor: float = 0.0) -> str:
+    """'p=0.031'; 'p<0.001' below a thousandth; at a bootstrap's floor 1/(B+1), 'p<' that floor rounded up."""
+    if p is None or not math.isfinite(p):
+        return "p=n/a"
+    if floor > 0 and p <= floor * (1 + 1e-9):
+        bound = max(_round_up_1sig(floor), 0.001)
+        return f"p<{bound:g}"
+    if p < 0.001:
+        return "p<0.001"
+    return f"p={p:.2g}"
+
+
+def p_text(p: PValue) -> str:
+    """Raw p, and the Holm-adjusted p when the comparison spans several tasks."""
+    raw = format_p(p.raw, p.floor)
+    if p.adjusted is None or p.n_tests <= 1:
+        return raw
+    return f"{raw}; Holm-adjusted over {p.n_tests} tasks: {format_p(p.adjusted, p.floor * p.n_tests)}"
+
+
+def _signed(x: float, digits: int = 3) -> str:
+    return f"{x:+.{digits}f}".replace("-", MINUS)
+
+
+def _effect(metric: str, delta: float, accuracy_like: bool) -> str:
+    if accuracy_like:
+        return f"{_signed(100 * delta, 1)} accuracy points"
+    return f"{_signed(delta)} {metric}"
+
+
+def _win(w: Win, with_worse: bool = True) -> str:
+    vs = f" than {w.worse}" if with_worse else ""
+    return f"{w.better} is significantly better{vs} on {w.task} ({p_text(w.p)})"
+
+
+def _change(c: Change, a: str, b: str, same_size: bool) -> str:
+    """From b's side (the model one step up in size); at the same size, from the winner's side."""
+    fig = _effect(c.metric, c.delta, c.accuracy_like)
+    p = f", {p_text(c.p)}" if c.p is not None else ""
+    if c.p is None:
+        return f"{b} {fig} on {c.task} relative to {a} (no paired test)"
+    if not c.significant:
+        return f"no significant difference on {c.task} ({fig}{p})"
+    if same_size:
+        win, lose, d = (b, a, c.delta) if c.improved else (a, b, -c.delta)
+        return f"{win} is significantly better than {lose} on {c.task} ({_effect(c.metric, d, c.accuracy_like)}{p})"
+    if c.improved:
+        return f"{b} is significantly better than {a} on {c.task} ({fig}{p})"
+    return f"{b} is worse than {a} on {c.task}, significantly ({fig}{p})"
+
+
+def _size_step(f: SizeStep) -> str:
+    if f.other_differences:
+        head = f"{f.b} vs {f.a}, a different model rather than a larger one ({f.size_ratio:.1f}x the parameters)"
+    elif f.same_size:
+        head = f"{f.a} and {f.b} are the same size"
+    elif not math.isfinite(f.size_ratio):
+        head = f"{f.b} compared with {f.a}"
+    else:
+        head = f"{f.b} has {f.size_ratio:.1f}x the parameters of {f.a}"
+        ne = f.non_embedding_ratio
+        if math.isfinite(ne) and abs(ne - f.size_ratio) > 0.25 * f.size_ratio:
+            head += f" (but {ne:.1f}x the non-embedding parameters)"
+    parts = [_change(c, f.a, f.b, f.same_size) for c in f.changes]
+    s = head + (": " + "; ".join(parts) if parts else "")
+    cost = []
+    if math.isfinite(f.energy_ratio) and not f.energy_estimated:
+        cost.append(f"{f.energy_ratio:.1f}x the energy per token")
+    if math.isfinite(f.time_ratio):
+        cost.append(f"{f.time_ratio:.1f}x the time per item")
+    if cost:
+        s += f"; {f.b} takes " + " and ".join(cost)
+    return s + "."
+
+
+def recommendation_reason(f: Recommendation) -> str:
+    """Why this pick, by which rule, and (same sentence) where a cheaper or same-size model is better."""
+    s = f.detail
+    if f.cheaper_wins:
+        s += "; but " + "; ".join(
+            f"{w.better}, which is {'the same size' if w.same_size else 'smaller'}, is significantly better on "
+            f"{w.task} ({p_text(w.p)})" for w in f.cheaper_wins)
+    return s
+
+
+def _recommendation(f: Recommendation) -> str:
+    if f.model is None:
+        return f"No model recommended: {recommendation_reason(f)}."
+    return f"Recommended: {f.model}: {recommendation_reason(f)}."
+
+
+def _no_dominant(f: NoDominantModel) -> str:
+    by_model: dict[str, list[Win]] = {}
+    for w in f.wins:
+        by_model.setdefault(w.better, []).append(w)
+    parts = [f"{m} is significantly better on " + " and ".join(f"{w.task} ({p_text(w.p)})" for w in ws)
+             for m, ws in by_model.items()]
+    s = "No model dominates: " + "; ".join(parts)
+    if f.ties:
+        s += f"; no significant difference on {', '.join(f.ties)}"
+    return s + ". Which to use depends on which of these tasks matters to you."
+
+
+def _flatten(f: ReturnsFlatten) -> str:
+    unit = f"{100 * f.threshold:.0f} accuracy point" if f.accuracy_like and f.threshold < 1 \
+        else f"{f.threshold:g} {f.metric}"
+    return (f"On {f.task}, returns flatten after {f.model}: beyond it a doubling of parameters gains less than "
+            f"{unit} ({f.n_points} sizes).")
+
+
+def _negative(f: NegativeReturns) -> str:
+    each = [f"{m} scores lower ({_effect(f.metric, -g if not f.higher_better else g, f.accuracy_like)}, "
+            f"{'significant' if sig else 'not significant'})" for m, g, sig in f.worse]
+    return f"On {f.task}, more parameters beyond {f.model} did not help: " + "; ".join(each) + "."
+
+
+def _same(f: SameMeasurement) -> str:
+    return (f"Energy is estimated from CPU time here ({f.source}), so energy ratios repeat the time ratios: they "
+            "are the same measurement, reported once (as time).")
+
+
+def _framing(f: FramingWarning) -> str:
+    return (f"{f.a} and {f.b} differ in more than size ({', '.join(f.differences)}): what separates them is not "
+            "a scaling result.")
+
+
+def _version(f: VersionMismatch) -> str:
+    if not f.shared:
+        return (f"{f.model} was not scored on the current version of {f.task} and shares no version of it with "
+                f"{f.other}: no paired test.")
+    return (f"{f.model} was not scored on the current version of {f.task}: the paired test with {f.other} uses the "
+            f"older version both share ({f.n_items} items).")
+
+
+def _mixed_versions(f: MixedVersions) -> str:
+    return (f"The leaderboard's {f.task} column mixes task versions ({', '.join(f.models_on_older)} on an older "
+            "one, with other items): those means are not directly comparable.")
+
+
+_WORDERS: dict[type, Callable] = {
+    Recommendation: _recommendation, NoDominantModel: _no_dominant, FramingWarning: _framing,
+    SizeStep: _size_step,
+    SignificantDifference: lambda f: _win(f.win) + ", although it is smaller.",
+    SameMeasurement: _same, ReturnsFlatten: _flatten, NegativeReturns: _negative, VersionMismatch: _version,
+    MixedVersions: _mixed_versions,
+}
+
+
+def word(f: Finding) -> str:
+    """One finding as one sentence."""
+    return _WORDERS[type(f)](f)
+
+
+def words(findings: Iterable[Finding]) -> list[str]:
+    """The verdict: every finding worded, in order."""
+    return [word(f) for f in findings]
