@@ -159,9 +159,10 @@ class Store:
         return json.loads(row[0]) if row else None
 
     # ---- claims -------------------------------------------------------------------------------
-    def try_claim(self, model_key: str, task_key: str, owner: str, timeout_s: float) -> bool:
+    def try_claim(self, model_key: str, task_keys: Iterable[str], owner: str, timeout_s: float) -> list[str]:
+        """Claim the model's tasks that no live process holds, in one transaction; returns those claimed."""
         with self.transaction():
-            return claims.try_claim(self.conn, model_key, task_key, owner, timeout_s)
+            return [t for t in task_keys if claims.try_claim(self.conn, model_key, t, owner, timeout_s)]
 
     def release_claims(self, owner: str, units: Iterable[tuple[str, str]]) -> None:
         with self.transaction():

@@ -26,7 +26,8 @@ def claim(store: Store, units: Sequence[Unit], owner: str, timeout_s: float, cap
     for unit in units:
         if len(claimed) >= capacity:
             break
-        mine = tuple(t for t in unit.tasks if store.try_claim(unit.model.model_key, t.task_key, owner, timeout_s))
+        keys = store.try_claim(unit.model.model_key, [t.task_key for t in unit.tasks], owner, timeout_s)
+        mine = tuple(t for t in unit.tasks if t.task_key in keys)
         if mine or (unit.want_facts and not unit.tasks):
             claimed.append(replace(unit, tasks=mine))
     return claimed

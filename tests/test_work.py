@@ -1,0 +1,143 @@
+"""The unit of work: plan what the store lacks, run_unit (pure, picklable), one idempotent writer."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import time
+
+import pytest
+
+from beyondscale import api
+from beyondscale.models import load_model, parse_model_ref
+from beyondscale.store import Store
+from beyondscale.store.claims import new_owner, try_claim
+from beyondscale.work import BatchResult, FactsResult, LoadSettings, ModelJob, TaskJob, Unit, Writer, plan, run_unit
+from beyondscale.work.writer import ModelLabel
+
+
+def _task_job(path, limit=None):
+    from beyondscale.tasks import build_task, load_task
+
+    built = build_task(load_task(str(path)), limit=limit, seed=1234)
+    return TaskJob("task-key", "tiny_mc", tuple(built.items), tuple(i.key() for i in built.items))
+
+
+def _model_job(folder):
+    ref = parse_model_ref(str(folder))
+    return ModelJob(ref, "model-key", ref.identity(), LoadSettings(device="cpu", batch_size=3))
+
+
+def test_run_unit_is_picklable_in_and_out_and_matches_the_engine(tiny_llama, mc_task):
+    from beyondscale.engine import Engine
+
+    unit = Unit(_model_job(tiny_llama), (_task_job(mc_task, limit=7),), want_facts=True)
+    shipped = pickle.loads(pickle.dumps(unit))
+    assert shipped == unit
+    outputs = list(run_unit(shipped))
+    assert pickle.loads(pickle.dumps(outputs)) == outputs
+    assert isinstance(outputs[0], FactsResult) and outputs[0].facts["params_total"] > 0
+    batches = [o for o in outputs if isinstance(o, BatchResult)]
+    assert [len(b.rows) for b in batches] == [3, 3, 1]  # batch_size 3 over 7 items
+    got = {row[0]: row[3] for b in batches for row in b.rows}
+    # Reference: the engine run directly on each item alone, no planning, no batching.
+    loaded = load_model(unit.model.ref, device="cpu")
+    engine = Engine(loaded.model, loaded.tokenizer, batch_size=1)
+    for item, key in zip(unit.tasks[0].items, unit.tasks[0].item_keys, strict=True):
+        want = engine.run_batch([item])[0]
+        assert got[key]["logprobs"] == pytest.approx(want.logprobs, abs=1e-5)
+        assert got[key]["doc_id"] == item.doc_id
+    for b in batches:
+        assert b.measurement["tokens_in"] == sum(row[3]["tokens_in"] for row in b.rows) > 0
+        assert b.measurement["model_flops"] == pytest.approx(sum(row[3]["flops"] for row in b.rows))
+
+
+def test_metrics_through_the_unit_equal_scoring_the_engine_output(tiny_llama, mc_task, tmp_path):
+    from beyondscale.engine import Engine
+    from beyondscale.metrics import score
+    from beyondscale.tasks import build_task, load_task
+
+    result = api.evaluate([str(tiny_llama)], [str(mc_task)], store=tmp_path / "s.db",
+                          settings=api.EvalSettings(batch_size=4), show_progress=False)
+    spec = load_task(str(mc_task))
+    items = build_task(spec, seed=1234).items
+    loaded = load_model(parse_model_ref(str(tiny_llama)), device="cpu")
+    results = Engine(loaded.model, loaded.tokenizer, batch_size=1).run_batch(items)
+    want = score(spec.output_type, spec.metric_names(), items, results, seed=1234)
+    for metric, (value, stderr) in want.aggregates.items():
+        assert result.results[0].metrics[metric] == pytest.approx(value, abs=1e-9)
+        assert result.results[0].metrics[f"{metric}_stderr"] == pytest.approx(stderr, abs=1e-9)
+
+
+def test_a_finished_study_plans_nothing_and_loads_no_model(tiny_llama, mc_task, tmp_path, monkeypatch):
+    store = tmp_path / "s.db"
+    first = api.evaluate([str(tiny_llama)], [str(mc_task)], store=store, show_progress=False)
+
+    def no_load(*_a, **_k):
+        raise AssertionError("model loaded although every item is stored")
+
+    monkeypatch.setattr("beyondscale.models.load_model", no_load)
+    again = api.evaluate([str(tiny_llama)], [str(mc_task)], store=store, show_progress=False)
+    assert again.results[0].metrics == first.results[0].metrics
+    assert again.results[0].resumed_items == again.results[0].n_items == 12
+
+
+def test_plan_keeps_only_the_items_still_to_do(tiny_llama, mc_task, tmp_path):
+    db = Store(tmp_path / "s.db")
+    model, task = _model_job(tiny_llama), _task_job(mc_task)
+    assert plan(db, [model], [task]) == [Unit(model, (task,), want_facts=True)]
+    rows = [(k, it.doc_id, {}, {}) for k, it in zip(task.item_keys[:5], task.items[:5], strict=True)]
+    db.write_batch("run", "model-key", "task-key", "b", rows, {}, "env")
+    db.put_model("model-key", "m", None, {}, "id", {"params_total": 1})
+    (unit,) = plan(db, [model], [task])
+    assert not unit.want_facts and unit.tasks[0].item_keys == task.item_keys[5:]
+
+
+def test_writer_is_idempotent(tmp_path):
+    db = Store(tmp_path / "s.db")
+    writer = Writer(db, "run", "env", {"m": ModelLabel("M", None, {}, "id")})
+    batch = BatchResult("m", "t", "b1", (("k1", 0, {}, {"doc_id": 0}), ("k2", 1, {}, {"doc_id": 1})),
+                        {"wall_s": 1.0})
+    for _ in range(3):
+        writer.write(batch)
+        writer.write(FactsResult("m", {"params_total": 5}))
+    counts = {t: db.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in ("items", "measurements",
+                                                                                     "models")}
+    assert counts == {"items": 2, "measurements": 1, "models": 1}
+    assert writer.computed[("m", "t")] == 2
+
+
+def test_claims_live_stale_and_dead_owners(tmp_path):
+    db = Store(tmp_path / "s.db")
+    me, other = new_owner(), "elsewhere:123:abc"
+    db.conn.execute("INSERT INTO claims VALUES('m','t',?,?)", (other, time.time()))
+    with db.transaction():
+        assert not try_claim(db.conn, "m", "t", me, timeout_s=60)  # live owner on another machine
+    db.conn.execute("UPDATE claims SET heartbeat=?", (time.time() - 61,))
+    with db.transaction():
+        assert try_claim(db.conn, "m", "t", me, timeout_s=60)  # its heartbeat stopped: taken over
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_owner = f"{socket.gethostname()}:{int(dead.stdout)}:x"
+    db.conn.execute("INSERT INTO claims VALUES('m','t2',?,?)", (dead_owner, time.time()))
+    with db.transaction():
+        assert try_claim(db.conn, "m", "t2", me, timeout_s=60)  # a process of this machine that is gone
+
+
+def test_eval_waits_for_a_live_claim_then_takes_it_over_when_stale(tiny_llama, mc_task, tmp_path):
+    store = tmp_path / "s.db"
+    settings = api.EvalSettings(limit=3, claim_timeout_s=1.5)
+    api.evaluate([str(tiny_llama)], [str(mc_task)], store=store, settings=api.EvalSettings(limit=1),
+                 show_progress=False)  # creates the keys; one item done
+    conn = sqlite3.connect(store)
+    (model_key, task_key), = conn.execute("SELECT model_key, task_key FROM metrics LIMIT 1")
+    conn.execute("INSERT INTO claims VALUES(?,?,?,?)", (model_key, task_key, "elsewhere:1:x", time.time()))
+    conn.commit()
+    start = time.perf_counter()
+    result = api.evaluate([str(tiny_llama)], [str(mc_task)], store=store, settings=settings, show_progress=False)
+    assert time.perf_counter() - start >= 1.5
+    assert result.results[0].n_items == 3 and result.results[0].resumed_items == 1
+    assert conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # released
