@@ -12,7 +12,17 @@ from beyondscale import api
 from beyondscale.models import load_model, parse_model_ref
 from beyondscale.store import Store
 from beyondscale.store.claims import new_owner, try_claim
-from beyondscale.work import BatchResult, FactsResult, LoadSettings, ModelJob, TaskJob, Unit, Writer, plan, run_unit
+from beyondscale.work import (
+    BatchResult,
+    FactsResult,
+    LoadSettings,
+    ModelJob,
+    TaskJob,
+    Unit,
+    Writer,
+    plan,
+    run_unit,
+)
 from beyondscale.work.writer import ModelLabel
 
 

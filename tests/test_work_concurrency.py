@@ -47,7 +47,7 @@ def test_two_processes_compute_each_item_once(tiny_llama, tiny_gpt2, mc_task, ro
     time.sleep(0.5)
     go.touch()
     outs = [p.communicate(timeout=300) for p in procs]
-    for proc, (stdout, stderr) in zip(procs, outs, strict=True):
+    for proc, (_, stderr) in zip(procs, outs, strict=True):
         assert proc.returncode == 0, stderr
     docs = [json.loads(stdout) for stdout, _ in outs]
 
