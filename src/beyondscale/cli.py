@@ -21,7 +21,6 @@ from beyondscale.bias.cli import bias_app
 from beyondscale.errors import UserError
 from beyondscale.interpret.cli import explain_app
 from beyondscale.lab.curate_cli import register as register_curate
-from beyondscale.lab.train_cli import register as register_lab
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what language-model scale really buys.")
 results_app = typer.Typer(no_args_is_help=True, help="List, show and export stored runs.")
@@ -90,7 +89,7 @@ def print_eval_table(result: api.EvalResult) -> None:
         peak = e.get("peak_memory_bytes")
         eff.add_row(
             pair.model, pair.task, str(pair.n_items), _fmt(pair.seconds, 1), _fmt(e.get("tokens_per_s"), 1),
-            _fmt(e.get("ms_per_item", e.get("latency_ms_per_item")), 1), _fmt(peak / 2**20 if peak else None, 0),
+            _fmt(e.get("latency_ms_per_item"), 1), _fmt(peak / 2**20 if peak else None, 0),
             _fmt(e.get("joules_per_token")) + est, _fmt(e.get("gco2e_per_1k_tokens")) + est,
             _fmt(e.get("usd_per_1m_tokens")), _fmt(e.get("usd_per_correct")), _fmt(e.get("mfu")),
             str(e.get("energy_source", "—")),
@@ -385,7 +384,6 @@ def tasks_cmd() -> None:
 
 
 register_curate(app)
-register_lab(app)
 
 
 def main() -> None:
