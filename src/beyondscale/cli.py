@@ -89,7 +89,7 @@ def print_eval_table(result: api.EvalResult) -> None:
         peak = e.get("peak_memory_bytes")
         eff.add_row(
             pair.model, pair.task, str(pair.n_items), _fmt(pair.seconds, 1), _fmt(e.get("tokens_per_s"), 1),
-            _fmt(e.get("latency_ms_per_item"), 1), _fmt(peak / 2**20 if peak else None, 0),
+            _fmt(e.get("ms_per_item", e.get("latency_ms_per_item")), 1), _fmt(peak / 2**20 if peak else None, 0),
             _fmt(e.get("joules_per_token")) + est, _fmt(e.get("gco2e_per_1k_tokens")) + est,
             _fmt(e.get("usd_per_1m_tokens")), _fmt(e.get("usd_per_correct")), _fmt(e.get("mfu")),
             str(e.get("energy_source", "—")),
