@@ -7,8 +7,8 @@ import csv
 import numpy as np
 import pytest
 import torch
-from _tiny_models import tiny_llama, tiny_tokenizer
 
+from _tiny_models import tiny_llama, tiny_tokenizer
 from beyondscale.bias import crows
 from beyondscale.errors import UserError
 
