@@ -129,7 +129,8 @@ def _coerce(rule: str, name: str, spec: Param, raw: str) -> Any:
             return raw.lower() in ("true", "1", "yes")
         value = spec.kind(float(raw)) if spec.kind is int and float(raw).is_integer() else spec.kind(raw)
     except ValueError:
-        raise UserError(f"{where}: expected a {spec.kind.__name__}") from None
+        expected = {int: "an integer", float: "a number", bool: "true or false"}[spec.kind]
+        raise UserError(f"{where}: expected {expected}") from None
     if (spec.low is not None and value < spec.low) or (spec.high is not None and value > spec.high):
         bounds = f"[{spec.low}, {spec.high if spec.high is not None else 'inf'}]"
         raise UserError(f"{where}: out of range, expected a value in {bounds}")
