@@ -123,3 +123,39 @@ def test_bench_decode_matches_full_forward_greedy() -> None:
             full.append(int(t))
             seq = torch.cat([seq, t], dim=1)
     assert cached == full
+
+
+def test_bench_prefill_projects_only_the_last_position() -> None:
+    model = _tiny_llama().eval()
+    widths: list[int] = []
+    hook = model.lm_head.register_forward_hook(lambda mod, inp, out: widths.append(inp[0].shape[1]))
+    try:
+        bench_generation(model, None, prompt_tokens=[16], new_tokens=3, repetitions=1, warmup=0, meter=Meter())
+    finally:
+        hook.remove()
+    assert widths == [1, 1, 1]  # prefill: the last of 16 positions only; then two decode steps
+
+
+class _JoulePerBlock:
+    """A fake counter: every measured block costs exactly 1 J."""
+
+    name = "counter"
+    estimated = False
+
+    def available(self) -> bool:
+        return True
+
+    def start(self) -> None:
+        return None
+
+    def stop(self, state, usage) -> float:
+        return 1.0
+
+
+def test_bench_energy_per_generated_token_excludes_prefill() -> None:
+    model = _tiny_llama().eval()
+    (row,) = bench_generation(model, None, prompt_tokens=[8], new_tokens=5, repetitions=2, warmup=0,
+                              meter=Meter(reader=_JoulePerBlock()))
+    assert row["prefill_energy_j"]["median"] == 1.0  # the prefill block, reported on its own
+    # the decode block produced the 4 tokens after the first (which prefill's logits gave)
+    assert row["energy_j_per_generated_token"]["median"] == 0.25

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from beyondscale.engine.cache import cache_kwargs, output_cache
+
 
 @dataclass
 class GenRow:
@@ -66,7 +68,7 @@ def greedy_generate(
     pos = (mask.long().cumsum(1) - 1).clamp(min=0)
     mask, pos = mask.to(dev), pos.to(dev)
     out = model(input_ids=ids.to(dev), attention_mask=mask, position_ids=pos, use_cache=True, **extra)
-    cache, logits = out.past_key_values, out.logits[:, -1]
+    cache, logits = output_cache(out), out.logits[:, -1]
     active = list(range(len(rows)))
     next_pos = pos[:, -1] + 1
     while True:
@@ -89,9 +91,9 @@ def greedy_generate(
             input_ids=torch.tensor(nxt, dtype=torch.long, device=dev)[:, None],
             attention_mask=mask,
             position_ids=next_pos[:, None],
-            past_key_values=cache,
             use_cache=True,
+            **cache_kwargs(model, cache),
             **extra,
         )
-        cache, logits = out.past_key_values, out.logits[:, -1]
+        cache, logits = output_cache(out), out.logits[:, -1]
         next_pos = next_pos + 1

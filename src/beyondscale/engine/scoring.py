@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from beyondscale.engine.cache import cache_kwargs, output_cache
 from beyondscale.engine.tokens import Span
 
 
@@ -94,14 +95,14 @@ class Scorer:
         """Forward pass returning logits [K, V] at the True positions of `keep` (row-major)."""
         if self.mode == "mask":
             out = self.model(**kwargs, use_cache=use_cache, logits_to_keep=keep)
-            return out.logits, out.past_key_values
+            return out.logits, output_cache(out)
         if self.mode == "int":
             cols = keep.any(0).nonzero()
             n = keep.shape[1] - int(cols[0]) if len(cols) else 1
             out = self.model(**kwargs, use_cache=use_cache, logits_to_keep=n)
-            return out.logits[keep[:, -n:]], out.past_key_values
+            return out.logits[keep[:, -n:]], output_cache(out)
         out = self.model(**kwargs, use_cache=use_cache)
-        return out.logits[keep], out.past_key_values
+        return out.logits[keep], output_cache(out)
 
     @torch.inference_mode()
     def score(self, groups: list[Group]) -> list[list[tuple[float, bool]]]:
@@ -206,7 +207,7 @@ class Scorer:
                 input_ids=ids.to(dev),
                 attention_mask=torch.cat([mask[gidx], own], dim=1).to(dev),
                 position_ids=pos.to(dev),
-                past_key_values=sub,
+                **cache_kwargs(self.model, sub),
             )
             parts.append(out)
             del sub
