@@ -21,6 +21,7 @@ from beyondscale.bias.cli import bias_app
 from beyondscale.errors import UserError
 from beyondscale.interpret.cli import explain_app
 from beyondscale.lab.curate_cli import register as register_curate
+from beyondscale.lab.train_cli import register as register_lab
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what language-model scale really buys.")
 results_app = typer.Typer(no_args_is_help=True, help="List, show and export stored runs.")
@@ -384,6 +385,7 @@ def tasks_cmd() -> None:
 
 
 register_curate(app)
+register_lab(app)
 
 
 def main() -> None:

@@ -1,0 +1,94 @@
+"""`beyondscale train`: a typer wrapper over `lab.run.train_model`.
+
+Imports are lazy so `beyondscale --help` does not load torch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def train_cmd(
+    data: Annotated[str, Opt("--data", help="Text file, JSONL file ({'text': ...}) or a `curate` output folder.")],
+    out: Annotated[str, Opt("--out", help="Output folder (a Hugging Face model folder).")],
+    arch: Annotated[str, Opt(help="dense (Llama) or moe (Mixtral).")] = "dense",
+    tokens: Annotated[int | None, Opt(help="Training tokens (default 600k: a couple of minutes on 2 cores).")] = None,
+    d_model: Annotated[int, Opt(help="Hidden size.")] = 128,
+    n_layer: Annotated[int, Opt(help="Layers.")] = 4,
+    n_head: Annotated[int, Opt(help="Attention heads.")] = 4,
+    n_kv_head: Annotated[int | None, Opt(help="Key/value heads (default: n_head).")] = None,
+    d_ff: Annotated[int | None, Opt(help="MLP width, per expert for MoE (default 8/3 d_model).")] = None,
+    context_length: Annotated[int, Opt(help="Tokens per training window.")] = 128,
+    n_experts: Annotated[int, Opt(help="MoE: experts per layer (num_local_experts).")] = 8,
+    top_k: Annotated[int, Opt(help="MoE: experts per token (num_experts_per_tok).")] = 2,
+    vocab_size: Annotated[int, Opt(help="Byte-level BPE vocabulary trained on the data.")] = 2048,
+    tokenizer: Annotated[str | None, Opt(help="Use this HF tokenizer instead of training one.")] = None,
+    batch_size: Annotated[int, Opt(help="Windows per micro-batch.")] = 16,
+    grad_accum: Annotated[int, Opt(help="Micro-batches per optimiser step.")] = 1,
+    lr: Annotated[float, Opt(help="Peak learning rate (warm-up then cosine).")] = 3e-3,
+    warmup_steps: Annotated[int | None, Opt(help="Warm-up steps (default 5% of the steps).")] = None,
+    aux_coef: Annotated[float, Opt(help="MoE load-balancing loss coefficient.")] = 0.01,
+    z_coef: Annotated[float, Opt(help="MoE router z-loss coefficient.")] = 0.001,
+    distill_from: Annotated[str | None, Opt(help="Teacher model folder (same tokenizer).")] = None,
+    distill_alpha: Annotated[float, Opt(help="Weight of the KL term (1 - alpha on the data loss).")] = 0.5,
+    distill_temperature: Annotated[float, Opt(help="Softmax temperature of the KL term.")] = 2.0,
+    val_fraction: Annotated[float, Opt(help="Share of the token stream held out for validation.")] = 0.1,
+    eval_every: Annotated[int | None, Opt(help="Steps between validation points (default 10 per run).")] = None,
+    seed: int = 0,
+    device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
+    resume: Annotated[bool, Opt("--resume", help="Continue the run whose checkpoint is in --out.")] = False,
+    overwrite: Annotated[bool, Opt("--overwrite", help="Replace the run in --out.")] = False,
+    store: Annotated[str, Opt("--store", help="Results database (SQLite).")] = "beyondscale.db",
+    json_out: Annotated[bool, Opt("--json", help="Print only the training record as JSON.")] = False,
+) -> None:
+    """Train a dense (Llama) or MoE (Mixtral) model into a standard Hugging Face folder."""
+    from beyondscale.lab.configs import Shape
+    from beyondscale.lab.run import TrainRequest, train_model
+    from beyondscale.lab.train import TrainConfig
+
+    _quiet_transformers()
+    shape = Shape(d_model=d_model, n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head, d_ff=d_ff,
+                  context_length=context_length, n_experts=n_experts, top_k=top_k)
+    cfg = TrainConfig(batch_size=batch_size, grad_accum=grad_accum, lr=lr, warmup_steps=warmup_steps, seed=seed,
+                      aux_coef=aux_coef, z_coef=z_coef, distill_alpha=distill_alpha,
+                      distill_temperature=distill_temperature, eval_every=eval_every)
+    req = TrainRequest(data=data, out=out, arch=arch, tokens=tokens, shape=shape, train=cfg, vocab_size=vocab_size,
+                       tokenizer=tokenizer, val_fraction=val_fraction, distill_from=distill_from, device=device,
+                       resume=resume, overwrite=overwrite, store=store, show_progress=not json_out)
+    record = train_model(req)
+    if json_out:
+        print(json.dumps({k: v for k, v in record.items() if k != "loss_curve"}, default=str))
+        return
+    _print_summary(record)
+
+
+def _print_summary(r: dict) -> None:
+    from rich.console import Console
+
+    c = Console()
+    c.print(f"trained {r['arch']} {r['architecture']}: {r['params_total']:,} parameters "
+            f"({r['params_active']:,} active), {r['tokens']:,} tokens, {r['train_flops']:.3g} FLOPs")
+    c.print(f"validation loss {r['val_loss']:.4f} (train {r['train_loss']:.4f}); {r['wall_s']:.1f} s, "
+            f"{r['tokens_per_s']:,.0f} tok/s, MFU {(r['mfu'] or 0):.1%}, energy {r['energy_j']:.0f} J "
+            f"({r['energy_source']})")
+    if r.get("moe_layers"):
+        for i, layer in enumerate(r["moe_layers"]):
+            c.print(f"layer {i}: load entropy {layer['entropy']:.3f}, imbalance {layer['imbalance']:.2f}")
+    c.print(f"wrote {r['out']}")
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def register(app: typer.Typer) -> None:
+    """Add the lab commands to the main CLI."""
+    app.command("train")(train_cmd)

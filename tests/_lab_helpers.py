@@ -1,0 +1,23 @@
+"""Tiny lab runs shared by the lab tests: a random-word corpus and a model that trains in ~1 s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from _tiny_models import corpus
+
+
+def write_corpus(path: Path, n_lines: int = 1500, seed: int = 0) -> Path:
+    path.write_text("\n\n".join(corpus(n_lines, seed)), encoding="utf-8")
+    return path
+
+
+def tiny_request(data: Path, out: Path, arch: str = "dense", tokens: int = 8192, **kw):
+    from beyondscale.lab.configs import Shape
+    from beyondscale.lab.run import TrainRequest
+    from beyondscale.lab.train import TrainConfig
+
+    shape = kw.pop("shape", None) or Shape(d_model=32, n_layer=2, n_head=2, context_length=32, n_experts=4, top_k=2)
+    train = kw.pop("train", None) or TrainConfig(batch_size=4, eval_every=8)
+    return TrainRequest(data=str(data), out=str(out), arch=arch, tokens=tokens, shape=shape, train=train,
+                        vocab_size=300, show_progress=False, device="cpu", **kw)
