@@ -69,3 +69,34 @@ def lens_cmd(
                       f"{row['p_final_top1']:.4f}")
     _console().print(table)
     _console().print(f"prediction depth: {res.prediction_depth:.2f} of {res.n_layers} layers")
+
+
+@explain_app.command("transparency")
+def transparency_cmd(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model folder or hub id.")],
+    store: StoreOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Transparency checklist (inspired by the Foundation Model Transparency Index; not an FMTI score)."""
+    from beyondscale.interpret import results, transparency
+
+    doc = transparency.check(model)
+    if store:
+        from beyondscale.models import model_key, parse_model_ref
+
+        ref = parse_model_ref(model)  # the key an fp32 evaluation of the same weights gets
+        results.put_probe(store, model_key=model_key(ref, "float32"), probe="transparency",
+                          probe_version=transparency.PROBE_VERSION, data=results.data_key(doc["items"]),
+                          model_name=ref.name, summary=doc)
+    if json_out:
+        print(json.dumps(doc))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{doc['label']}: {model}", title_justify="left")
+    for col in ("item", "met", "evidence"):
+        table.add_column(col)
+    for item in doc["items"]:
+        table.add_row(item["item"], "yes" if item["met"] else "no", item["evidence"])
+    _console().print(table)
+    _console().print(f"score: {doc['met']} of {doc['total']} items met ({doc['score']:.0%})")
