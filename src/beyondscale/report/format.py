@@ -16,7 +16,8 @@ AXIS_LABELS: dict[str, str] = {
     "training_flops": "training FLOPs",
     "bytes_on_disk": "bytes on disk",
     "tokens_per_s": "tokens / s",
-    "latency_ms_per_item": "latency, ms / item",
+    "ms_per_item": "ms / item (batch time)",
+    "latency_ms_per_item": "ms / item (batch time)",
     "peak_memory_bytes": "peak memory, bytes",
     "joules_per_token": "energy, J / token",
     "energy_j": "energy, J",
@@ -30,7 +31,7 @@ AXIS_LABELS: dict[str, str] = {
 # Metrics where a lower value is better (everything else: higher is better).
 LOWER_IS_BETTER = {
     "bits_per_byte", "byte_perplexity", "word_perplexity", "perplexity", "ece", "brier", "brier_score", "loss",
-    "latency_ms_per_item", "peak_memory_bytes", "joules_per_token", "energy_j", "gco2e_per_1k_tokens",
+    "ms_per_item", "latency_ms_per_item", "peak_memory_bytes", "joules_per_token", "energy_j", "gco2e_per_1k_tokens",
     "usd_per_1m_tokens", "usd_per_correct", "seconds", "params_total", "params_active", "flops_per_token",
 }
 
@@ -41,6 +42,7 @@ SOURCE_OF: dict[str, tuple[str, ...]] = {
     "gco2e_per_1k_tokens": ("carbon_source", "energy_source"),
     "usd_per_1m_tokens": ("cost_source",),
     "usd_per_correct": ("cost_source",),
+    "mfu": ("peak_flops_source",),
 }
 
 
@@ -124,12 +126,14 @@ def percent(value: Any) -> str:
     return f"{100 * x:.3g}%"
 
 
-def pvalue(value: Any) -> str:
-    """p-values: '<0.001' below a thousandth."""
+def pvalue(value: Any, floor: float = 0.0) -> str:
+    """p-values as the verdict words them, without the 'p': '<0.001', '0.031', '<0.005' at a bootstrap floor."""
+    from beyondscale.analysis.wording import format_p
+
     x = as_float(value)
     if x is None:
         return "" if is_missing(value) else str(value)
-    return "<0.001" if x < 0.001 else f"{x:.3f}"
+    return format_p(x, floor).removeprefix("p=").removeprefix("p")
 
 
 def text(value: Any) -> str:
@@ -153,7 +157,15 @@ COLUMNS: dict[str, tuple[str, Any, str]] = {
     "tokens_in": ("tokens in", count, "prompt tokens processed"),
     "tokens_out": ("tokens out", count, "tokens generated"),
     "tokens_per_s": ("tokens/s", lambda v: sig(v, 3), "tokens processed per wall-clock second"),
-    "latency_ms_per_item": ("latency ms/item", lambda v: sig(v, 3), "wall-clock milliseconds per item"),
+    "ms_per_item": ("ms/item (batch time)", lambda v: sig(v, 3),
+                    "wall-clock time of the batched scoring run per item: not a per-request latency"),
+    "latency_ms_per_item": ("ms/item (batch time)", lambda v: sig(v, 3),
+                            "wall-clock time of the batched scoring run per item: not a per-request latency"),
+    "family": ("family", text, "model family: models of different families differ in more than size"),
+    "vocab_size": ("vocab", lambda v: f"{int(as_float(v)):,}" if as_float(v) is not None else "",
+                   "tokenizer vocabulary size"),
+    "dtype": ("dtype", text, "weight data type"),
+    "quantization": ("quant.", text, "weight quantisation (GGUF type, bitsandbytes ...)"),
     "peak_memory_bytes": ("peak memory", nbytes, "peak resident (CPU) or allocated (GPU) memory"),
     "energy_j": ("energy J", lambda v: sig(v, 3), "energy over the run, joules"),
     "energy_source": ("energy source", text, "where the energy figure comes from"),
@@ -190,10 +202,10 @@ def format_cell(name: str, value: Any) -> str:
 
 
 def is_estimate(source: Any) -> bool:
-    """True when a source (or any '+'-joined part of it, e.g. 'nvml+estimate:tdp') is an estimate."""
+    """True when a source (or any '+'/','-joined part, e.g. 'nvml+estimate:tdp', 'estimate:tdp,rapl') is an estimate."""
     if not isinstance(source, str):
         return False
-    return any(part.strip().lower().startswith("estimate") for part in source.split("+"))
+    return any(part.strip().lower().startswith("estimate") for part in source.replace(",", "+").split("+"))
 
 
 def metric_of(column: str) -> str:

@@ -1,0 +1,66 @@
+"""The report shows the verdict's own sentences (the same the CLI prints), framing facts next to parameters,
+estimate badges wherever a *_source says 'estimate', batch time labelled as such, and p at its floor."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from beyondscale.report import render_html, render_json, render_markdown
+from beyondscale.report.markdown import md_escape
+from test_analysis_verdict import _cost_pair, _mixed, _same_size, run
+
+
+def test_html_markdown_and_terminal_show_the_same_sentences():
+    frames = _mixed()
+    an = run(frames, primary="pattern")
+    page = render_html(an, models=frames[0], scores=frames[1], efficiency=frames[2])
+    md = render_markdown(an, models=frames[0], scores=frames[1], efficiency=frames[2])
+    assert len(an.verdict) >= 3
+    for line in an.verdict:  # Analysis.verdict is what the CLI prints
+        assert html.escape(line, quote=False) in page
+        assert f"- {md_escape(line)}" in md
+    js = render_json(an)
+    assert js["verdict"] == an.verdict and {f["type"] for f in js["findings"]} >= {"Recommendation", "SizeStep"}
+
+
+def test_framing_facts_next_to_parameters_and_a_note_under_any_title():
+    frames = _cost_pair("rapl", families=("smollm2", "gemma3"))
+    an = run(frames)
+    page = render_html(an, models=frames[0], scores=frames[1], title="what twice the parameters buys")
+    heads = re.findall(r"<th[^>]*>(?:<span class=\"over\">[^<]*</span>)?([^<]*)</th>", page)
+    i = heads.index("params")
+    assert heads[i + 1:i + 7] == ["active params", "FLOPs/token", "family", "vocab", "dtype", "quant."]
+    assert "262,144" in page and "gemma3" in page and "Q8_0" in page
+    assert "it does not measure what scale alone buys" in page
+    md = render_markdown(an, models=frames[0], scores=frames[1])
+    assert "it does not measure what scale alone buys" in md and "| family |" in md
+
+
+def test_estimate_badges_follow_every_source_column():
+    frames = _cost_pair("rapl")
+    m, s, e, i, t = frames
+    e = e.assign(gco2e_per_1k_tokens=0.5, carbon_source="estimate:grid-default", usd_per_1m_tokens=0.2,
+                 cost_source="estimate:price-default")
+    an = run((m, s, e, i, t))
+    md = render_markdown(an, models=m, scores=s, efficiency=e)
+    lb = md.split("## Leaderboard")[1].split("## Paired")[0]
+    header = [c.strip() for c in lb.strip().splitlines()[0].strip("|").split("|")]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lb.strip().splitlines()[2:4]]
+    col = {name: k for k, name in enumerate(header)}
+    for row in rows:
+        assert row[col["gCO2e/1k tok"]].endswith("(est.)") and row[col["$/1M tok"]].endswith("(est.)")
+        assert not row[col["J/token"]].endswith("(est.)")  # rapl: measured
+    assert "ms/item (batch time)" in header
+
+
+def test_paired_table_prints_the_floor_and_holm():
+    frames = _same_size("Intact", "Damaged")
+    an = run(frames, n_boot=1000)
+    md = render_markdown(an, models=frames[0], scores=frames[1])
+    paired = md.split("## Paired significance")[1].split("##")[0]
+    row = paired.strip().splitlines()[2]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "p (Holm)" in paired and cells[7] == cells[8] == "&lt;0.001"  # Markdown escapes '<'
+    assert "p=0.001" not in md
+    assert "Intact significantly better" in paired and "bigger but not" not in paired
