@@ -132,7 +132,12 @@ def test_resume_after_kill(tiny_llama, tmp_path):
     conn = sqlite3.connect(store)
     assert conn.execute("SELECT COUNT(DISTINCT item_key) FROM items").fetchone()[0] == 40
     assert conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 40  # one per batch of 1
+    assert conn.execute("SELECT COUNT(*) FROM item_scores").fetchone()[0] == 40  # one score set, not one per run
+    assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 2
+    assert conn.execute("SELECT SUM(items_computed) FROM run_units").fetchone()[0] == 40 - partial
     conn.close()
+    run(*args)  # the same command once more: nothing to compute, no score rows added
+    assert store_rows(store, "item_scores") == 40 and store_rows(store, "metrics") == 2
 
     fresh = json.loads(run(*[a if a != str(store) else str(tmp_path / "fresh.db") for a in args]).stdout)
     got, want = resumed["results"][0]["metrics"], fresh["results"][0]["metrics"]
