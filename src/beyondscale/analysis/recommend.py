@@ -47,6 +47,30 @@ def _size_order(table: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(keys + tie, kind="stable", na_position="last")
 
 
+def _fails(r: dict[str, Any], col: str | None, constraints: dict[str, Any], higher_better: bool) -> list[str]:
+    """Why one leaderboard row fails the constraints (a missing figure fails: no pick rests on data we lack)."""
+    fails: list[str] = []
+    if col is not None:
+        lim = float(constraints["min_score"])
+        v = r.get(col, float("nan"))
+        v = float(v) if v is not None else float("nan")
+        if not math.isfinite(v):
+            fails.append(f"{col} unknown")
+        elif (v < lim) if higher_better else (v > lim):
+            fails.append(f"{col} {v:.4g} {'<' if higher_better else '>'} {lim:.4g}")
+    for key, (c, scale, fmt) in _MAX_KEYS.items():
+        if constraints.get(key) is None:
+            continue
+        lim = float(constraints[key])
+        v = r.get(c, float("nan"))
+        v = float(v) * scale if v is not None and np.isfinite(float(v)) else float("nan")
+        if not math.isfinite(v):
+            fails.append(f"{c} unknown")
+        elif v > lim:
+            fails.append(fmt.format(v=v, lim=lim) + f" ({key})")
+    return fails
+
+
 def recommend(table: pd.DataFrame, constraints: dict[str, Any] | None, primary: dict[str, str],
               higher_better: bool = True) -> dict[str, Any]:
     """Smallest model meeting every constraint; ``table`` is the leaderboard (one row per model).
@@ -70,27 +94,9 @@ def recommend(table: pd.DataFrame, constraints: dict[str, Any] | None, primary: 
     if table.empty:
         return {"model": None, "reason": "no models to choose from", "constraints": constraints, "candidates": []}
     col = score_column(table, constraints, primary) if constraints.get("min_score") is not None else None
-    candidates: list[dict[str, Any]] = []
+    candidates = []
     for r in _size_order(table).to_dict("records"):
-        fails: list[str] = []
-        if col is not None:
-            lim = float(constraints["min_score"])
-            v = r.get(col, float("nan"))
-            v = float(v) if v is not None else float("nan")
-            if not math.isfinite(v):
-                fails.append(f"{col} unknown")
-            elif (v < lim) if higher_better else (v > lim):
-                fails.append(f"{col} {v:.4g} {'<' if higher_better else '>'} {lim:.4g}")
-        for key, (c, scale, fmt) in _MAX_KEYS.items():
-            if constraints.get(key) is None:
-                continue
-            lim = float(constraints[key])
-            v = r.get(c, float("nan"))
-            v = float(v) * scale if v is not None and np.isfinite(float(v)) else float("nan")
-            if not math.isfinite(v):
-                fails.append(f"{c} unknown")
-            elif v > lim:
-                fails.append(fmt.format(v=v, lim=lim) + f" ({key})")
+        fails = _fails(r, col, constraints, higher_better)
         candidates.append({"model": str(r["model"]), "params_total": _num(r.get("params_total")),
                            "feasible": not fails, "fails": fails})
     feasible = [c for c in candidates if c["feasible"]]

@@ -116,6 +116,55 @@ def _group(frame: pd.DataFrame, keys: list[str]) -> list[tuple[tuple[Any, ...], 
     return out
 
 
+def _band_traces(band: pd.DataFrame) -> list[dict[str, Any]]:
+    """The bootstrap band (filled) and the fitted line; band is sorted and has _x."""
+    bx = list(band["_x"])
+    traces: list[dict[str, Any]] = []
+    lows, highs = _num(band["y_low"]), _num(band["y_high"])
+    if any(v is not None for v in lows) and any(v is not None for v in highs):
+        traces.append({
+            "type": "scatter", "mode": "lines", "x": bx + bx[::-1], "y": highs + lows[::-1],
+            "fill": "toself", "fillcolor": ACCENT_FILL, "line": {"width": 0}, "hoverinfo": "skip",
+            "name": "bootstrap 95% band",
+        })
+    traces.append({
+        "type": "scatter", "mode": "lines", "x": bx, "y": _num(band["y_fit"]),
+        "line": {"color": ACCENT, "width": 2}, "name": "fit",
+        "hovertemplate": "fit %{y:.4g} at %{x:.3s}<extra></extra>",
+    })
+    return traces
+
+
+def _point_trace(pts: pd.DataFrame) -> dict[str, Any]:
+    xs, ys = list(pts["_x"]), _num(pts["y"])
+    errs = _num(pts["y_stderr"]) if "y_stderr" in pts else [None] * len(xs)
+    return {
+        "type": "scatter", "mode": "markers+text" if len(xs) <= MAX_TEXT_LABELS else "markers",
+        "x": xs, "y": ys, "text": [e(m) for m in pts["model"]], "textposition": "top center", "cliponaxis": False,
+        "textfont": {"size": 10, "color": "#4b5563"},
+        "error_y": {"type": "data", "array": [v if v is not None else 0 for v in errs],
+                    "visible": any(v is not None for v in errs), "color": "#6b7280", "thickness": 1},
+        "marker": {"color": INK, "size": 8},
+        "name": "measured (± stderr)",
+        "hovertemplate": "%{text}<br>x = %{x:.3s}<br>y = %{y:.4g}<extra></extra>",
+    }
+
+
+def _knee_traces(knees: pd.DataFrame, lo_y: float, hi_y: float) -> list[dict[str, Any]]:
+    traces = []
+    for _, knee in knees.iterrows():
+        kx = as_float(knee.get("x"))
+        if kx is None or kx <= 0:
+            continue
+        traces.append({
+            "type": "scatter", "mode": "lines+text", "x": [kx, kx], "y": [lo_y, hi_y],
+            "text": ["", "knee: " + e(knee.get("model"))], "textposition": "top right",
+            "textfont": {"color": KNEE, "size": 11}, "line": {"color": KNEE, "dash": "dash", "width": 1.5},
+            "name": "knee (" + e(knee.get("method")) + ")", "hoverinfo": "skip",
+        })
+    return traces
+
+
 def returns_figures(curves: pd.DataFrame, fit_bands: pd.DataFrame, knees: pd.DataFrame) -> list[Figure]:
     """Score vs each size axis (log2 x) per task/metric: points with stderr, fitted line, band, knees."""
     figs: list[Figure] = []
@@ -123,56 +172,20 @@ def returns_figures(curves: pd.DataFrame, fit_bands: pd.DataFrame, knees: pd.Dat
         pts = pts.assign(_x=_num(pts["x"])).dropna(subset=["_x"]).sort_values("_x")
         if pts.empty:
             continue
-        xs = list(pts["_x"])
-        ys = _num(pts["y"])
-        errs = _num(pts["y_stderr"]) if "y_stderr" in pts else [None] * len(xs)
-        names = [e(m) for m in pts["model"]]
-        label_points = len(xs) <= MAX_TEXT_LABELS
-        traces: list[dict[str, Any]] = []
         band = _select(fit_bands, task=task, metric=metric, axis=axis)
-        all_x = list(xs)
+        traces: list[dict[str, Any]] = []
+        all_x = list(pts["_x"])
         if not band.empty:
             band = band.assign(_x=_num(band["x"])).dropna(subset=["_x"]).sort_values("_x")
-            bx = list(band["_x"])
-            all_x += bx
-            lows, highs = _num(band["y_low"]), _num(band["y_high"])
-            if any(v is not None for v in lows) and any(v is not None for v in highs):
-                traces.append({
-                    "type": "scatter", "mode": "lines", "x": bx + bx[::-1], "y": highs + lows[::-1],
-                    "fill": "toself", "fillcolor": ACCENT_FILL, "line": {"width": 0}, "hoverinfo": "skip",
-                    "name": "bootstrap 95% band",
-                })
-            traces.append({
-                "type": "scatter", "mode": "lines", "x": bx, "y": _num(band["y_fit"]),
-                "line": {"color": ACCENT, "width": 2}, "name": "fit",
-                "hovertemplate": "fit %{y:.4g} at %{x:.3s}<extra></extra>",
-            })
-        traces.append({
-            "type": "scatter", "mode": "markers+text" if label_points else "markers",
-            "x": xs, "y": ys, "text": names, "textposition": "top center", "cliponaxis": False,
-            "textfont": {"size": 10, "color": "#4b5563"},
-            "error_y": {"type": "data", "array": [v if v is not None else 0 for v in errs],
-                        "visible": any(v is not None for v in errs), "color": "#6b7280", "thickness": 1},
-            "marker": {"color": INK, "size": 8},
-            "name": "measured (± stderr)",
-            "hovertemplate": "%{text}<br>x = %{x:.3s}<br>y = %{y:.4g}<extra></extra>",
-        })
-        y_all = [v for v in ys if v is not None] + [
+            all_x += list(band["_x"])
+            traces += _band_traces(band)
+        traces.append(_point_trace(pts))
+        y_all = [v for v in _num(pts["y"]) if v is not None] + [
             v for v in (_num(band["y_low"]) + _num(band["y_high"]) if not band.empty else []) if v is not None]
         lo_y, hi_y = (min(y_all), max(y_all)) if y_all else (0.0, 1.0)
-        for _, knee in _select(knees, task=task, metric=metric, axis=axis).iterrows():
-            kx = as_float(knee.get("x"))
-            if kx is None or kx <= 0:
-                continue
-            traces.append({
-                "type": "scatter", "mode": "lines+text", "x": [kx, kx], "y": [lo_y, hi_y],
-                "text": ["", "knee: " + e(knee.get("model"))], "textposition": "top right",
-                "textfont": {"color": KNEE, "size": 11}, "line": {"color": KNEE, "dash": "dash", "width": 1.5},
-                "name": "knee (" + e(knee.get("method")) + ")", "hoverinfo": "skip",
-            })
-        title = f"{e(task)} · {e(metric)} vs {e(axis_label(str(axis)))}"
+        traces += _knee_traces(_select(knees, task=task, metric=metric, axis=axis), lo_y, hi_y)
         layout = _layout(
-            title,
+            f"{e(task)} · {e(metric)} vs {e(axis_label(str(axis)))}",
             xaxis={"title": {"text": e(axis_label(str(axis))) + " (log₂ scale)"}, **log2_axis(all_x)},
             yaxis={"title": {"text": _metric_title(metric)}},
         )
