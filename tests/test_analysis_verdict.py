@@ -266,3 +266,23 @@ def test_no_result_depends_on_names():
     assert back == a.verdict
     cols = ["task", "metric", "effect", "p_value", "p_adjusted", "significant"]
     pd.testing.assert_frame_equal(a.paired[cols], b.paired[cols])
+
+
+def test_a_model_never_compared_is_not_recommended_as_unbeaten():
+    rng = np.random.default_rng(5)
+    models = [{"model_key": "t", "model": "Tiny", "params_total": 5e7},
+              {"model_key": "s", "model": "Small", "params_total": 1e8},
+              {"model_key": "b", "model": "Big", "params_total": 2e8}]
+    results = {("s", "wiki"): ("bpb", _bpb_items(rng, 1.3, 100)), ("b", "wiki"): ("bpb", _bpb_items(rng, 1.0, 100)),
+               ("t", "wiki"): ("bpb", _bpb_items(rng, 2.0, 100))}
+    m, s, e, i, t = build(models, results)
+    i = i[i["model_key"] != "t"]  # Tiny has a score but no per-item results: never in a paired test
+    an = analyze(m, s, e, i, task_versions=t, n_boot=200)
+    assert an.recommendation["model"] == "Big"
+
+
+def test_primary_without_items_says_the_difference_is_untested():
+    m, s, e, i, t = _mixed()
+    an = analyze(m, s, e, i.iloc[0:0], task_versions=t, n_boot=50, primary="pattern")
+    assert an.recommendation["model"] == "Big"  # 0.583 vs 0.350 accuracy, by hand from _acc_pair(2, 30, 40, 120)
+    assert "not tested" in an.recommendation["reason"]

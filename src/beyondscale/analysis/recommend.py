@@ -160,6 +160,29 @@ def _passed_over(ctx: Any, models: list[str], ws: list, pick: str) -> str:
     return "; passed over: " + ", ".join(before) if before else ""
 
 
+def _best_untested(lb: pd.DataFrame, task: str, metric: str) -> Any:
+    from beyondscale.analysis.findings import Recommendation
+    from beyondscale.analysis.marginal import higher_is_better
+
+    col = lb[f"{task}/{metric}"].astype(float)
+    if col.notna().sum() == 0:
+        return Recommendation(None, "primary", f"no model has a {metric} score on the primary task {task}")
+    best = lb.loc[col.idxmax() if higher_is_better(metric) else col.idxmin(), "model"]
+    return Recommendation(str(best), "primary", f"the best {metric} on the primary task {task}, but with no paired "
+                          "test on it (no per-item results), so the difference is not tested")
+
+
+def _tested(paired: pd.DataFrame, task: str | None) -> list[str]:
+    """Models that took part in a primary-metric paired test (on `task`, or on any task): only they can be
+    'unbeaten'; a model never compared is not better for it."""
+    if paired.empty:
+        return []
+    p = paired[paired["primary"].astype(bool)]
+    if task is not None:
+        p = p[p["task"] == task]
+    return sorted(set(p["model_a"]) | set(p["model_b"]))
+
+
 def choose(ctx: Any, lb: pd.DataFrame, paired: pd.DataFrame, primary: dict[str, str], primary_task: str | None,
            constraints: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
     """The Recommendation finding and the `Analysis.recommendation` dict, by the first rule that applies."""
@@ -171,18 +194,21 @@ def choose(ctx: Any, lb: pd.DataFrame, paired: pd.DataFrame, primary: dict[str, 
     active = {k: v for k, v in (constraints or {}).items() if v is not None}
     ws = wins(ctx, paired)
     models = [str(m) for m in lb["model"]]
+    tested = _tested(paired, None)
     base = {"constraints": active, "candidates": []}
     if any(k not in ("task", "metric") for k in active):
         m = active.get("metric") or primary.get(str(active.get("task")))
         out = recommend(lb, active, primary, higher_better=higher_is_better(m) if m else True)
         base, f = out, Recommendation(out["model"], "constraints", out["reason"])
-    elif primary_task is not None:
+    elif primary_task is not None and _tested(paired, primary_task):
         task_ws = [w for w in ws if w.task == primary_task]
-        pick = _smallest_unbeaten(ctx, models, task_ws)
+        pick = _smallest_unbeaten(ctx, _tested(paired, primary_task), task_ws)
         f = Recommendation(pick, "primary", f"by the primary task {primary_task} ({primary[primary_task]}): no other "
                            "model is significantly better on it, and it is the smallest such model")
-    elif not paired.empty:
-        pick = _smallest_unbeaten(ctx, models, ws)
+    elif primary_task is not None:
+        f = _best_untested(lb, primary_task, primary[primary_task])
+    elif tested:
+        pick = _smallest_unbeaten(ctx, tested, ws)
         if pick is None:
             f = Recommendation(None, "none", "no model dominates and no rule was given to choose: pass a primary "
                                "task (primary=TASK, --primary TASK) or constraints")
