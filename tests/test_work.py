@@ -151,3 +151,32 @@ def test_eval_waits_for_a_live_claim_then_takes_it_over_when_stale(tiny_llama, m
     assert time.perf_counter() - start >= 1.5
     assert result.results[0].n_items == 3 and result.results[0].resumed_items == 1
     assert conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # released
+
+
+class _OtherProcessExecutor:
+    """Runs each unit in a fresh interpreter (as a Ray worker would): only pickles cross over."""
+
+    capacity = 2
+
+    def run(self, units):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for outputs in pool.map(_run_to_list, list(units)):
+                yield from outputs
+
+
+def _run_to_list(unit):
+    return list(run_unit(unit))
+
+
+def test_an_executor_in_another_process_stores_the_same_scores(tiny_llama, mc_task, rolling_task, tmp_path):
+    models, tasks = [str(tiny_llama)], [str(mc_task), str(rolling_task)]
+    local = api.evaluate(models, tasks, store=tmp_path / "a.db", show_progress=False)
+    remote = api.evaluate(models, tasks, store=tmp_path / "b.db", show_progress=False,
+                          executor=_OtherProcessExecutor())
+    assert [(r.model_key, r.task_key) for r in remote.results] == [(r.model_key, r.task_key) for r in local.results]
+    for a, b in zip(local.results, remote.results, strict=True):
+        assert b.metrics == pytest.approx(a.metrics, abs=1e-9)
+        assert b.resumed_items == 0 and b.n_items == a.n_items

@@ -14,11 +14,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from beyondscale.errors import UserError
+
+if TYPE_CHECKING:
+    from beyondscale.executors import Executor
 
 log = logging.getLogger("beyondscale")
 
@@ -113,7 +116,7 @@ def evaluate(
     settings: EvalSettings | None = None,
     show_progress: bool = True,
     command: str = "eval",
-    executor: Any = None,
+    executor: Executor | None = None,
 ) -> EvalResult:
     """Score and meter every (model, task) pair; everything lands in the store, resumably.
 
@@ -232,7 +235,8 @@ def _model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[
 
 
 def _evaluate_all(db: Any, run_id: str, refs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
-                  device: str, costs: Any, env_key: str, executor: Any, show_progress: bool) -> list[PairResult]:
+                  device: str, costs: Any, env_key: str, executor: Executor,
+                  show_progress: bool) -> list[PairResult]:
     from beyondscale import measure
     from beyondscale.store.claims import new_owner
     from beyondscale.work import Writer, run_all

@@ -10,12 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from beyondscale.store import Store
 from beyondscale.store.claims import Heartbeat
 from beyondscale.work.plan import plan
 from beyondscale.work.unit import ModelJob, TaskJob, Unit
 from beyondscale.work.writer import Writer
+
+if TYPE_CHECKING:
+    from beyondscale.executors import Executor
 
 POLL_S = 0.5
 
@@ -33,7 +37,7 @@ def claim(store: Store, units: Sequence[Unit], owner: str, timeout_s: float, cap
     return claimed
 
 
-def run_all(store: Store, models: Sequence[ModelJob], tasks: Sequence[TaskJob], executor: object, writer: Writer,
+def run_all(store: Store, models: Sequence[ModelJob], tasks: Sequence[TaskJob], executor: Executor, writer: Writer,
             *, owner: str, timeout_s: float, on_round: Callable[[], None] | None = None) -> None:
     """Compute every item of every (model, task) the store lacks; return when none is left."""
     by_key = {t.task_key: t for t in tasks}
@@ -41,7 +45,7 @@ def run_all(store: Store, models: Sequence[ModelJob], tasks: Sequence[TaskJob], 
         while units := plan(store, models, tasks):
             if on_round is not None:
                 on_round()
-            claimed = claim(store, units, owner, timeout_s, getattr(executor, "capacity", 1))
+            claimed = claim(store, units, owner, timeout_s, executor.capacity)
             if not claimed:
                 time.sleep(POLL_S)  # all left is claimed by live processes: wait for them
                 continue
@@ -55,9 +59,9 @@ def run_all(store: Store, models: Sequence[ModelJob], tasks: Sequence[TaskJob], 
         on_round()
 
 
-def _execute(executor: object, units: list[Unit], writer: Writer) -> None:
+def _execute(executor: Executor, units: list[Unit], writer: Writer) -> None:
     before = (sum(writer.computed.values()), writer.facts_written)
-    for output in executor.run(units):  # type: ignore[attr-defined]
+    for output in executor.run(units):
         writer.write(output)
     if units and (sum(writer.computed.values()), writer.facts_written) == before:
         raise RuntimeError("a unit of work ran but stored nothing; refusing to loop")
