@@ -9,11 +9,15 @@ far longer than loading the result.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
 import shutil
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +73,34 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype | str:
     if dtype not in DTYPES:
         raise UserError(f"--dtype {dtype}: expected one of auto, {', '.join(sorted(DTYPES))}")
     return DTYPES[dtype]
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence the libraries while a model loads or a GGUF file converts: transformers' and the hub's
+    progress bars ("Loading weights", "Converting and de-quantizing GGUF tensors", which uses tqdm
+    directly), their warnings below error level, and Python warnings. Settings are restored after.
+    Errors still raise and are turned into one-line UserErrors by the callers."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from transformers.utils import logging as hf_logging
+
+    bars, verbosity, gguf_tqdm = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity(), gguf_utils.tqdm
+    gguf_logger = logging.getLogger("gguf")
+    gguf_level = gguf_logger.level
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    gguf_utils.tqdm = functools.partial(gguf_tqdm, disable=True)
+    gguf_logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        gguf_utils.tqdm = gguf_tqdm
+        gguf_logger.setLevel(gguf_level)
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _check_weights(ref: ModelRef) -> str:
@@ -178,26 +210,12 @@ def load_model(
     identity: str | None = None,
 ) -> LoadedModel:
     """Load a model for evaluation (eval mode, on `device`) and compute its facts."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     identity = identity or ref.identity()
     start = time.perf_counter()
-    if ref.kind == "gguf":
-        model, tokenizer, weights_format = _load_gguf(ref, identity, torch_dtype, trust_remote_code)
-    else:
-        weights_format = _check_weights(ref) if ref.kind == "folder" else "hub"
-        kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": ref.revision}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=torch_dtype, **kwargs)
-        except UserError:
-            raise
-        except (OSError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            where = "hub model (offline, or no such repository?)" if ref.kind == "hub" else "model folder"
-            raise UserError(f"--model {ref.spec}: cannot load {where}: {first[:200]}") from None
+    with quiet_loading():
+        model, tokenizer, weights_format = _load(ref, identity, torch_dtype, trust_remote_code)
     model.eval()
     model.to(device)
     if tokenizer.pad_token_id is None:
@@ -211,6 +229,31 @@ def load_model(
         tokenizer=tokenizer,
     )
     return LoadedModel(ref, model, tokenizer, facts, device, time.perf_counter() - start)
+
+
+def _load(ref: ModelRef, identity: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, str]:
+    """(model, tokenizer, weights format) from a GGUF file, a local folder or the hub."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if ref.kind == "gguf":
+        return _load_gguf(ref, identity, torch_dtype, trust_remote_code)
+    weights_format = _check_weights(ref) if ref.kind == "folder" else "hub"
+    revision = ref.revision
+    if ref.kind == "hub":  # load the very commit the identity names, even if the branch moves meanwhile
+        from beyondscale.models.hub import resolve_commit
+
+        revision = resolve_commit(ref.location, ref.revision, ref.spec)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=torch_dtype, **kwargs)
+    except UserError:
+        raise
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        where = "hub model (offline, or no such repository?)" if ref.kind == "hub" else "model folder"
+        raise UserError(f"--model {ref.spec}: cannot load {where}: {first[:200]}") from None
+    return model, tokenizer, weights_format
 
 
 def describe_ref(ref: ModelRef) -> str:
