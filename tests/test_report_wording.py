@@ -64,3 +64,15 @@ def test_paired_table_prints_the_floor_and_holm():
     assert "p (Holm)" in paired and cells[7] == cells[8] == "&lt;0.001"  # Markdown escapes '<'
     assert "p=0.001" not in md
     assert "Intact significantly better" in paired and "bigger but not" not in paired
+
+
+def test_estimated_cost_axes_are_labelled_in_figures():
+    from beyondscale.report.html import build_figures
+
+    frames = _cost_pair("estimate:tdp")
+    an = run(frames)
+    figs = build_figures(an, frames[1], frames[2])
+    energy = [f for f in figs["pareto"] if f.keys.get("cost_axis") == "joules_per_token"]
+    assert energy and all("(estimated)" in f.figure["layout"]["xaxis"]["title"]["text"] for f in energy)
+    measured = build_figures(run(_cost_pair("rapl")), None, _cost_pair("rapl")[2])
+    assert not any("(estimated)" in f.figure["layout"]["xaxis"]["title"]["text"] for f in measured["pareto"])

@@ -165,7 +165,13 @@ def _knee_traces(knees: pd.DataFrame, lo_y: float, hi_y: float) -> list[dict[str
     return traces
 
 
-def returns_figures(curves: pd.DataFrame, fit_bands: pd.DataFrame, knees: pd.DataFrame) -> list[Figure]:
+def _axis_name(axis: str, estimated: set[str] | frozenset[str]) -> str:
+    """Axis label, with '(estimated)' when any figure on that axis is an estimate (its *_source says so)."""
+    return axis_label(axis) + (" (estimated)" if axis in estimated else "")
+
+
+def returns_figures(curves: pd.DataFrame, fit_bands: pd.DataFrame, knees: pd.DataFrame,
+                    estimated: frozenset[str] = frozenset()) -> list[Figure]:
     """Score vs each size axis (log2 x) per task/metric: points with stderr, fitted line, band, knees."""
     figs: list[Figure] = []
     for (task, metric, axis), pts in _group(curves, ["task", "metric", "axis"]):
@@ -185,8 +191,8 @@ def returns_figures(curves: pd.DataFrame, fit_bands: pd.DataFrame, knees: pd.Dat
         lo_y, hi_y = (min(y_all), max(y_all)) if y_all else (0.0, 1.0)
         traces += _knee_traces(_select(knees, task=task, metric=metric, axis=axis), lo_y, hi_y)
         layout = _layout(
-            f"{e(task)} · {e(metric)} vs {e(axis_label(str(axis)))}",
-            xaxis={"title": {"text": e(axis_label(str(axis))) + " (log₂ scale)"}, **log2_axis(all_x)},
+            f"{e(task)} · {e(metric)} vs {e(_axis_name(str(axis), estimated))}",
+            xaxis={"title": {"text": e(_axis_name(str(axis), estimated)) + " (log₂ scale)"}, **log2_axis(all_x)},
             yaxis={"title": {"text": _metric_title(metric)}},
         )
         figs.append(Figure(f"fig-returns-{len(figs)}", f"{task} {metric} vs {axis}",
@@ -195,7 +201,7 @@ def returns_figures(curves: pd.DataFrame, fit_bands: pd.DataFrame, knees: pd.Dat
     return figs
 
 
-def pareto_figures(pareto: pd.DataFrame) -> list[Figure]:
+def pareto_figures(pareto: pd.DataFrame, estimated: frozenset[str] = frozenset()) -> list[Figure]:
     """Quality vs each cost axis; frontier highlighted and joined, dominated models greyed."""
     figs: list[Figure] = []
     for (task, metric, cost_axis), pts in _group(pareto, ["task", "metric", "cost_axis"]):
@@ -224,10 +230,10 @@ def pareto_figures(pareto: pd.DataFrame) -> list[Figure]:
                 "marker": {"color": ACCENT, "size": 10},
                 "name": "Pareto frontier", "hovertemplate": hover,
             })
-        title = f"{e(task)} · {e(metric)} vs {e(axis_label(str(cost_axis)))}"
+        title = f"{e(task)} · {e(metric)} vs {e(_axis_name(str(cost_axis), estimated))}"
         layout = _layout(
             title,
-            xaxis={"title": {"text": e(axis_label(str(cost_axis))) + " · lower is cheaper"},
+            xaxis={"title": {"text": e(_axis_name(str(cost_axis), estimated)) + " · lower is cheaper"},
                    **_cost_axis(list(pts["_c"]))},
             yaxis={"title": {"text": _metric_title(metric)}},
         )

@@ -16,7 +16,7 @@ from beyondscale import __version__
 from beyondscale.analysis.types import Analysis
 from beyondscale.report import figures as F
 from beyondscale.report.data import as_frame
-from beyondscale.report.format import COLUMNS
+from beyondscale.report.format import COLUMNS, SOURCE_OF, is_estimate
 from beyondscale.report.methods import METHOD_NOTES
 from beyondscale.report.sections import (
     counts,
@@ -37,11 +37,24 @@ def _environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def build_figures(analysis: Analysis, scores: pd.DataFrame | None = None) -> dict[str, list[F.Figure]]:
+def estimated_axes(*frames: pd.DataFrame | None) -> frozenset[str]:
+    """Cost axes with at least one estimated figure (by the *_source columns of the frames)."""
+    out = set()
+    for df in map(as_frame, frames):
+        for axis, sources in SOURCE_OF.items():
+            if any(src in df.columns and df[src].map(is_estimate).any() for src in sources):
+                out.add(axis)
+    return frozenset(out)
+
+
+def build_figures(analysis: Analysis, scores: pd.DataFrame | None = None,
+                  efficiency: pd.DataFrame | None = None) -> dict[str, list[F.Figure]]:
     """All report figures (plotly figure dicts), by section: returns, pareto, calibration."""
+    est = estimated_axes(efficiency, analysis.leaderboard)
     return {
-        "returns": F.returns_figures(as_frame(analysis.curves), as_frame(analysis.fit_bands), as_frame(analysis.knees)),
-        "pareto": F.pareto_figures(as_frame(analysis.pareto)),
+        "returns": F.returns_figures(as_frame(analysis.curves), as_frame(analysis.fit_bands), as_frame(analysis.knees),
+                                     est),
+        "pareto": F.pareto_figures(as_frame(analysis.pareto), est),
         "calibration": F.calibration_figures(as_frame(analysis.calibration), as_frame(scores)),
     }
 
@@ -75,7 +88,7 @@ def render_html(
 ) -> str:
     """One self-contained HTML page (plotly.js inlined once, no network) for an analysis."""
     models, scores, efficiency = as_frame(models), as_frame(scores), as_frame(efficiency)
-    figs = build_figures(analysis, scores)
+    figs = build_figures(analysis, scores, efficiency)
     all_figs = figs["returns"] + figs["pareto"] + figs["calibration"]
     lb = leaderboard_frame(analysis, models, scores)
     context = {
