@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -100,3 +101,43 @@ def transparency_cmd(
         table.add_row(item["item"], "yes" if item["met"] else "no", item["evidence"])
     _console().print(table)
     _console().print(f"score: {doc['met']} of {doc['total']} items met ({doc['score']:.0%})")
+
+
+@explain_app.command("routing")
+def routing_cmd(
+    model: ModelOpt,
+    text: Annotated[str, typer.Option("--text", "-t", help="Text whose tokens are routed.")],
+    html: Annotated[str | None, typer.Option("--html", help="Write heat maps to this HTML file.")] = None,
+    store: StoreOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Expert routing of a Mixtral-style model: load, entropy, imbalance, token->expert, co-activation."""
+    from beyondscale.interpret import results, routing
+    from beyondscale.interpret.loading import load_probe_model
+
+    if not text.strip():
+        raise UserError("--text: empty text; nothing to route")
+    quiet()
+    pm = load_probe_model(model, device=device, dtype=dtype)
+    doc = routing.routing(pm.model, pm.tokenizer, text, pm.max_length, pm.name)
+    if store:
+        results.put_probe(store, model_key=pm.key, probe="routing", probe_version=routing.PROBE_VERSION,
+                          data=results.data_key({"text": text}), model_name=pm.name, summary=doc)
+    if html:
+        from beyondscale.interpret.html import page
+
+        Path(html).write_text(page(f"expert routing: {pm.name}", routing.routing_html(doc)), encoding="utf-8")
+    if json_out:
+        print(json.dumps(doc))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"expert routing: {pm.name} (top-{doc['top_k']} of {doc['n_experts']})", title_justify="left")
+    for col in ("layer", "load per expert", "router entropy", "load entropy", "imbalance"):
+        table.add_column(col, justify="right")
+    for r in doc["layers"]:
+        table.add_row(str(r["layer"]), " ".join(f"{x:.2f}" for x in r["load"]), f"{r['router_entropy']:.3f}",
+                      f"{r['load_entropy']:.3f} / {r['max_entropy']:.3f}", f"{r['imbalance']:.2f}")
+    _console().print(table)
