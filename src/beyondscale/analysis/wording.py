@@ -88,18 +88,22 @@ def _change(c: Change, a: str, b: str, same_size: bool) -> str:
     return f"{b} is worse than {a} on {c.task}, significantly ({fig}{p})"
 
 
-def _size_step(f: SizeStep) -> str:
+def _size_head(f: SizeStep) -> str:
+    ne, r = f.non_embedding_ratio, f.size_ratio
+    ne_text = f"{ne:.1f}x the non-embedding parameters" if math.isfinite(ne) and math.isfinite(r) \
+        and abs(ne - r) > 0.25 * r else ""
     if f.other_differences:
-        head = f"{f.b} vs {f.a}, a different model rather than a larger one ({f.size_ratio:.1f}x the parameters)"
-    elif f.same_size:
-        head = f"{f.a} and {f.b} are the same size"
-    elif not math.isfinite(f.size_ratio):
-        head = f"{f.b} compared with {f.a}"
-    else:
-        head = f"{f.b} has {f.size_ratio:.1f}x the parameters of {f.a}"
-        ne = f.non_embedding_ratio
-        if math.isfinite(ne) and abs(ne - f.size_ratio) > 0.25 * f.size_ratio:
-            head += f" (but {ne:.1f}x the non-embedding parameters)"
+        return (f"{f.b} vs {f.a}, a different model rather than a larger one ({r:.1f}x the parameters"
+                + (f", but {ne_text}" if ne_text else "") + ")")
+    if f.same_size:
+        return f"{f.a} and {f.b} are the same size"
+    if not math.isfinite(r):
+        return f"{f.b} compared with {f.a}"
+    return f"{f.b} has {r:.1f}x the parameters of {f.a}" + (f" (but {ne_text})" if ne_text else "")
+
+
+def _size_step(f: SizeStep) -> str:
+    head = _size_head(f)
     parts = [_change(c, f.a, f.b, f.same_size) for c in f.changes]
     s = head + (": " + "; ".join(parts) if parts else "")
     cost = []
