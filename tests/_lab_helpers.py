@@ -21,3 +21,13 @@ def tiny_request(data: Path, out: Path, arch: str = "dense", tokens: int = 8192,
     train = kw.pop("train", None) or TrainConfig(batch_size=4, eval_every=8)
     return TrainRequest(data=str(data), out=str(out), arch=arch, tokens=tokens, shape=shape, train=train,
                         vocab_size=300, show_progress=False, device="cpu", **kw)
+
+
+def one_thread():
+    """Tiny models run fastest on one thread (two threads on a shared 2-core machine mostly wait)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

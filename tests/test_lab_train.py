@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from _lab_helpers import one_thread as _lab_one_thread
 from _lab_helpers import tiny_request, write_corpus
+
+one_thread = pytest.fixture(autouse=True)(_lab_one_thread)
 
 
 def _plain_loss(folder, record) -> float:
