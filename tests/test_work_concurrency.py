@@ -11,6 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 # Runs the real CLI after counting every item the engine computes (pid, model folder, item key) into
 # a log, with each batch slowed down so that the two processes overlap; both start together.
 WRAPPER = """
@@ -34,6 +36,7 @@ main()
 """
 
 
+@pytest.mark.slow  # two interpreters start (torch import) and overlap on purpose: ~10-25 s
 def test_two_processes_compute_each_item_once(tiny_llama, tiny_gpt2, mc_task, rolling_task, tmp_path):
     from conftest import write_mc_task
 

@@ -251,37 +251,54 @@ def _evaluate_all(db: Any, run_id: str, refs: list[Any], tasks: list[_BuiltTask]
                     json.loads(t.spec.model_dump_json()), settings.score_config())
         for job in jobs:
             db.put_run_unit(run_id, job.model_key, t.job.task_key, "running", t.built.info.to_json())
+    scorer = _Scorer(db, run_id, jobs, tasks, settings, costs, measure.peak_flops(device))
     with _progress(show_progress) as progress:
         bars = _Bars(db, progress, jobs, [t.job for t in tasks])
-        writer = Writer(db, run_id, env_key, labels, on_batch=bars.advance)
-        run_all(db, jobs, [t.job for t in tasks], executor, writer, owner=new_owner(),
-                timeout_s=settings.claim_timeout_s, on_round=bars.sync)
-    peak = measure.peak_flops(device)
-    results = []
-    for job in jobs:
-        for t in tasks:
-            computed = writer.computed[(job.model_key, t.job.task_key)]
-            results.append(_score_pair(db, run_id, job, t, settings, costs, peak, computed))
-    return results
+        scorer.writer = Writer(db, run_id, env_key, labels, on_batch=bars.advance)
+        run_all(db, jobs, [t.job for t in tasks], executor, scorer.writer, owner=new_owner(),
+                timeout_s=settings.claim_timeout_s, on_round=bars.sync, on_done=scorer.score)
+    return [scorer.result(job.model_key, t.job.task_key) for job in jobs for t in tasks]
 
 
-def _score_pair(db: Any, run_id: str, job: Any, task: _BuiltTask, settings: EvalSettings, costs: Any, peak: Any,
-                computed: int) -> PairResult:
-    from beyondscale.models import ModelFacts
-    from beyondscale.work.score import score_unit
+class _Scorer:
+    """Scores each (model, task) once its items are all stored: as soon as its unit is done here, or at the
+    end for units another process computed. Scoring needs no model."""
 
-    facts = ModelFacts.from_dict(db.model_facts(job.model_key))
-    t = task.job
-    aggregates, efficiency = score_unit(db, job.model_key, t.task_key, task.spec, t.items, t.item_keys,
-                                        facts=facts, costs=costs, peak=peak, seed=settings.seed)
-    db.put_run_unit(run_id, job.model_key, t.task_key, "done", items_computed=computed)
-    metrics: dict[str, float | None] = {}
-    for name, (value, stderr) in aggregates.items():
-        metrics[name] = value
-        metrics[f"{name}_stderr"] = stderr
-    # `seconds` is the measured evaluation time, resumed pieces included.
-    return PairResult(job.ref.name, job.model_key, t.task, t.task_key, metrics, len(t.items),
-                      round(efficiency.get("seconds") or 0.0, 3), efficiency, resumed_items=len(t.items) - computed)
+    def __init__(self, db: Any, run_id: str, jobs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
+                 costs: Any, peak: Any):
+        self.db, self.run_id, self.settings, self.costs, self.peak = db, run_id, settings, costs, peak
+        self.jobs = {j.model_key: j for j in jobs}
+        self.tasks = {t.job.task_key: t for t in tasks}
+        self.writer: Any = None
+        self.results: dict[tuple[str, str], PairResult] = {}
+
+    def score(self, pairs: list[tuple[str, str]]) -> None:
+        for pair in pairs:
+            self.results[pair] = self._score(*pair)
+
+    def result(self, model_key: str, task_key: str) -> PairResult:
+        if (model_key, task_key) not in self.results:
+            self.score([(model_key, task_key)])
+        return self.results[(model_key, task_key)]
+
+    def _score(self, model_key: str, task_key: str) -> PairResult:
+        from beyondscale.models import ModelFacts
+        from beyondscale.work.score import score_unit
+
+        job, task, t = self.jobs[model_key], self.tasks[task_key], self.tasks[task_key].job
+        facts = ModelFacts.from_dict(self.db.model_facts(model_key))
+        aggregates, efficiency = score_unit(self.db, model_key, task_key, task.spec, t.items, t.item_keys,
+                                            facts=facts, costs=self.costs, peak=self.peak, seed=self.settings.seed)
+        computed = self.writer.computed[(model_key, task_key)]
+        self.db.put_run_unit(self.run_id, model_key, task_key, "done", items_computed=computed)
+        metrics: dict[str, float | None] = {}
+        for name, (value, stderr) in aggregates.items():
+            metrics[name] = value
+            metrics[f"{name}_stderr"] = stderr
+        # `seconds` is the measured evaluation time, resumed pieces included.
+        return PairResult(job.ref.name, model_key, t.task, task_key, metrics, len(t.items),
+                          round(efficiency.get("seconds") or 0.0, 3), efficiency,
+                          resumed_items=len(t.items) - computed)
 
 
 class _Bars:

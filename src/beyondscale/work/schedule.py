@@ -38,8 +38,12 @@ def claim(store: Store, units: Sequence[Unit], owner: str, timeout_s: float, cap
 
 
 def run_all(store: Store, models: Sequence[ModelJob], tasks: Sequence[TaskJob], executor: Executor, writer: Writer,
-            *, owner: str, timeout_s: float, on_round: Callable[[], None] | None = None) -> None:
-    """Compute every item of every (model, task) the store lacks; return when none is left."""
+            *, owner: str, timeout_s: float, on_round: Callable[[], None] | None = None,
+            on_done: Callable[[list[tuple[str, str]]], None] | None = None) -> None:
+    """Compute every item of every (model, task) the store lacks; return when none is left.
+
+    `on_done(pairs)` is called with the (model_key, task_key) pairs of each unit this process finished.
+    """
     by_key = {t.task_key: t for t in tasks}
     with Heartbeat(store.path, owner):
         while units := plan(store, models, tasks):
@@ -55,6 +59,8 @@ def run_all(store: Store, models: Sequence[ModelJob], tasks: Sequence[TaskJob], 
                 _execute(executor, fresh, writer)
             finally:
                 store.release_claims(owner, [p for c in claimed for p in c.pairs])
+            if on_done is not None:
+                on_done([p for c in claimed for p in c.pairs])
     if on_round is not None:
         on_round()
 
