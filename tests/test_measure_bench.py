@@ -103,7 +103,7 @@ def test_bench_generation_tiny_llama() -> None:
         assert 0 < r["token_latency_ms_p50"] <= r["token_latency_ms_p95"]
         assert r["energy_j_per_generated_token"]["median"] >= 0
         assert r["energy_source"] == "estimate:tdp" and r["energy_estimated"] is True
-        assert r["peak_rss_bytes"] > 0
+        assert r["peak_rss_bytes"] >= 0  # above the baseline taken after the model was built
 
 
 def test_bench_decode_matches_full_forward_greedy() -> None:
