@@ -180,3 +180,26 @@ def test_an_executor_in_another_process_stores_the_same_scores(tiny_llama, mc_ta
     for a, b in zip(local.results, remote.results, strict=True):
         assert b.metrics == pytest.approx(a.metrics, abs=1e-9)
         assert b.resumed_items == 0 and b.n_items == a.n_items
+
+
+def test_units_finished_before_an_interrupt_keep_their_scores(tiny_llama, tiny_gpt2, mc_task, tmp_path):
+    from beyondscale.executors import LocalExecutor
+
+    class StopAtSecondModel(LocalExecutor):
+        seen = 0
+
+        def run(self, units):
+            for unit in units:
+                StopAtSecondModel.seen += 1
+                if StopAtSecondModel.seen == 2:
+                    raise KeyboardInterrupt
+                yield from super().run([unit])
+
+    store = tmp_path / "s.db"
+    with pytest.raises(KeyboardInterrupt):
+        api.evaluate([str(tiny_llama), str(tiny_gpt2)], [str(mc_task)], store=store, show_progress=False,
+                     executor=StopAtSecondModel())
+    conn = sqlite3.connect(store)
+    assert conn.execute("SELECT COUNT(DISTINCT model_key), COUNT(*) FROM metrics").fetchone() == (1, 2)
+    assert conn.execute("SELECT status FROM runs").fetchone() == ("interrupted",)
+    assert conn.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)
