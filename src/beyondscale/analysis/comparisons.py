@@ -54,38 +54,50 @@ def _metric_values(piv: dict[str, np.ndarray], m: str) -> tuple[tuple[np.ndarray
     return tuple(v[keep] for v in vals), mask[keep]
 
 
+def _group_stats(prs: list[tuple[int, int]], sub: list[np.ndarray], cols: list[int], metric: str, binary: bool,
+                 counts: np.ndarray) -> list[dict[str, Any]]:
+    """Effects, CIs and p for pairs sharing one item set; sub holds those items' values for `cols`."""
+    pos = {c: k for k, c in enumerate(cols)}
+    ia, ib = np.array([pos[i] for i, _ in prs]), np.array([pos[j] for _, j in prs])
+    if metric == "bits_per_byte":
+        point, boot = bits_per_byte(sub[0], sub[1]), bootstrap_bpb(sub[0], sub[1], counts)
+    else:
+        point, boot = sub[0].mean(axis=0), bootstrap_means(sub[0], counts)
+    effect = point[ib] - point[ia]
+    lo = hi = p = np.full(len(prs), np.nan)
+    if counts.shape[0] > 0:
+        bd = boot[:, ib] - boot[:, ia]
+        lo, hi = percentile_ci(bd)
+        p = bootstrap_p(bd, effect)
+    if binary:
+        disc = sub[0].T @ (1.0 - sub[0])  # [i, j]: items i got right and j wrong
+        p = mcnemar_exact(disc[ia, ib], disc[ib, ia])
+    floor = 0.0 if binary or counts.shape[0] == 0 else 1.0 / (counts.shape[0] + 1)
+    n = sub[0].shape[0]
+    return [{"n_items": n, "effect": float(effect[k]), "ci_low": float(lo[k]), "ci_high": float(hi[k]),
+             "p_value": float(p[k]), "p_floor": floor} for k in range(len(prs))]
+
+
 def pairs_for_metric(pairs: list[tuple[int, int]], vals: tuple[np.ndarray, ...], mask: np.ndarray, metric: str,
                      binary: bool, n_boot: int, rng: np.random.Generator) -> dict[tuple[int, int], dict | None]:
-    """Effect b - a, percentile CI and p for each pair (i, j) of columns, on the items both have."""
-    out: dict[tuple[int, int], dict[str, Any] | None] = {}
-    shared_counts: dict[bytes, np.ndarray] = {}  # one resample matrix per item set, as for a joint bootstrap
+    """Effect b - a, percentile CI and p for each pair (i, j) of columns, on the items both have.
+
+    Pairs with the same item set share one resample matrix and one vectorised bootstrap (items resampled
+    jointly for all models), as when every model scored every item."""
+    groups: dict[bytes, tuple[np.ndarray, list[tuple[int, int]]]] = {}
     for i, j in pairs:
         rows = mask[:, i] & mask[:, j]
+        groups.setdefault(rows.tobytes(), (rows, []))[1].append((i, j))
+    out: dict[tuple[int, int], dict[str, Any] | None] = {}
+    for rows, prs in groups.values():
         n = int(rows.sum())
         if n == 0:
-            out[(i, j)] = None
+            out.update({pr: None for pr in prs})
             continue
-        sub = [v[rows][:, [i, j]] for v in vals]
-        if rows.tobytes() not in shared_counts:
-            shared_counts[rows.tobytes()] = count_matrix(n, n_boot, rng) if n_boot > 0 else np.zeros((0, n))
-        counts = shared_counts[rows.tobytes()]
-        if metric == "bits_per_byte":
-            point, boot = bits_per_byte(sub[0], sub[1]), bootstrap_bpb(sub[0], sub[1], counts)
-        else:
-            point, boot = sub[0].mean(axis=0), bootstrap_means(sub[0], counts)
-        effect = float(point[1] - point[0])
-        lo = hi = pb = np.array([np.nan])
-        if n_boot > 0:
-            bd = (boot[:, 1] - boot[:, 0])[:, None]
-            lo, hi = percentile_ci(bd)
-            pb = bootstrap_p(bd, np.array([effect]))
-        if binary:
-            x = sub[0]
-            p = float(mcnemar_exact(((x[:, 0] == 1) & (x[:, 1] == 0)).sum(), ((x[:, 0] == 0) & (x[:, 1] == 1)).sum()))
-        else:
-            p = float(pb[0])
-        out[(i, j)] = {"n_items": n, "effect": effect, "ci_low": float(lo[0]), "ci_high": float(hi[0]), "p_value": p,
-                       "p_floor": 0.0 if binary or n_boot <= 0 else 1.0 / (n_boot + 1)}
+        cols = sorted({c for pr in prs for c in pr})
+        counts = count_matrix(n, n_boot, rng) if n_boot > 0 else np.zeros((0, n))
+        stats = _group_stats(prs, [v[rows][:, cols] for v in vals], cols, metric, binary, counts)
+        out.update(zip(prs, stats, strict=True))
     return out
 
 
