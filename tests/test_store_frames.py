@@ -64,7 +64,8 @@ def test_a_lab_record_added_later_reaches_the_stored_facts(tiny_llama, mc_task, 
     store = tmp_path / "s.db"
     first = api.evaluate([str(folder)], [str(mc_task)], store=store, show_progress=False)
     assert _frames(store).models["training_tokens"].isna().all()
-    (folder / "beyondscale_lab.json").write_text(json.dumps({"training_tokens": 1.5e6, "training_flops": 2.0e12}))
+    # The lab's own field names (lab/record.py writes `tokens` and `train_flops`).
+    (folder / "beyondscale_lab.json").write_text(json.dumps({"tokens": 1.5e6, "train_flops": 2.0e12}))
     second = api.evaluate([str(folder)], [str(mc_task)], store=store, show_progress=False)
     assert second.results[0].model_key == first.results[0].model_key  # same identity: facts were stored
     model = _frames(store).models.to_dict("records")[0]

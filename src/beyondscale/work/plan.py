@@ -7,7 +7,9 @@ from collections.abc import Sequence
 from beyondscale.store import Store
 from beyondscale.work.unit import ModelJob, TaskJob, Unit
 
-LAB_FACTS = ("training_tokens", "training_flops")  # the fields a lab record gives a model's facts
+# The facts a lab record gives a model, and the record's names for them (the lab writes `tokens` and
+# `train_flops`; records written by hand or older labs may use the facts' own names).
+LAB_FACTS = {"training_tokens": ("training_tokens", "tokens"), "training_flops": ("training_flops", "train_flops")}
 
 
 def todo(store: Store, model_key: str, task: TaskJob) -> TaskJob:
@@ -33,4 +35,6 @@ def with_lab_record(facts: dict, record: dict | None) -> dict:
     """Facts follow identity: a lab record found later still reaches the stored training fields."""
     if not record:
         return facts
-    return {**facts, **{k: record.get(k) for k in LAB_FACTS if record.get(k) is not None}}
+    found = {fact: next((record[n] for n in names if record.get(n) is not None), None)
+             for fact, names in LAB_FACTS.items()}
+    return {**facts, **{fact: value for fact, value in found.items() if value is not None}}
