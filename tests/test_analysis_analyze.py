@@ -85,6 +85,9 @@ def test_analyze_constraints():
     assert an.recommendation["model"] == "M0"
     an = analyze(*_frames(), n_boot=50, constraints={"max_latency_ms": 1})
     assert an.recommendation["model"] is None and "latency" in an.recommendation["reason"]
+    # every model is ruled out, each in one verdict sentence naming the figure and the flag
+    ruled = [v for v in an.verdict if "ruled out by the constraints" in v]
+    assert len(ruled) == 5 and all("ms/item > 1 (max_latency_ms)" in v for v in ruled)
 
 
 def test_one_model_gives_notes_not_errors():

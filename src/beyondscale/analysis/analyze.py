@@ -189,7 +189,8 @@ def _findings(ctx: Context, an: Analysis, primary: dict[str, str], versions: Ver
     key_of = {v: k for k, v in ctx.name.items()}
     adjacent = {(key_of[s.a], key_of[s.b]) for s in steps} | {(key_of[s.b], key_of[s.a]) for s in steps}
     dominance = derive.dominance(ctx, an.paired, primary)
-    return [*([dominance] if dominance else []), *derive.framing(ctx), *steps,
+    return [*derive.constraint_findings(an.recommendation), *([dominance] if dominance else []),
+            *derive.framing(ctx), *steps,
             *derive.cheaper_better(ctx, an.paired, adjacent), *derive.same_measurement(an.leaderboard),
             *derive.knee_findings(an.knees, an.marginal, an.curves, an.paired, primary),
             *derive.version_findings(ctx, an.paired, unshared, versions)]

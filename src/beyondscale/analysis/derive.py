@@ -15,6 +15,7 @@ from beyondscale.analysis.context import Context
 from beyondscale.analysis.curves import MIN_KNEE_POINTS
 from beyondscale.analysis.findings import (
     Change,
+    ConstraintBinds,
     FramingWarning,
     MixedVersions,
     NegativeReturns,
@@ -183,6 +184,19 @@ def same_measurement(lb: pd.DataFrame) -> list[SameMeasurement]:
     src = [s for s, e in zip(lb.get("energy_source", []), lb.get("joules_per_token", []), strict=True)
            if is_estimate(s) and math.isfinite(num(e))]
     return [SameMeasurement(sorted(set(src))[0])] if len(src) >= 2 else []
+
+
+def constraint_findings(recommendation: dict) -> list[ConstraintBinds]:
+    """Models the constraints rule out before the pick (all of them when nothing qualifies)."""
+    if recommendation.get("rule") != "constraints":
+        return []
+    out = []
+    for c in recommendation.get("candidates") or []:
+        if c.get("model") == recommendation.get("model"):
+            break
+        if c.get("fails"):
+            out.append(ConstraintBinds(str(c["model"]), tuple(c["fails"])))
+    return out
 
 
 def version_findings(ctx: Context, paired: pd.DataFrame, unshared: list[tuple[str, str, str]], versions: Versions

@@ -145,6 +145,14 @@ class MixedVersions:
 
 
 @dataclass(frozen=True)
+class ConstraintBinds:
+    """A model smaller than the pick (or any model, when none qualifies) fails these constraints."""
+
+    model: str
+    fails: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Recommendation:
     """The pick and the visible rule that made it; `cheaper_wins` are where a cheaper model is better."""
 
@@ -155,7 +163,7 @@ class Recommendation:
 
 
 Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | NegativeReturns
-           | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | Recommendation)
+           | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | ConstraintBinds | Recommendation)
 
 
 def _clean(v: Any) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from beyondscale.analysis.findings import (
     Change,
+    ConstraintBinds,
     Finding,
     FramingWarning,
     MixedVersions,
@@ -181,6 +182,7 @@ def _mixed_versions(f: MixedVersions) -> str:
 
 
 _WORDERS: dict[type, Callable] = {
+    ConstraintBinds: lambda f: f"{f.model} is ruled out by the constraints: {'; '.join(f.fails)}.",
     Recommendation: _recommendation, NoDominantModel: _no_dominant, FramingWarning: _framing,
     SizeStep: _size_step,
     SignificantDifference: lambda f: _win(f.win) + ", although it is smaller.",
