@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from beyondscale.store import Store
-from beyondscale.store.claims import Heartbeat
+from beyondscale.store.claims import HEARTBEAT_S, Heartbeat
 from beyondscale.work.plan import plan
 from beyondscale.work.unit import ModelJob, TaskJob, Unit
 from beyondscale.work.writer import Writer
@@ -45,7 +45,7 @@ def run_all(store: Store, models: Sequence[ModelJob], tasks: Sequence[TaskJob], 
     `on_done(pairs)` is called with the (model_key, task_key) pairs of each unit this process finished.
     """
     by_key = {t.task_key: t for t in tasks}
-    with Heartbeat(store.path, owner):
+    with Heartbeat(store.path, owner, interval_s=min(HEARTBEAT_S, timeout_s / 3)):
         while units := plan(store, models, tasks):
             if on_round is not None:
                 on_round()
