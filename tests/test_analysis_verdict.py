@@ -286,3 +286,13 @@ def test_primary_without_items_says_the_difference_is_untested():
     an = analyze(m, s, e, i.iloc[0:0], task_versions=t, n_boot=50, primary="pattern")
     assert an.recommendation["model"] == "Big"  # 0.583 vs 0.350 accuracy, by hand from _acc_pair(2, 30, 40, 120)
     assert "not tested" in an.recommendation["reason"]
+
+
+def test_same_size_models_not_told_apart_are_both_named():
+    models = [{"model_key": "q4", "model": "Model-Q4", "params_total": 1.35e8},
+              {"model_key": "f16", "model": "Model-F16", "params_total": 1.35e8}]
+    a, b = _acc_pair(10, 11, 50, 100)
+    an = run(build(models, {("q4", "qa"): ("acc", a), ("f16", "qa"): ("acc", b)}))
+    rec = an.recommendation
+    other = ({"Model-Q4", "Model-F16"} - {rec["model"]}).pop()
+    assert f"{other} is the same size and not significantly worse: either will do" in rec["reason"]

@@ -145,6 +145,18 @@ def _smallest_unbeaten(ctx: Any, models: list[str], ws: list) -> str | None:
     return next((ctx.name[k] for k in ctx.order if ctx.name[k] in models and ctx.name[k] not in beaten), None)
 
 
+def _same_size_ties(ctx: Any, pick: str | None, tested: list[str], ws: list) -> list[str]:
+    """Other unbeaten models of the pick's size: the order between them is only the content key."""
+    from beyondscale.analysis.inputs import size_relation
+
+    if pick is None:
+        return []
+    key_of = {v: k for k, v in ctx.name.items()}
+    beaten = {w.worse for w in ws}
+    return [m for m in tested if m != pick and m not in beaten
+            and size_relation(ctx.size[key_of[m]], ctx.size[key_of[pick]]) == 0]
+
+
 def _passed_over(ctx: Any, models: list[str], ws: list, pick: str) -> str:
     before = []
     for k in ctx.order:
@@ -195,14 +207,15 @@ def choose(ctx: Any, lb: pd.DataFrame, paired: pd.DataFrame, primary: dict[str, 
     ws = wins(ctx, paired)
     models = [str(m) for m in lb["model"]]
     tested = _tested(paired, None)
+    pool, pool_ws = tested, ws  # who the pick was chosen among, and the wins that counted
     base = {"constraints": active, "candidates": []}
     if any(k not in ("task", "metric") for k in active):
         m = active.get("metric") or primary.get(str(active.get("task")))
         out = recommend(lb, active, primary, higher_better=higher_is_better(m) if m else True)
         base, f = out, Recommendation(out["model"], "constraints", out["reason"])
     elif primary_task is not None and _tested(paired, primary_task):
-        task_ws = [w for w in ws if w.task == primary_task]
-        pick = _smallest_unbeaten(ctx, _tested(paired, primary_task), task_ws)
+        pool, pool_ws = _tested(paired, primary_task), [w for w in ws if w.task == primary_task]
+        pick = _smallest_unbeaten(ctx, pool, pool_ws)
         f = Recommendation(pick, "primary", f"by the primary task {primary_task} ({primary[primary_task]}): no other "
                            "model is significantly better on it, and it is the smallest such model")
     elif primary_task is not None:
@@ -220,5 +233,8 @@ def choose(ctx: Any, lb: pd.DataFrame, paired: pd.DataFrame, primary: dict[str, 
         pick = next((ctx.name[k] for k in ctx.order if ctx.name[k] in models), None)
         f = Recommendation(pick, "no tests", "the smallest model, by default: without per-item results no paired "
                            "test tells the models apart (give constraints or a primary task for a real choice)")
-    f = Recommendation(f.model, f.rule, f.detail, _cheaper_wins(ctx, ws, f.model))
+    ties = _same_size_ties(ctx, f.model, pool, pool_ws) if f.rule in ("primary", "unbeaten") else []
+    detail = f.detail + (f"; {', '.join(ties)} {'is' if len(ties) == 1 else 'are'} the same size and not "
+                         "significantly worse: either will do (listed by content key)" if ties else "")
+    f = Recommendation(f.model, f.rule, detail, _cheaper_wins(ctx, ws, f.model))
     return f, {**base, "model": f.model, "rule": f.rule, "primary": primary_task, "reason": recommendation_reason(f)}
