@@ -438,8 +438,12 @@ def analyze(
     constraints: dict[str, Any] | None = None,
     seed: int = 0,
     n_boot: int = 1000,
+    primary: str | None = None,
 ):
-    """What scale buys in this store: returns the `Analysis` (DataFrames) and the frames it used."""
+    """What scale buys in this store: returns the `Analysis` (DataFrames) and the frames it used.
+
+    `primary`: the task that decides the recommendation when no model dominates.
+    """
     from beyondscale.analysis import analyze as run_analysis
 
     frames = load_store_frames(store, models=models, family=family, tasks=tasks)
@@ -448,6 +452,7 @@ def analyze(
     result = run_analysis(
         frames.models, frames.scores, frames.efficiency, frames.items, tasks=tasks, metrics=metrics,
         min_gain_per_doubling=min_gain_per_doubling, constraints=constraints, seed=seed, n_boot=n_boot,
+        primary=primary, task_versions=frames.tasks,
     )
     return result, frames
 
