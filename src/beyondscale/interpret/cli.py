@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from beyondscale.errors import UserError
+from beyondscale.interpret.html import page
 
 explain_app = typer.Typer(no_args_is_help=True, help="Look inside a model: logit lens, attributions, routing, "
                                                      "transparency.")
@@ -141,3 +142,43 @@ def routing_cmd(
         table.add_row(str(r["layer"]), " ".join(f"{x:.2f}" for x in r["load"]), f"{r['router_entropy']:.3f}",
                       f"{r['load_entropy']:.3f} / {r['max_entropy']:.3f}", f"{r['imbalance']:.2f}")
     _console().print(table)
+
+
+@explain_app.command("attribute")
+def attribute_cmd(
+    model: ModelOpt,
+    text: Annotated[str, typer.Option("--text", "-t", help="The context.")],
+    target: Annotated[str, typer.Option("--target", help="The continuation whose log-likelihood is explained.")],
+    html: Annotated[str, typer.Option("--html", help="Write the shaded view here.")] = "attributions.html",
+    steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 64,
+    store: StoreOpt = None,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    json_out: JsonOpt = False,
+) -> None:
+    """Attribute a continuation's log-likelihood to the context tokens (captum), plus attention entropy."""
+    from beyondscale.interpret import attribute, results
+    from beyondscale.interpret.loading import load_probe_model
+
+    if not target.strip():
+        raise UserError("--target: empty target; there is no continuation to explain")
+    if steps < 2:
+        raise UserError(f"--steps {steps}: need at least 2")
+    quiet()
+    pm = load_probe_model(model, device=device, dtype=dtype)
+    prep = attribute.prepare(pm.tokenizer, text, target, pm.max_length)
+    doc = {"model": pm.name, **attribute.attributions(pm.model, pm.tokenizer, prep, steps),
+           "attention_entropy": attribute.attention_entropy(pm.model, prep.ids)}
+    Path(html).write_text(page(f"attributions: {pm.name}", attribute.attribute_html(doc)), encoding="utf-8")
+    if store:
+        results.put_probe(store, model_key=pm.key, probe="attribution", probe_version=attribute.PROBE_VERSION,
+                          data=results.data_key({"text": text, "target": target, "steps": steps}),
+                          model_name=pm.name, summary=doc)
+    if json_out:
+        print(json.dumps(doc))
+        return
+    console = _console()
+    console.print(f"log p(target | text) = {doc['target_logprob']:.4f} nats; red raises it, blue lowers it")
+    for method, scores in doc["attributions"].items():
+        console.print(f"{method:>22}: ", attribute.shaded_text(doc["context_tokens"], scores, pm.tokenizer))
+    console.print(f"HTML view: {html}")
