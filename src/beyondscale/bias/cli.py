@@ -38,7 +38,7 @@ def _finish(doc: dict[str, Any], pm: Any, probe: str, version: str, data: str, s
     doc = _clean({"model": pm.name, "model_key": pm.key, **doc})
     if store:
         results.put_probe(store, model_key=pm.key, probe=probe, probe_version=version, data=data,
-                          model_name=pm.name, summary=doc)
+                          model_name=pm.name, summary=doc, model_record=pm.record)
     if json_out:
         print(json.dumps(doc))
         return

@@ -57,7 +57,8 @@ def lens_cmd(
     doc = res.to_json()
     if store:
         results.put_probe(store, model_key=pm.key, probe="logit_lens", probe_version=lens.PROBE_VERSION,
-                          data=results.data_key({"texts": list(text)}), model_name=pm.name, summary=doc)
+                          data=results.data_key({"texts": list(text)}), model_name=pm.name, summary=doc,
+                          model_record=pm.record)
     if json_out:
         print(json.dumps(doc))
         return
@@ -125,7 +126,8 @@ def routing_cmd(
     doc = routing.routing(pm.model, pm.tokenizer, text, pm.max_length, pm.name)
     if store:
         results.put_probe(store, model_key=pm.key, probe="routing", probe_version=routing.PROBE_VERSION,
-                          data=results.data_key({"text": text}), model_name=pm.name, summary=doc)
+                          data=results.data_key({"text": text}), model_name=pm.name, summary=doc,
+                          model_record=pm.record)
     if html:
         from beyondscale.interpret.html import page
 
@@ -173,7 +175,7 @@ def attribute_cmd(
     if store:
         results.put_probe(store, model_key=pm.key, probe="attribution", probe_version=attribute.PROBE_VERSION,
                           data=results.data_key({"text": text, "target": target, "steps": steps}),
-                          model_name=pm.name, summary=doc)
+                          model_name=pm.name, summary=doc, model_record=pm.record)
     if json_out:
         print(json.dumps(doc))
         return

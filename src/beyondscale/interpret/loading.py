@@ -15,6 +15,7 @@ class ProbeModel:
     name: str
     key: str
     max_length: int
+    record: dict[str, Any]  # what the store's models table keeps: name, ref, identity, facts
 
 
 def load_probe_model(spec: str, *, device: str = "auto", dtype: str = "auto") -> ProbeModel:
@@ -28,4 +29,5 @@ def load_probe_model(spec: str, *, device: str = "auto", dtype: str = "auto") ->
     loaded = load_model(ref, dtype=dtype, device=device, identity=identity)
     key = model_key(ref, resolve_dtype(dtype, device), identity)
     max_length = resolve_max_length(loaded.model.config, loaded.tokenizer)
-    return ProbeModel(loaded.model, loaded.tokenizer, ref.name, key, max_length)
+    record = {"name": ref.name, "ref": ref.to_dict(), "identity": identity, "facts": loaded.facts.to_dict()}
+    return ProbeModel(loaded.model, loaded.tokenizer, ref.name, key, max_length, record)

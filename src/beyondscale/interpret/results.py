@@ -33,11 +33,15 @@ def file_key(path: str | Path, **settings: Any) -> str:
 
 
 def put_probe(store: str | Path, *, model_key: str, probe: str, probe_version: str, data: str,
-              model_name: str, summary: dict[str, Any]) -> None:
+              model_name: str, summary: dict[str, Any], model_record: dict[str, Any] | None = None) -> None:
+    """Store one probe result; `model_record` registers the model (with its size facts) if the store lacks it."""
     from beyondscale.store import Store
 
     db = Store(store)
     try:
+        if model_record is not None and db.model_facts(model_key) is None:
+            r = model_record
+            db.put_model(model_key, r["name"], None, r["ref"], r["identity"], r["facts"])
         db.conn.execute(TABLE)
         db.conn.execute(
             "INSERT OR REPLACE INTO probe_results VALUES (?, ?, ?, ?, ?, ?, ?)",
