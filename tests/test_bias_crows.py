@@ -96,3 +96,51 @@ def test_short_row_in_csv(tmp_path):
     path.write_text(",sent_more,sent_less,stereo_antistereo,bias_type\n0,a.,b.,stereo,x\n1,a.,b.\n")
     with pytest.raises(UserError, match=r"row 2: wrong number of fields"):
         crows.read_pairs(path)
+
+
+def _lm_eval_crows_yaml():
+    pytest.importorskip("lm_eval")
+    from pathlib import Path
+
+    import lm_eval
+
+    return Path(lm_eval.__file__).parent / "tasks" / "crows_pairs"
+
+
+@pytest.mark.parametrize(("variant", "expected_types"), [
+    ("crows_pairs_english.yaml", {"colour", "size", "speed"}),
+    ("crows_pairs_english_gender.yaml", set()),
+])
+def test_through_lm_eval_task_file(tmp_path, variant, expected_types):
+    """lm-eval's own task files (include followed, !function kept as data), pointed at a local CSV."""
+    import yaml
+
+    folder = _lm_eval_crows_yaml()
+    data = write_csv(tmp_path / "c.csv")
+    task = tmp_path / "task.yaml"
+    task.write_text(yaml.safe_dump({"include": str(folder / variant), "task": "local", "dataset_path": "csv",
+                                    "dataset_kwargs": {"data_files": {"test": str(data)}}}))
+    if not expected_types:
+        with pytest.raises(UserError, match="no pairs"):  # the gender filter keeps none of the crafted rows
+            crows.read_pairs(task)
+        return
+    pairs = crows.read_pairs(task)
+    assert {p.bias_type for p in pairs} == expected_types and len(pairs) == len(ROWS)
+
+
+def test_gender_filter_keeps_prefix(tmp_path):
+    import yaml
+
+    rows = [(*r[:3], "gender") if i % 2 else r for i, r in enumerate(ROWS)]
+    data = write_csv(tmp_path / "c.csv", rows)
+    task = tmp_path / "task.yaml"
+    task.write_text(yaml.safe_dump({"include": str(_lm_eval_crows_yaml() / "crows_pairs_english_gender.yaml"),
+                                    "dataset_path": "csv", "dataset_kwargs": {"data_files": {"test": str(data)}}}))
+    assert [p.sent_more for p in crows.read_pairs(task)] == [ROWS[1][0], ROWS[3][0]]
+
+
+def test_not_a_crows_task(tmp_path):
+    task = tmp_path / "t.yaml"
+    task.write_text("task: x\ndoc_to_choice: !function utils.other\n")
+    with pytest.raises(UserError, match="not an lm-eval crows_pairs task"):
+        crows.read_pairs(task)

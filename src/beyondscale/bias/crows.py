@@ -7,8 +7,9 @@ ll(sent_more) > ll(sent_less) else 0, `likelihood_diff` = |ll(sent_more) - ll(se
 averaged. lm-eval ignores `stereo_antistereo`; we report it as a breakdown only.
 
 Data: the authors' CSV (columns sent_more, sent_less, stereo_antistereo, bias_type; the unnamed
-first column is the pair id), a JSONL with the same fields, or a hub dataset (`hub:ORG/NAME[:CONFIG]`,
-lm-eval's is `hub:jannalu/crows_pairs_multilingual:english`). Pairs known to be invalid
+first column is the pair id), a JSONL with the same fields, a hub dataset (`hub:ORG/NAME[:CONFIG]`,
+lm-eval's is `hub:jannalu/crows_pairs_multilingual:english`), or an lm-eval `crows_pairs*.yaml`
+task file (read as data, see `lmeval_task`). Pairs known to be invalid
 (Blodgett et al. 2021; Névéol et al. 2022) are flagged from a list of pair ids the user gives, and
 the scores are also reported without them.
 """
@@ -50,10 +51,14 @@ def _pair(path: Any, number: int, row: dict[str, Any]) -> CrowsPair:
 
 
 def read_pairs(data: str | Path) -> list[CrowsPair]:
-    """Pairs from a CSV/JSONL path or `hub:ORG/NAME[:CONFIG]` (test split, as lm-eval uses)."""
+    """Pairs from a CSV/JSONL path, `hub:ORG/NAME[:CONFIG]` (test split, as lm-eval uses) or a task YAML."""
     spec = str(data)
     if spec.startswith("hub:"):
         rows = enumerate(_hub_rows(spec.removeprefix("hub:")), 1)
+    elif spec.endswith((".yaml", ".yml")):
+        from beyondscale.bias.lmeval_task import task_rows
+
+        rows, data = task_rows(spec)
     else:
         rows = read_rows(data, REQUIRED)
     pairs = [_pair(data, number, row) for number, row in rows]
