@@ -51,3 +51,19 @@ def test_transparency_json(monkeypatch, capsys, tiny_llama):
 def test_bad_input_one_line(monkeypatch, capsys, tiny_llama, args, message):
     code, out, err = call(monkeypatch, capsys, "explain", args[0], "--model", str(tiny_llama), *args[1:])
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_lens_over_a_task(monkeypatch, capsys, tiny_llama, mc_task):
+    """Depth averaged over a task's documents: the mean of the single-document runs (text = context + gold)."""
+    code, out, _ = call(monkeypatch, capsys, "explain", "lens", "--model", str(tiny_llama), "--task", str(mc_task),
+                        "--limit", "3", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["n_texts"] == 3
+    choices = ["fox jumps", "dog jumps", "bird jumps", "arrow jumps", "banana jumps"]
+    singles = []
+    for i in range(3):
+        text = f"Question: Which word comes next in sentence {i}: the quick brown\nAnswer: {choices[i + i % 4]}"
+        _, out, _ = call(monkeypatch, capsys, "explain", "lens", "--model", str(tiny_llama), "--text", text, "--json")
+        singles.append(json.loads(out)["prediction_depth"])
+    assert doc["prediction_depth_item_mean"] == pytest.approx(sum(singles) / 3)

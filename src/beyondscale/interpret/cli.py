@@ -38,7 +38,9 @@ def _console():
 @explain_app.command("lens")
 def lens_cmd(
     model: ModelOpt,
-    text: Annotated[list[str], typer.Option("--text", "-t", help="Text(s) to read through the lens.")],
+    text: Annotated[list[str] | None, typer.Option("--text", "-t", help="Text(s) to read through the lens.")] = None,
+    task: Annotated[str | None, typer.Option("--task", help="Read a task's documents instead (name or YAML).")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N documents of --task.")] = None,
     store: StoreOpt = None,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -48,16 +50,19 @@ def lens_cmd(
     from beyondscale.interpret import lens, results
     from beyondscale.interpret.loading import load_probe_model
 
-    for t in text:
+    if bool(text) == bool(task):
+        raise UserError("explain lens: give either --text (one or more) or --task")
+    texts = list(text or []) or lens.task_texts(task, limit)
+    for t in texts:
         if not t.strip():
             raise UserError("--text: empty text; nothing to read through the lens")
     quiet()
     pm = load_probe_model(model, device=device, dtype=dtype)
-    res = lens.lens_texts(pm.model, pm.tokenizer, list(text), pm.max_length, pm.name)
+    res = lens.lens_texts(pm.model, pm.tokenizer, texts, pm.max_length, pm.name)
     doc = res.to_json()
     if store:
         results.put_probe(store, model_key=pm.key, probe="logit_lens", probe_version=lens.PROBE_VERSION,
-                          data=results.data_key({"texts": list(text)}), model_name=pm.name, summary=doc,
+                          data=results.data_key({"texts": texts}), model_name=pm.name, summary=doc,
                           model_record=pm.record)
     if json_out:
         print(json.dumps(doc))

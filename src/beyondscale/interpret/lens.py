@@ -189,14 +189,19 @@ class LensResult:
     p_final_top1: list[float]
     prediction_depth: float
     max_logits_floats: int  # the largest block of logits alive at once (memory bound check)
+    n_texts: int = 1
+    prediction_depth_item_mean: float | None = None  # each text's mean depth, averaged over texts
 
     def to_json(self) -> dict[str, Any]:
         layers = [
             {"layer": i, "kl_to_final": k, "top1_agrees": a, "p_final_top1": p}
             for i, (k, a, p) in enumerate(zip(self.kl_to_final, self.top1_agrees, self.p_final_top1, strict=True))
         ]
-        return {"model": self.model, "n_layers": self.n_layers, "layers": layers,
-                "prediction_depth": self.prediction_depth}
+        doc = {"model": self.model, "n_layers": self.n_layers, "layers": layers,
+               "prediction_depth": self.prediction_depth}
+        if self.n_texts > 1:
+            doc.update(n_texts=self.n_texts, prediction_depth_item_mean=self.prediction_depth_item_mean)
+        return doc
 
 
 def encode_text(tokenizer: Any, text: str, max_length: int) -> torch.Tensor:
@@ -244,12 +249,28 @@ def pool(results: list[LensResult]) -> LensResult:
 
     depth = sum(r.prediction_depth * r.n_positions for r in results) / n
     return LensResult(results[0].model, results[0].n_layers, n, mean("kl_to_final"), mean("top1_agrees"),
-                      mean("p_final_top1"), depth, max(r.max_logits_floats for r in results))
+                      mean("p_final_top1"), depth, max(r.max_logits_floats for r in results), len(results),
+                      sum(r.prediction_depth for r in results) / len(results))
 
 
 def lens_texts(model: Any, tokenizer: Any, texts: list[str], max_length: int, name: str) -> LensResult:
-    """The logit lens over one or more texts (prediction depth averaged over every position)."""
+    """The logit lens over one or more texts: averages over every position, and the depth also per text."""
     if not texts:
         raise UserError("--text: give at least one text")
     ids = [encode_text(tokenizer, t, max_length) for t in texts]
     return pool([logit_lens(model, i, name) for i in ids])
+
+
+def task_texts(task: str, limit: int | None, seed: int = 1234) -> list[str]:
+    """A task's documents as the model reads them: context plus the gold continuation (or the document)."""
+    from beyondscale.tasks import build_task, load_task
+
+    texts = []
+    for item in build_task(load_task(task), limit=limit, seed=seed).items:
+        if item.output_type == "loglikelihood_rolling":
+            texts.append(item.text)
+        elif isinstance(item.gold, int) and item.continuations and not item.contexts:
+            texts.append(item.context + item.continuations[item.gold])
+        else:
+            texts.append(item.context or (item.contexts[0] if item.contexts else ""))
+    return [t for t in texts if t.strip()]
