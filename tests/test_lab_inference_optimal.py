@@ -51,3 +51,28 @@ def test_sardana_figure_1_with_chinchilla_constants():
     assert 6.9e9 < result["inference_optimal"]["params"] < 7.4e9
     assert result["flops_saved"] == pytest.approx(1.7e22, rel=0.06)
     assert result["fraction_saved"] == pytest.approx(0.17, abs=0.01)
+
+
+def test_fit_cli_reports_the_inference_aware_optimum(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    from beyondscale.cli import main
+
+    c = {"E": 1.9, "A": 300.0, "alpha": 0.33, "B": 700.0, "beta": 0.3}
+    rows = ["params,tokens,loss"] + [f"{n},{d},{loss_nd(n, d, **c)}" for n in np.logspace(7, 9, 5)
+                                     for d in np.logspace(9, 11, 5)]
+    (tmp_path / "pts.csv").write_text("\n".join(rows))
+    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(tmp_path / "pts.csv"), "--n-boot", "0",
+                                      "--inference-tokens", "2e12", "--json"])
+    main()
+    doc = json.loads(capsys.readouterr().out)
+    row = doc["inference_optimal"][2]  # C = 1e22
+    n, d = chinchilla_optimal(1e22, c)
+    expected = compare(n, d, 2e12, c)
+    assert row["N_inference_optimal"] == pytest.approx(expected["inference_optimal"]["params"], rel=0.05)
+    assert row["fraction_saved"] == pytest.approx(expected["fraction_saved"], abs=0.02)
+    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(tmp_path / "pts.csv"), "--n-boot", "0",
+                                      "--inference-tokens", "2e12"])
+    main()
+    assert "inference-aware optimum" in capsys.readouterr().out

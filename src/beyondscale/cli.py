@@ -270,6 +270,8 @@ def fit_cmd(
     exclude_worst: Annotated[int, typer.Option(help="Drop the K highest-loss points (Epoch AI).")] = 0,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 1000,
     seed: int = 0,
+    inference_tokens: Annotated[float | None, typer.Option(
+        help="Tokens the model will serve: adds the inference-aware optimum (Sardana et al. 2024).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Fit a saturating power law (or L(N, D)) on your own points, with bootstrap intervals."""
@@ -284,6 +286,13 @@ def fit_cmd(
         optimal = [{"C": c, "N_opt": float(n), "D_opt": float(d)} for c, n, d in zip(budgets, n_opt, d_opt,
                                                                                    strict=True)]
         doc["compute_optimal"] = optimal
+        if inference_tokens is not None:
+            from beyondscale.analysis.inference_optimal import budget_table
+
+            fitted = {k: doc[k] for k in ("E", "A", "alpha", "B", "beta")}
+            doc["inference_optimal"] = budget_table(budgets, inference_tokens, fitted)
+    elif inference_tokens is not None:
+        raise UserError("--inference-tokens: needs a CSV with a tokens column (an L(N, D) fit)")
     if json_out:
         print(json.dumps(doc, default=str))
         return
@@ -304,6 +313,10 @@ def fit_cmd(
             alloc.add_row(f"{row['C']:.0e}", f"{row['N_opt']:.3g}", f"{row['D_opt']:.3g}",
                           f"{row['D_opt'] / row['N_opt']:.1f}")
         out.print(alloc)
+    if doc.get("inference_optimal"):
+        from beyondscale.lab.train_cli import inference_table
+
+        out.print(inference_table(doc["inference_optimal"], inference_tokens))
 
 
 @app.command("bench")

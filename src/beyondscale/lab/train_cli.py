@@ -92,3 +92,17 @@ def _quiet_transformers() -> None:
 def register(app: typer.Typer) -> None:
     """Add the lab commands to the main CLI."""
     app.command("train")(train_cmd)
+
+
+def inference_table(rows: list[dict], inference_tokens: float):
+    """`fit --inference-tokens`: Chinchilla-optimal vs inference-aware model of equal loss, per budget."""
+    from rich.table import Table
+
+    table = Table(title=f"inference-aware optimum for {inference_tokens:.3g} served tokens "
+                        "(6 N D train + 2 N D_inference, Sardana et al. 2024)", title_justify="left")
+    for col in ("C (FLOPs)", "loss", "N chinchilla", "N optimal", "D optimal", "FLOPs saved", "saved"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(f"{r['C']:.0e}", f"{r['loss']:.4f}", f"{r['N_chinchilla']:.3g}", f"{r['N_inference_optimal']:.3g}",
+                      f"{r['D_inference_optimal']:.3g}", f"{r['flops_saved']:.3g}", f"{r['fraction_saved']:.1%}")
+    return table
