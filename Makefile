@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[gguf,dev]"
+	$(PY) -m pip install -q -e ".[gguf,dev,ray]"
 	touch $@
 
 setup: $(VENV)/.installed
