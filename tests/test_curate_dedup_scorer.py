@@ -12,7 +12,7 @@ import pytest
 from beyondscale.errors import UserError
 from beyondscale.lab.curate import dedup
 from beyondscale.lab.curate.scorer import load_scorer, train_scorer
-from beyondscale.lab.curate.synthetic import docstrings, stdlib_sources
+from beyondscale.lab.curate.synthetic import quality_sets as high_and_low
 
 
 def exact_jaccard(a: str, b: str, n: int = 5) -> float:
@@ -86,18 +86,6 @@ def test_exact_dedup_keeps_the_first():
 
 
 # --- the learned quality scorer -------------------------------------------------------------------
-
-
-def high_and_low(n: int, seed: int) -> tuple[list[str], list[str]]:
-    """High: standard-library docstrings. Low: crafted navigation / advert boilerplate."""
-    rng = random.Random(seed)
-    pool = [d for f in stdlib_sources(120) for d in docstrings(f)]
-    high = [" ".join(rng.sample(pool, 3)) for _ in range(n)]
-    junk = ["home", "login", "click", "here", "buy", "now", "cheap", "free", "shipping", "deal", "offer", "sale",
-            "subscribe", "menu", "cart", "best", "price", "win", "prize", "limited"]
-    low = [" | ".join(" ".join(rng.choice(junk) for _ in range(rng.randint(1, 4))) + f" {rng.randint(1, 999)}"
-                      for _ in range(rng.randint(20, 60))) for _ in range(n)]
-    return high, low
 
 
 def test_scorer_separates_two_crafted_sets(tmp_path):

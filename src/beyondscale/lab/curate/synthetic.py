@@ -33,6 +33,12 @@ def docstrings(path: Path) -> list[str]:
     return [d for d in found if d and len(d.split()) >= 8]
 
 
+def is_prose(text: str) -> bool:
+    """Mostly letters and spaces, no doctest: reads like a paragraph rather than code."""
+    letters = sum(c.isalpha() or c.isspace() for c in text)
+    return letters >= 0.93 * len(text) and ">>>" not in text
+
+
 def _prose(pool: list[str], rng: random.Random, words: int) -> str:
     parts: list[str] = []
     while sum(len(p.split()) for p in parts) < words:
@@ -76,7 +82,7 @@ def documents(seed: int = 0, files: int | None = None) -> Iterator[dict[str, str
     """An endless stream of {"id", "text"} documents of every kind (stop it with islice)."""
     rng = random.Random(seed)
     sources = stdlib_sources(files)
-    pool = [d for f in sources for d in docstrings(f)]
+    pool = [d for f in sources for d in docstrings(f) if is_prose(d)]
     recent: list[str] = []
     index = 0
     while True:
@@ -105,3 +111,15 @@ def write_jsonl(path: str | Path, target_bytes: int, seed: int = 0) -> tuple[int
             if size >= target_bytes:
                 break
     return count, size
+
+
+def quality_sets(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """High: standard-library docstrings. Low: crafted navigation / advert boilerplate."""
+    rng = random.Random(seed)
+    pool = [d for f in stdlib_sources(120) for d in docstrings(f)]
+    high = [" ".join(rng.sample(pool, 3)) for _ in range(n)]
+    junk = ["home", "login", "click", "here", "buy", "now", "cheap", "free", "shipping", "deal", "offer", "sale",
+            "subscribe", "menu", "cart", "best", "price", "win", "prize", "limited"]
+    low = [" | ".join(" ".join(rng.choice(junk) for _ in range(rng.randint(1, 4))) + f" {rng.randint(1, 999)}"
+                      for _ in range(rng.randint(20, 60))) for _ in range(n)]
+    return high, low
