@@ -127,11 +127,11 @@ def _normed_stack(parts: LensParts, states: tuple[torch.Tensor, ...], lo: int, h
 def _final_reductions(parts: LensParts, final: torch.Tensor, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-sum-exp and arg-max of the final logits, one vocabulary chunk at a time."""
     vocab = parts.weight.shape[0]
-    lse = torch.full((final.shape[0],), -torch.inf)
-    best = torch.full((final.shape[0],), -torch.inf)
-    arg = torch.zeros(final.shape[0], dtype=torch.long)
+    lse = torch.full((final.shape[0],), -torch.inf, device=final.device)
+    best = torch.full((final.shape[0],), -torch.inf, device=final.device)
+    arg = torch.zeros(final.shape[0], dtype=torch.long, device=final.device)
     for start in range(0, vocab, chunk):
-        z = chunk_logits(parts, final, start, min(vocab, start + chunk)).cpu()
+        z = chunk_logits(parts, final, start, min(vocab, start + chunk))
         lse = torch.logaddexp(lse, torch.logsumexp(z, -1))
         value, idx = z.max(-1)
         better = value > best  # strict: the first maximum wins, as torch.argmax
@@ -149,14 +149,15 @@ def block_stats(parts: LensParts, stack: torch.Tensor, budget: int = DEFAULT_BUD
     chunk = max(_MIN_CHUNK, budget // max(1, n_layers * n_pos))
     with torch.no_grad():
         lse_f, top1 = _final_reductions(parts, stack[-1], chunk)
-        lse = torch.full((n_layers, n_pos), -torch.inf)
-        best = torch.full((n_layers, n_pos), -torch.inf)
-        arg = torch.zeros((n_layers, n_pos), dtype=torch.long)
-        cross = torch.zeros((n_layers, n_pos))
-        z_top1 = torch.zeros((n_layers, n_pos))
+        on = {"device": stack.device}
+        lse = torch.full((n_layers, n_pos), -torch.inf, **on)
+        best = torch.full((n_layers, n_pos), -torch.inf, **on)
+        arg = torch.zeros((n_layers, n_pos), dtype=torch.long, **on)
+        cross = torch.zeros((n_layers, n_pos), **on)
+        z_top1 = torch.zeros((n_layers, n_pos), **on)
         for start in range(0, vocab, chunk):
             end = min(vocab, start + chunk)
-            z = chunk_logits(parts, stack, start, end).cpu()  # (layers, positions, chunk)
+            z = chunk_logits(parts, stack, start, end)  # (layers, positions, chunk), reduced where it lies
             p_f = torch.exp(z[-1] - lse_f[:, None])
             cross += (p_f[None] * (z[-1][None] - z)).sum(-1)
             lse = torch.logaddexp(lse, torch.logsumexp(z, -1))
@@ -169,7 +170,7 @@ def block_stats(parts: LensParts, stack: torch.Tensor, budget: int = DEFAULT_BUD
                 picked = z.gather(-1, local[None, :, None].expand(n_layers, n_pos, 1))[..., 0]
                 z_top1 = torch.where(inside[None], picked, z_top1)
     kl = (cross - lse_f[None] + lse).clamp_min(0.0)
-    return LayerStats(kl, arg == top1[None], torch.exp(z_top1 - lse))
+    return LayerStats(kl.cpu(), (arg == top1[None]).cpu(), torch.exp(z_top1 - lse).cpu())
 
 
 def prediction_depth(agrees: torch.Tensor) -> torch.Tensor:
