@@ -95,21 +95,34 @@ def read_corpus(path: str | Path) -> Corpus:
     return Corpus(texts, str(p.resolve()), str(data_hash), recipe, variant)
 
 
-def tokenize(corpus: Corpus, tokenizer: Any, out_dir: Path, val_fraction: float = 0.1) -> TokenSplits:
-    """Encode every document + end-of-text and write train/val `.npy` arrays (memory-mapped later)."""
+def _encode(texts: list[str], tokenizer: Any) -> np.ndarray:
     eos = tokenizer.eos_token_id
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32
     pieces = []
-    for start in range(0, len(corpus.texts), 1024):
-        batch = tokenizer(corpus.texts[start:start + 1024], add_special_tokens=False)["input_ids"]
+    for start in range(0, len(texts), 1024):
+        batch = tokenizer(texts[start:start + 1024], add_special_tokens=False)["input_ids"]
         pieces.extend(np.asarray([*ids, eos], dtype=dtype) for ids in batch)
-    stream = np.concatenate(pieces)
-    n_val = int(round(len(stream) * val_fraction))
+    return np.concatenate(pieces)
+
+
+def tokenize(corpus: Corpus, tokenizer: Any, out_dir: Path, val_fraction: float = 0.1,
+             val_corpus: Corpus | None = None) -> TokenSplits:
+    """Encode every document + end-of-text and write train/val `.npy` arrays (memory-mapped later).
+
+    With `val_corpus` (a shared held-out set, so runs on different data are compared on the same
+    text), all of `corpus` trains and `val_corpus` validates.
+    """
+    stream = _encode(corpus.texts, tokenizer)
+    if val_corpus is not None:
+        train, val = stream, _encode(val_corpus.texts, tokenizer)
+    else:
+        n_val = int(round(len(stream) * val_fraction))
+        train, val = stream[: len(stream) - n_val], stream[len(stream) - n_val:]
     out_dir.mkdir(parents=True, exist_ok=True)
     train_path, val_path = out_dir / "train.npy", out_dir / "val.npy"
-    np.save(train_path, stream[: len(stream) - n_val])
-    np.save(val_path, stream[len(stream) - n_val:])
-    return TokenSplits(train_path, val_path, len(stream) - n_val, n_val)
+    np.save(train_path, train)
+    np.save(val_path, val)
+    return TokenSplits(train_path, val_path, len(train), len(val))
 
 
 def check_sizes(splits: TokenSplits, context_length: int, data: str) -> None:

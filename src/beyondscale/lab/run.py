@@ -40,6 +40,7 @@ class TrainRequest:
     vocab_size: int = 2048
     tokenizer: str | None = None
     val_fraction: float = 0.1
+    val_data: str | None = None  # a shared validation corpus (then all of `data` trains)
     distill_from: str | None = None
     device: str = "auto"
     resume: bool = False
@@ -126,13 +127,15 @@ def _tokenizer_for(req: TrainRequest, texts: list[str]) -> Any:
 def _prepare(req: TrainRequest, out: Path) -> tuple[Any, TokenSplits, dict]:
     """Corpus -> tokenizer + token arrays in a scratch folder, checked before `out` is touched."""
     corpus = read_corpus(req.data)
+    val_corpus = read_corpus(req.val_data) if req.val_data else None
     tok = _tokenizer_for(req, corpus.texts)
     scratch = Path(tempfile.mkdtemp(prefix="beyondscale-lab-"))
-    splits = tokenize(corpus, tok, scratch, req.val_fraction)
+    splits = tokenize(corpus, tok, scratch, req.val_fraction, val_corpus)
     check_sizes(splits, req.shape.context_length, req.data)
     data = {"source": corpus.source, "variant": corpus.variant, "data_hash": corpus.data_hash,
             "recipe": corpus.recipe, "documents": len(corpus.texts), "train_tokens_available": splits.n_train,
-            "val_token_count": splits.n_val}
+            "val_token_count": splits.n_val, "val_source": val_corpus.source if val_corpus else "split",
+            "val_data_hash": val_corpus.data_hash if val_corpus else None}
     return tok, splits, data
 
 

@@ -6,6 +6,7 @@ Imports are lazy so `beyondscale --help` does not load torch.
 from __future__ import annotations
 
 import json
+import sys
 from typing import Annotated
 
 import typer
@@ -38,6 +39,7 @@ def train_cmd(
     distill_alpha: Annotated[float, Opt(help="Weight of the KL term (1 - alpha on the data loss).")] = 0.5,
     distill_temperature: Annotated[float, Opt(help="Softmax temperature of the KL term.")] = 2.0,
     val_fraction: Annotated[float, Opt(help="Share of the token stream held out for validation.")] = 0.1,
+    val_data: Annotated[str | None, Opt(help="Validation corpus shared across runs (then all of --data trains).")] = None,
     eval_every: Annotated[int | None, Opt(help="Steps between validation points (default 10 per run).")] = None,
     seed: int = 0,
     device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
@@ -58,7 +60,7 @@ def train_cmd(
                       aux_coef=aux_coef, z_coef=z_coef, distill_alpha=distill_alpha,
                       distill_temperature=distill_temperature, eval_every=eval_every)
     req = TrainRequest(data=data, out=out, arch=arch, tokens=tokens, shape=shape, train=cfg, vocab_size=vocab_size,
-                       tokenizer=tokenizer, val_fraction=val_fraction, distill_from=distill_from, device=device,
+                       tokenizer=tokenizer, val_fraction=val_fraction, val_data=val_data, distill_from=distill_from, device=device,
                        resume=resume, overwrite=overwrite, store=store, show_progress=not json_out)
     record = train_model(req)
     if json_out:
@@ -89,9 +91,61 @@ def _quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+def sweep_cmd(
+    data: Annotated[str, Opt("--data", help="Raw corpus: text file, JSONL file or folder.")],
+    out: Annotated[str, Opt("--out", help="Sweep folder (runs/, data/, sweep.json); re-running resumes.")],
+    curated: Annotated[str | None, Opt(help="A `beyondscale curate` output of the same corpus.")] = None,
+    preset: Annotated[str, Opt(help="cpu (minutes on 2 cores) or gpu (a single GPU, hours).")] = "cpu",
+    tokens: Annotated[int | None, Opt(help="Training tokens per rung (default: the preset's).")] = None,
+    task: Annotated[list[str] | None, Opt("--task", "-t", help="Extra tasks to evaluate every model on.")] = None,
+    device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
+    store: Annotated[str, Opt("--store", help="Results database (SQLite).")] = "beyondscale.db",
+    json_out: Annotated[bool, Opt("--json", help="Print only the sweep document as JSON.")] = False,
+) -> None:
+    """Dense ladder, MoE at a rung's active size, raw vs curated, distilled rung; multipliers in dense compute."""
+    from beyondscale.lab.sweep import run_sweep
+
+    _quiet_transformers()
+    doc = run_sweep(data, out, preset=preset, curated=curated, tasks=task, tokens=tokens, store=store, device=device,
+                    show_progress=not json_out)
+    if json_out:
+        print(json.dumps(doc, default=str))
+        return
+    _print_sweep(doc)
+
+
+def _print_sweep(doc: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sweep ({doc['preset']}, {doc['tokens_per_rung']:,} tokens per rung)", title_justify="left")
+    for col in ("rung", "params", "active", "FLOPs", "val loss", "train loss", "gap", "memorised", "wall s"):
+        table.add_column(col, justify="left" if col == "rung" else "right")
+    for r in doc["rungs"]:
+        m = r["memorisation"]
+        table.add_row(r["name"], f"{r['params_total']:,}", f"{r['params_active']:,}", f"{r['train_flops']:.3g}",
+                      f"{r['val_loss']:.4f}", f"{r['train_loss']:.4f}", f"{r['generalisation_gap']:+.4f}",
+                      f"{m['memorised']}/{m['samples']}", f"{r['wall_s']:.1f}")
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    console.print(table)
+    eq = doc["compute_equivalent"]
+    if "error" in eq:
+        console.print(f"compute-equivalent multipliers: {eq['error']}")
+        return
+    mult = Table(title="worth in dense compute (dense loss-vs-FLOPs fit, 95% bootstrap CI)", title_justify="left")
+    for col in ("alternative", "val loss", "FLOPs", "multiplier", "95% CI", "wall vs matched dense", "note"):
+        mult.add_column(col, justify="left" if col in ("alternative", "note") else "right")
+    for m in eq["multipliers"]:
+        mult.add_row(m["name"], f"{m['loss']:.4f}", f"{m['flops']:.3g}", f"{m['multiplier']:.2f}x",
+                     f"{m['low']:.2f}-{m['high']:.2f}", f"{m['wall_ratio']:.2f}x",
+                     "extrapolated beyond the dense ladder" if m["extrapolated"] else "")
+    console.print(mult)
+
+
 def register(app: typer.Typer) -> None:
     """Add the lab commands to the main CLI."""
     app.command("train")(train_cmd)
+    app.command("sweep")(sweep_cmd)
 
 
 def inference_table(rows: list[dict], inference_tokens: float):

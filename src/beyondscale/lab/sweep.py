@@ -1,0 +1,217 @@
+"""`beyondscale sweep`: dense ladder, MoE at a dense rung's active size, raw vs curated data at equal
+tokens, and a distilled small rung beside the same rung from scratch; then what each alternative is
+worth in dense compute, memorisation and the generalisation gap per rung.
+
+Every run validates on one shared held-out set (every 10th raw document, removed from both training
+corpora), so losses are comparable across data variants, and uses one tokenizer trained on the raw
+training documents. Each finished model is evaluated through `api.evaluate` (the same unit of work as
+`eval`) on a rolling log-likelihood task over those held-out documents, plus any `tasks` given.
+Re-running a sweep resumes: finished runs are read back, unfinished ones continue from checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from beyondscale.errors import UserError
+from beyondscale.lab.configs import Shape
+from beyondscale.lab.data import Corpus, read_corpus
+from beyondscale.lab.train import TrainConfig
+
+
+@dataclass
+class Preset:
+    """A ladder: dense shapes, the rung the MoE / curated / distilled variants sit at, budgets."""
+
+    dense: list[Shape]
+    tokens: int
+    vocab_size: int
+    batch_size: int
+    lr: float
+    variant_rung: int = 1
+    n_experts: int = 8
+    top_k: int = 2
+    eval_limit: int | None = 40
+    memorisation_samples: int = 64
+    note: str = ""
+    train: dict = field(default_factory=dict)
+
+
+PRESETS = {
+    # minutes on 2 CPU cores (measured: see the lab notes); models of 30k-300k parameters
+    "cpu": Preset(dense=[Shape(d_model=d, n_layer=n, n_head=h, context_length=64) for d, n, h in
+                         ((32, 2, 2), (48, 2, 2), (64, 3, 4), (96, 3, 4), (128, 4, 4))],
+                  tokens=160_000, vocab_size=1024, batch_size=16, lr=3e-3, note="CPU smoke ladder"),
+    # a single GPU, hours (shapes chosen by the GPT-style width/depth ratios; not run in this repository's CI)
+    "gpu": Preset(dense=[Shape(d_model=d, n_layer=n, n_head=h, context_length=1024) for d, n, h in
+                         ((256, 6, 4), (384, 8, 6), (512, 10, 8), (768, 12, 12), (1024, 16, 16))],
+                  tokens=2_000_000_000, vocab_size=32768, batch_size=32, lr=1e-3, eval_limit=None,
+                  memorisation_samples=1000, note="single-GPU ladder (estimate: hours; untested here)"),
+}
+
+
+@dataclass
+class Rung:
+    name: str
+    kind: str  # dense | moe | curated | distilled
+    arch: str
+    shape: Shape
+    data: str  # raw | curated
+    teacher: str | None = None
+    matched_dense: str | None = None  # the dense rung this alternative is compared with
+
+
+def plan_rungs(preset: Preset, has_curated: bool) -> list[Rung]:
+    dense = [Rung(f"dense-{i}-d{s.d_model}", "dense", "dense", s, "raw") for i, s in enumerate(preset.dense)]
+    base = dense[preset.variant_rung]
+    rungs = [*dense, Rung(f"moe-{preset.n_experts}x{preset.top_k}-d{base.shape.d_model}", "moe", "moe",
+                          replace(base.shape, n_experts=preset.n_experts, top_k=preset.top_k), "raw",
+                          matched_dense=base.name)]
+    if has_curated:
+        rungs.append(Rung(f"curated-d{base.shape.d_model}", "curated", "dense", base.shape, "curated",
+                          matched_dense=base.name))
+    small = dense[0]
+    rungs.append(Rung(f"distilled-d{small.shape.d_model}", "distilled", "dense", small.shape, "raw",
+                      teacher=dense[-1].name, matched_dense=small.name))
+    return rungs
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _write_jsonl(path: Path, texts: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+
+
+def prepare_data(raw: Corpus, curated: Corpus | None, folder: Path) -> dict[str, Path]:
+    """Shared validation docs (every 10th raw document) held out of both training corpora."""
+    val = raw.texts[::10]
+    held = {_hash(t) for t in val}
+    raw_train = [t for i, t in enumerate(raw.texts) if i % 10 and _hash(t) not in held]
+    paths = {"val": folder / "val.jsonl", "raw": folder / "raw_train.jsonl"}
+    _write_jsonl(paths["val"], val)
+    _write_jsonl(paths["raw"], raw_train)
+    if curated is not None:
+        kept = [t for t in curated.texts if _hash(t) not in held]
+        cur = folder / "curated"
+        _write_jsonl(cur / "kept" / "train.jsonl", kept)
+        h = hashlib.sha256("".join(_hash(t) for t in kept).encode()).hexdigest()[:24]
+        (cur / "summary.json").write_text(json.dumps({"data_hash": h, "recipe": curated.recipe,
+                                                      "derived_from": curated.data_hash,
+                                                      "held_out_removed": len(curated.texts) - len(kept)}))
+        paths["curated"] = cur
+    (folder / "heldout_ppl.yaml").write_text(
+        "task: heldout_ppl\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: val.jsonl\n"
+        "test_split: test\noutput_type: loglikelihood_rolling\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n",
+        encoding="utf-8")
+    paths["task"] = folder / "heldout_ppl.yaml"
+    return paths
+
+
+def check_inputs(preset: str, data: str, curated: str | None) -> tuple[Preset, Corpus, Corpus | None]:
+    if preset not in PRESETS:
+        raise UserError(f"--preset {preset}: expected one of {', '.join(PRESETS)}")
+    raw = read_corpus(data)
+    if len(raw.texts) < 20:
+        raise UserError(f"--data {data}: {len(raw.texts)} documents; a sweep holds out every 10th, so it needs 20+")
+    cur = read_corpus(curated) if curated else None
+    return PRESETS[preset], raw, cur
+
+
+def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path, *, store: str | None,
+                device: str, show_progress: bool) -> dict[str, dict]:
+    from beyondscale.lab.run import TrainRequest, train_model
+    from beyondscale.lab.tokenizer import train_bpe
+
+    tok_dir = out / "tokenizer"
+    if not (tok_dir / "tokenizer.json").is_file():
+        train_bpe(read_corpus(paths["raw"]).texts, p.vocab_size).save_pretrained(str(tok_dir))
+    records = {}
+    for rung in rungs:
+        req = TrainRequest(
+            data=str(paths[rung.data]), out=str(out / "runs" / rung.name), arch=rung.arch, tokens=p.tokens,
+            shape=rung.shape, train=TrainConfig(batch_size=p.batch_size, lr=p.lr, **p.train),
+            tokenizer=str(tok_dir), val_data=str(paths["val"]),
+            distill_from=str(out / "runs" / rung.teacher) if rung.teacher else None, device=device, resume=True,
+            store=store, show_progress=show_progress)
+        records[rung.name] = train_model(req)
+    return records
+
+
+def evaluate_rungs(records: dict[str, dict], tasks: list[str], store: str, p: Preset, device: str,
+                   show_progress: bool) -> dict[str, dict]:
+    """Every model through `api.evaluate` (stored, resumable), metrics collected per model name."""
+    from beyondscale import api
+
+    result = api.evaluate([f"{name}={r['out']}" for name, r in records.items()], tasks, store=store,
+                          settings=api.EvalSettings(limit=p.eval_limit, device=device),
+                          show_progress=show_progress, command="sweep")
+    metrics: dict[str, dict] = {name: {} for name in records}
+    for pair in result.results:
+        metrics[pair.model].update({f"{pair.task}/{k}": v for k, v in pair.metrics.items()})
+    return metrics
+
+
+def memorisation(records: dict[str, dict], p: Preset, device: str) -> dict[str, dict]:
+    import numpy as np
+    from transformers import AutoModelForCausalLM
+
+    from beyondscale.lab.memorise import exact_memorisation
+
+    out = {}
+    for name, r in records.items():
+        model = AutoModelForCausalLM.from_pretrained(r["out"]).to(device)
+        tokens = np.load(Path(r["out"]) / "lab" / "train_tokens.npy", mmap_mode="r")
+        out[name] = exact_memorisation(model, tokens, n_samples=p.memorisation_samples, device=device)
+    return out
+
+
+def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, memo: dict) -> dict[str, Any]:
+    from beyondscale.analysis.compute_equivalent import compute_equivalents
+
+    rows = []
+    for rung in rungs:
+        r = records[rung.name]
+        rows.append({"name": rung.name, "kind": rung.kind, "arch": rung.arch, "data": rung.data,
+                     "matched_dense": rung.matched_dense, "teacher": rung.teacher,
+                     **{k: r.get(k) for k in ("params_total", "params_active", "tokens", "train_flops", "val_loss",
+                                              "train_loss", "generalisation_gap", "wall_s", "tokens_per_s", "mfu",
+                                              "energy_j", "energy_source", "model_key", "expert_load", "out")},
+                     "memorisation": memo[rung.name], "eval": metrics.get(rung.name, {})})
+    by_name = {row["name"]: row for row in rows}
+    dense = [row for row in rows if row["kind"] == "dense"]
+    alts = [{**row, "wall_ratio": row["wall_s"] / by_name[row["matched_dense"]]["wall_s"]}
+            for row in rows if row["kind"] != "dense"]
+    try:
+        equivalents = compute_equivalents(dense, alts)
+    except UserError as err:
+        equivalents = {"error": str(err)}
+    return {"rungs": rows, "compute_equivalent": equivalents}
+
+
+def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None = None, tasks: list[str] | None = None,
+              tokens: int | None = None, store: str = "beyondscale.db", device: str = "auto",
+              show_progress: bool = True) -> dict[str, Any]:
+    """Train, evaluate and analyse a ladder; writes OUT/sweep.json and returns the same document."""
+    from beyondscale.models.load import resolve_device
+
+    p, raw, cur = check_inputs(preset, data, curated)
+    if tokens is not None:
+        p = replace(p, tokens=tokens)
+    device = resolve_device(device)
+    folder = Path(out).expanduser().resolve()
+    paths = prepare_data(raw, cur, folder / "data")
+    rungs = plan_rungs(p, cur is not None)
+    records = train_rungs(p, rungs, paths, folder, store=store, device=device, show_progress=show_progress)
+    metrics = evaluate_rungs(records, [str(paths["task"]), *(tasks or [])], store, p, device, show_progress)
+    doc = {"preset": preset, "note": p.note, "tokens_per_rung": p.tokens, "data": raw.source,
+           "curated": cur.source if cur else None,
+           **summarise(rungs, records, metrics, memorisation(records, p, device))}
+    (folder / "sweep.json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+    return doc

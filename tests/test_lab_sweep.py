@@ -1,0 +1,70 @@
+"""A sweep trains its ladder, its records reach the store, every model is evaluated and the analysis runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+
+import pytest
+
+from _lab_helpers import one_thread as _lab_one_thread
+from _lab_helpers import write_corpus
+
+one_thread = pytest.fixture(autouse=True)(_lab_one_thread)
+
+
+@pytest.fixture()
+def tiny_preset(monkeypatch):
+    from beyondscale.lab import sweep
+    from beyondscale.lab.configs import Shape
+
+    preset = sweep.Preset(dense=[Shape(d_model=d, n_layer=1, n_head=2, context_length=32) for d in (16, 24, 32, 48)],
+                          tokens=8192, vocab_size=300, batch_size=8, lr=3e-3, eval_limit=5, memorisation_samples=8,
+                          n_experts=4)
+    monkeypatch.setitem(sweep.PRESETS, "tiny", preset)
+    return preset
+
+
+def _curated_folder(path, raw_lines):
+    """A stand-in for a `beyondscale curate` output: the longer documents kept, with a recipe."""
+    kept = path / "kept"
+    kept.mkdir(parents=True)
+    docs = [d for d in raw_lines if len(d.split()) >= 8]
+    (kept / "part-0.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    (path / "summary.json").write_text(json.dumps({"data_hash": "abc123", "recipe": {"min_words": 8}}))
+    return path
+
+
+def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset):
+    from beyondscale.lab.sweep import run_sweep
+
+    raw = write_corpus(tmp_path / "raw.txt", 1500)
+    curated = _curated_folder(tmp_path / "cur", raw.read_text().split("\n\n"))
+    db = tmp_path / "s.db"
+    doc = run_sweep(str(raw), str(tmp_path / "sw"), preset="tiny", curated=str(curated), store=str(db), device="cpu",
+                    show_progress=False)
+    kinds = [r["kind"] for r in doc["rungs"]]
+    assert kinds == ["dense"] * 4 + ["moe", "curated", "distilled"]
+    conn = sqlite3.connect(db)
+    stored = dict(conn.execute("SELECT model_key, val_loss FROM lab_training_runs").fetchall())
+    assert {r["model_key"]: r["val_loss"] for r in doc["rungs"]} == stored
+    evaluated = {k for (k,) in conn.execute("SELECT DISTINCT model_key FROM item_scores")}
+    assert set(stored) <= evaluated  # every trained model went through the eval unit of work
+    assert conn.execute("SELECT data_variant, recipe FROM lab_training_runs WHERE arch='dense' AND "
+                        "data_variant='curated'").fetchone() == ("curated", '{"min_words": 8}')
+    mults = {m["name"]: m for m in doc["compute_equivalent"]["multipliers"]}
+    assert set(mults) == {r["name"] for r in doc["rungs"] if r["kind"] != "dense"}
+    for m in mults.values():
+        assert m["multiplier"] > 0 and (m["low"] <= m["multiplier"] <= m["high"] or math.isinf(m["multiplier"]))
+    for r in doc["rungs"]:
+        assert r["memorisation"]["samples"] == 8 and r["eval"]["heldout_ppl/bits_per_byte"] > 0
+        assert r["generalisation_gap"] == pytest.approx(r["val_loss"] - r["train_loss"])
+    # one shared validation set: the same held-out documents for raw and curated runs
+    val_sources = {json.loads((tmp_path / "sw" / "runs" / r["name"] / "lab" / "data.json").read_text())["val_data_hash"]
+                   for r in doc["rungs"]}
+    assert len(val_sources) == 1
+    again = run_sweep(str(raw), str(tmp_path / "sw"), preset="tiny", curated=str(curated), store=str(db),
+                      device="cpu", show_progress=False)  # resumes: nothing retrained, nothing duplicated
+    assert [r["val_loss"] for r in again["rungs"]] == [r["val_loss"] for r in doc["rungs"]]
+    assert conn.execute("SELECT COUNT(*) FROM lab_training_runs").fetchone() == (7,)
