@@ -56,3 +56,19 @@ def test_sampler_overhead_of_empty_blocks_is_small(monkeypatch) -> None:
         with meter.measure():
             pass
     assert time.perf_counter() - t0 < 0.5
+
+
+def test_gpu_peak_per_block_above_baseline() -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    meter = Meter(device="cuda")
+    model = torch.empty(100 * MB, dtype=torch.uint8, device="cuda")  # after the baseline: counts
+    with meter.measure() as m:
+        transient = torch.empty(60 * MB, dtype=torch.uint8, device="cuda")
+        del transient
+    assert m.result.peak_gpu_bytes == 160 * MB  # allocator statistics are exact
+    with meter.measure() as quiet:
+        pass
+    assert quiet.result.peak_gpu_bytes == 100 * MB  # reset per block
+    del model

@@ -5,6 +5,7 @@ later block reports that peak. Per block we need the peak since the block began:
 
 - Linux: writing "5" to /proc/self/clear_refs resets the kernel's high-water mark (VmHWM) to the
   current RSS; VmHWM read at the end is then the exact peak of the block, at no cost while it runs.
+  (The same mark backs getrusage's ru_maxrss, which therefore no longer means "lifetime peak".)
 - elsewhere (or where clear_refs is not writable): a background thread samples RSS every 5 ms;
   the peak is the largest sample (a spike shorter than the period can be missed).
 """
