@@ -225,7 +225,9 @@ def _cost_pair(source: str, families=("f", "f")):
     models = [{"model_key": "s", "model": "Small", "params_total": 1e8, "family": families[0]},
               {"model_key": "b", "model": "Big", "params_total": 2e8, "family": families[1]}]
     if families[0] != families[1]:
-        models[1].update(vocab_size=262144, dtype="Q8_0", quantization="Q8_0", tokenizer_key="tok2")
+        models[1].update(vocab_size=262144, dtype="Q8_0", quantization="Q8_0", tokenizer_key="tok2",
+                         architecture="Gemma3ForCausalLM")
+        models[0].update(architecture="LlamaForCausalLM")
     results = {("s", "wiki"): ("bpb", _bpb_items(rng, 1.2, 100)), ("b", "wiki"): ("bpb", _bpb_items(rng, 1.0, 100))}
     eff = {"s": {"ms_per_item": 10.0, "joules_per_token": 0.010, "energy_source": source},
            "b": {"ms_per_item": 17.0, "joules_per_token": 0.017, "energy_source": source}}
@@ -245,7 +247,7 @@ def test_different_families_are_not_a_scaling_result():
     an = run(_cost_pair("rapl", families=("smollm2", "gemma3")))
     text = " ".join(an.verdict)
     assert "not a scaling result" in text and "2.0x the parameters of" not in text
-    assert "family" in text and "vocabulary" in text
+    assert "family" in text and "vocabulary" in text and "architecture LlamaForCausalLM vs Gemma3ForCausalLM" in text
     lb = an.leaderboard
     assert {"family", "vocab_size", "dtype", "quantization"} <= set(lb.columns)
     assert list(lb.columns[:2]) == ["model", "model_key"]

@@ -30,7 +30,7 @@ def test_framing_facts_next_to_parameters_and_a_note_under_any_title():
     page = render_html(an, models=frames[0], scores=frames[1], title="what twice the parameters buys")
     heads = re.findall(r"<th[^>]*>(?:<span class=\"over\">[^<]*</span>)?([^<]*)</th>", page)
     i = heads.index("params")
-    assert heads[i + 1:i + 7] == ["active params", "FLOPs/token", "family", "vocab", "dtype", "quant."]
+    assert heads[i + 1:i + 8] == ["active params", "FLOPs/token", "family", "architecture", "vocab", "dtype", "quant."]
     assert "262,144" in page and "gemma3" in page and "Q8_0" in page
     assert "it does not measure what scale alone buys" in page
     md = render_markdown(an, models=frames[0], scores=frames[1])

@@ -130,7 +130,7 @@ def framing(ctx: Context) -> list[FramingWarning]:
     """Adjacent models that differ in family, vocabulary, tokenizer or dtype/quantisation."""
     facts = ctx.table.set_index("model_key")
     out = []
-    labels = (("family", "family"), ("vocab_size", "vocabulary"), ("tokenizer_key", "tokenizer"),
+    labels = (("family", "family"), ("architecture", "architecture"), ("vocab_size", "vocabulary"), ("tokenizer_key", "tokenizer"),
               ("quantization", "quantisation"), ("dtype", "dtype"))
     for a, b in zip(ctx.order[:-1], ctx.order[1:], strict=True):
         diffs = []

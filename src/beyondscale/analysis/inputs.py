@@ -17,7 +17,7 @@ EFF_COLS = ("tokens_per_s", "ms_per_item", "peak_memory_bytes", "joules_per_toke
 SOURCE_COLS = ("energy_source", "carbon_source", "cost_source")
 SIZE_FACTS = ("params_total", "params_active", "params_non_embedding", "flops_per_token", "training_tokens",
               "training_flops")
-FRAMING_FACTS = ("family", "vocab_size", "dtype", "quantization", "tokenizer_key")
+FRAMING_FACTS = ("family", "architecture", "vocab_size", "dtype", "quantization", "tokenizer_key")
 MODEL_COLS = ("model_key", "model", *FRAMING_FACTS, *SIZE_FACTS)
 SCORE_COLS = ("model_key", "model", "task", "task_key", "metric", "value", "stderr", "n_items")
 EFF_FRAME_COLS = ("model_key", "model", "task", "task_key", "seconds", "tokens_in", "tokens_out", *EFF_COLS)

@@ -162,6 +162,7 @@ COLUMNS: dict[str, tuple[str, Any, str]] = {
     "latency_ms_per_item": ("ms/item (batch time)", lambda v: sig(v, 3),
                             "wall-clock time of the batched scoring run per item: not a per-request latency"),
     "family": ("family", text, "model family: models of different families differ in more than size"),
+    "architecture": ("architecture", text, "model class (transformers architecture name)"),
     "vocab_size": ("vocab", lambda v: f"{int(as_float(v)):,}" if as_float(v) is not None else "",
                    "tokenizer vocabulary size"),
     "dtype": ("dtype", text, "weight data type"),

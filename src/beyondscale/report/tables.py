@@ -28,8 +28,9 @@ from beyondscale.report.format import (
 )
 
 # Size and the facts that make sizes comparable (or not): shown next to the parameters.
-SIZE_COLUMNS = ("params_total", "params_active", "flops_per_token", "family", "vocab_size", "dtype", "quantization")
-TEXT_COLUMNS = {"model", "family", "dtype", "quantization"}
+SIZE_COLUMNS = ("params_total", "params_active", "flops_per_token", "family", "architecture", "vocab_size", "dtype",
+                "quantization")
+TEXT_COLUMNS = {"model", "family", "architecture", "dtype", "quantization"}
 
 
 EFFICIENCY_COLUMNS = (
