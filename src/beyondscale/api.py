@@ -77,15 +77,29 @@ class PairResult:
 
 
 @dataclass
+class UnitFailure:
+    model: str
+    task: str
+    cause: str
+    attempts: int
+    user_error: bool
+
+
+@dataclass
 class EvalResult:
     run_id: str
     store: str
     results: list[PairResult] = field(default_factory=list)
+    # (model, task) pairs this run computed / found already stored (or computed by another process) / failed
+    succeeded: int = 0
+    skipped: int = 0
+    failed: list[UnitFailure] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "store": self.store,
+            "summary": {"succeeded": self.succeeded, "skipped": self.skipped, "failed": [asdict(f) for f in self.failed]},
             "results": [
                 {"model": r.model, "task": r.task, "metrics": r.metrics, "n_items": r.n_items, "seconds": r.seconds,
                  "efficiency": r.efficiency}
@@ -135,7 +149,9 @@ def evaluate(
         usd_per_hour=settings.usd_per_hour, region=settings.region, grid_gco2_per_kwh=settings.grid_gco2_per_kwh,
         pue=settings.pue,
     )
-    device = resolve_device(settings.device)
+    executor = executor or LocalExecutor()
+    device = executor.resolve_device(settings.device) if hasattr(executor, "resolve_device") else \
+        resolve_device(settings.device)
     refs = _parse_models(models)
     built_tasks = _build_tasks(tasks, settings)
     db = Store(store)
@@ -143,16 +159,15 @@ def evaluate(
     run_id = db.start_run(command, {"models": list(models), "tasks": list(tasks), **asdict(settings)}, environment)
     out = EvalResult(run_id, str(store))
     try:
-        out.results = _evaluate_all(db, run_id, refs, built_tasks, settings, device, costs,
-                                    environment.get("environment_key", ""), executor or LocalExecutor(),
-                                    show_progress)
+        _evaluate_all(db, out, refs, built_tasks, settings, device, costs, environment.get("environment_key", ""),
+                      executor, show_progress)
     except KeyboardInterrupt:
         db.finish_run(run_id, "interrupted")
         raise
     except BaseException:
         db.finish_run(run_id, "failed")
         raise
-    db.finish_run(run_id)
+    db.finish_run(run_id, "failed" if out.failed else "done")
     db.close()
     return out
 
@@ -234,13 +249,13 @@ def _model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[
     return ModelJob(ref, key, identity, load), label
 
 
-def _evaluate_all(db: Any, run_id: str, refs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
-                  device: str, costs: Any, env_key: str, executor: Executor,
-                  show_progress: bool) -> list[PairResult]:
+def _evaluate_all(db: Any, out: EvalResult, refs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
+                  device: str, costs: Any, env_key: str, executor: Executor, show_progress: bool) -> None:
     from beyondscale import measure
     from beyondscale.store.claims import new_owner
     from beyondscale.work import Writer, run_all
 
+    run_id = out.run_id
     jobs, labels = [], {}
     for ref in refs:
         job, label = _model_job(db, ref, settings, device)
@@ -254,10 +269,26 @@ def _evaluate_all(db: Any, run_id: str, refs: list[Any], tasks: list[_BuiltTask]
     scorer = _Scorer(db, run_id, jobs, tasks, settings, costs, measure.peak_flops(device))
     with _progress(show_progress) as progress:
         bars = _Bars(db, progress, jobs, [t.job for t in tasks])
-        scorer.writer = Writer(db, run_id, env_key, labels, on_batch=bars.advance)
-        run_all(db, jobs, [t.job for t in tasks], executor, scorer.writer, owner=new_owner(),
-                timeout_s=settings.claim_timeout_s, on_round=bars.sync, on_done=scorer.score)
-    return [scorer.result(job.model_key, t.job.task_key) for job in jobs for t in tasks]
+        scorer.writer = Writer(db, run_id, env_key, labels, on_batch=bars.advance,
+                               on_notice=lambda line: progress.console.print(line, highlight=False, markup=False))
+        summary = run_all(db, jobs, [t.job for t in tasks], executor, scorer.writer, owner=new_owner(),
+                          timeout_s=settings.claim_timeout_s, on_round=bars.sync, on_done=scorer.score)
+    _record_summary(db, out, summary, {k: v.name for k, v in labels.items()}, {t.job.task_key: t.spec.name for t in tasks})
+    out.results = [scorer.result(job.model_key, t.job.task_key) for job in jobs for t in tasks
+                   if (job.model_key, t.job.task_key) not in summary.failed]
+
+
+def _record_summary(db: Any, out: EvalResult, summary: Any, models: dict[str, str], tasks: dict[str, str]) -> None:
+    """Failed pairs are marked in run_units and listed once each with their cause; counts for the rest."""
+    for (model_key, task_key), failure in summary.failed.items():
+        db.put_run_unit(out.run_id, model_key, task_key, "failed")
+        out.failed.append(UnitFailure(models[model_key], tasks[task_key], failure.cause, failure.attempts,
+                                      failure.user_error))
+    for model_key, failure in summary.failed_models.items():
+        if not any(m == model_key for m, _ in summary.failed):
+            out.failed.append(UnitFailure(models[model_key], "(facts)", failure.cause, failure.attempts,
+                                          failure.user_error))
+    out.succeeded, out.skipped = len(summary.succeeded), len(summary.skipped)
 
 
 class _Scorer:
@@ -307,17 +338,25 @@ class _Bars:
     def __init__(self, db: Any, progress: Any, jobs: list[Any], tasks: list[Any]):
         self.db, self.progress = db, progress
         self.pairs = [(j, t) for j in jobs for t in tasks]
+        self.total = progress.add_task("all units", total=sum(len(t.items) for _, t in self.pairs)) \
+            if len(self.pairs) > 1 else None
         self.bars = {(j.model_key, t.task_key): progress.add_task(f"{j.ref.name} · {t.task}", total=len(t.items))
                      for j, t in self.pairs}
         self.sync()
 
     def sync(self) -> None:
+        total = 0
         for job, task in self.pairs:
             done = len(self.db.done_item_keys(job.model_key, task.task_key) & set(task.item_keys))
             self.progress.update(self.bars[(job.model_key, task.task_key)], completed=done)
+            total += done
+        if self.total is not None:
+            self.progress.update(self.total, completed=total)
 
     def advance(self, model_key: str, task_key: str, n: int) -> None:
         self.progress.advance(self.bars[(model_key, task_key)], n)
+        if self.total is not None:
+            self.progress.advance(self.total, n)
 
 
 # ---- generation benchmark ------------------------------------------------------------------------

@@ -1,15 +1,17 @@
-"""The local executor: run units one after the other in this process."""
+"""The local executor: run units one after the other in this process (no Ray needed)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from beyondscale.work.unit import Unit, UnitOutput, run_unit
+from beyondscale.work.guard import guarded
+from beyondscale.work.unit import Unit, UnitOutput
 
 
 class LocalExecutor:
     capacity = 1  # one unit at a time: other processes may claim the rest meanwhile
 
     def run(self, units: Iterable[Unit]) -> Iterator[UnitOutput]:
+        """Each unit under guard: an error in one is reported (`UnitFailed`) and the next one runs."""
         for unit in units:
-            yield from run_unit(unit)
+            yield from guarded(unit)

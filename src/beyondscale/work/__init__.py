@@ -5,8 +5,9 @@
         writer.write(output)                    # one transaction per batch, idempotent
 """
 
+from beyondscale.work.guard import guarded
 from beyondscale.work.plan import plan, todo, with_lab_record
-from beyondscale.work.schedule import claim, run_all
+from beyondscale.work.schedule import Summary, claim, run_all
 from beyondscale.work.unit import (
     BatchResult,
     FactsResult,
@@ -14,6 +15,8 @@ from beyondscale.work.unit import (
     ModelJob,
     TaskJob,
     Unit,
+    UnitFailed,
+    UnitLog,
     UnitOutput,
     content_hash,
     run_unit,
@@ -28,10 +31,14 @@ __all__ = [
     "ModelLabel",
     "TaskJob",
     "Unit",
+    "UnitFailed",
+    "UnitLog",
     "UnitOutput",
+    "Summary",
     "Writer",
     "claim",
     "content_hash",
+    "guarded",
     "plan",
     "run_all",
     "run_unit",

@@ -83,7 +83,30 @@ class BatchResult:
     measurement: dict[str, Any]
 
 
-UnitOutput = FactsResult | BatchResult
+@dataclass(frozen=True)
+class UnitLog:
+    """Lines of a unit's log (what its worker logged, or the driver's notes: retries, failures).
+    `notice` lines are also shown in the driver's terminal."""
+
+    model_key: str
+    text: str
+    notice: bool = False
+
+
+@dataclass(frozen=True)
+class UnitFailed:
+    """A unit that stopped before its end. `retriable` only when its worker died (crash, lost object),
+    never for an error the unit's own code raised: that one would fail again, so it is reported once."""
+
+    model_key: str
+    cause: str  # one line: "ExceptionType: message"
+    detail: str = ""  # the traceback, for the unit's log
+    user_error: bool = False  # a beyondscale.errors.UserError (a model that does not load, ...)
+    retriable: bool = False
+    attempts: int = 1
+
+
+UnitOutput = FactsResult | BatchResult | UnitLog | UnitFailed
 
 
 def run_unit(unit: Unit) -> Iterator[UnitOutput]:
