@@ -115,6 +115,7 @@ def test_negative_gain_says_the_bigger_model_is_worse_not_that_returns_flatten()
     text = " ".join(an.verdict)
     assert "flatten" not in text and "gains less" not in text
     assert "Big is worse than Small on wiki" in text
+    assert list(an.paired["flag"]) == ["bigger and significantly worse"] and list(an.paired["better"]) == ["Small"]
     assert an.knees.empty  # two points are no curve
     assert an.recommendation["model"] == "Small"
 

@@ -3,7 +3,8 @@
 Pairs are oriented by size order (size, model key): `model_a` is not bigger than `model_b`. A row is
 significant when its Holm-adjusted p (over the tasks of that comparison, one family per pair and metric
 kind) is below ALPHA; `better` names the model it favours, so a significant row counts only in the
-direction it points. The `flag` is set only when b is really bigger (see `size_relation`).
+direction it points. The `flag` is set only when b is really bigger (see `size_relation`): "bigger but not
+significantly better" or "bigger and significantly worse".
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from beyondscale.analysis.versions import Versions
 
 ALPHA = 0.05
 FLAG = "bigger but not significantly better"
+WORSE = "bigger and significantly worse"
 
 
 def _matrices(it: pd.DataFrame, keys: list[str], wanted: list[str]) -> dict[str, np.ndarray]:
@@ -172,5 +174,6 @@ def finish_paired(rows: list[dict[str, Any]], primary: dict[str, str], names: di
     df["better"] = np.where(df["significant"], np.where(b_better, df["model_b"], df["model_a"]), "")
     bigger = [size_relation(sizes.get(a, np.nan), sizes.get(b, np.nan)) == -1
               for a, b in zip(df["model_key_a"], df["model_key_b"], strict=True)]
-    df["flag"] = np.where(np.asarray(bigger) & ~(df["significant"] & b_better), FLAG, "")
+    bigger = np.asarray(bigger, dtype=bool)
+    df["flag"] = np.where(bigger & ~df["significant"], FLAG, np.where(bigger & df["significant"] & ~b_better, WORSE, ""))
     return df

@@ -39,8 +39,8 @@ class Analysis:
         ci_low, ci_high, p_value (raw), p_floor (1/(B+1) for bootstraps, 0 for McNemar), test
         ("mcnemar" | "paired_bootstrap"), primary (the task's primary metric), p_adjusted (Holm over
         the comparison's tasks), n_tests, significant (p_adjusted < 0.05), better (the model a
-        significant row favours, else ""), flag ("bigger but not significantly better", only when b
-        is really bigger).
+        significant row favours, else ""), flag ("bigger but not significantly better" or "bigger and
+        significantly worse", only when b is really bigger).
     versions: task, model, model_key, task_key (the model's newest version), current (bool).
     pareto: task, metric, cost_axis, model, quality, cost, on_frontier (bool).
     calibration: model, task, bin, confidence, accuracy, count: reliability diagram bins.

@@ -87,7 +87,7 @@ def _md_paired(analysis: Analysis) -> list[str]:
         return out + ["No paired comparisons (they need at least two models scored on the same items)."]
     out.append(md_from_table(pt))
     if pt["n_flagged"]:
-        out += ["", f"{pt['n_flagged']} pair(s) flagged: bigger but not significantly better."]
+        out += ["", f"{pt['n_flagged']} row(s) flagged: the bigger model is not significantly better."]
     return out
 
 

@@ -214,7 +214,7 @@ def _paired_result(r: pd.Series) -> tuple[str, str]:
     flag = "" if is_missing(r.get("flag")) else str(r.get("flag"))
     better = "" if is_missing(r.get("better")) else str(r.get("better"))
     if better:
-        return ("flag" if flag else "sig"), f"{better} significantly better" + (f" ({flag})" if flag else "")
+        return ("flag" if flag else "sig"), f"{better} significantly better"
     if flag:
         return "flag", flag
     return "", "not significant" if not is_missing(r.get("significant")) else ""
