@@ -167,28 +167,36 @@ def test_repetition_dup_para_char_frac():
     assert decide("gopher_repetition", drop, only="dup_para_char_frac") == "dup_para_char_frac"
 
 
-def test_repetition_top_2_gram():
-    # "qaaaa qaaab" (11 characters) repeated k times among distinct 5-letter words
-    def text(k: int, filler: int) -> str:
-        return " ".join(["qaaaa qaaab"] * k + words(filler, start=100))
-
-    assert len(text(4, 27)) == 4 * 12 + 27 * 6 - 1 == 209  # top 2-gram: 44 / 209 = 0.2105
-    assert len(text(4, 28)) == 215  # 44 / 215 = 0.2047
-    assert len(text(4, 30)) == 227  # 44 / 227 = 0.1938
-    assert decide("gopher_repetition", text(4, 30), only="top_2_gram") is None
-    assert decide("gopher_repetition", text(4, 27), only="top_2_gram") == "top_2_gram"
+def _smallest_filler(chars: int, fixed_words: int, threshold: float) -> int:
+    """Fewest 5-letter filler words for which chars / len(text) <= threshold (len = words x 6 - 1)."""
+    filler = 0
+    while chars / ((fixed_words + filler) * 6 - 1) > threshold:
+        filler += 1
+    return filler
 
 
-def test_repetition_dup_5_grams():
-    # one 5-gram of 5-letter words ("".join: 25 characters) seen twice
-    gram = words(5, start=500)
+@pytest.mark.parametrize("n, threshold", sorted(rules.TOP_NGRAMS.items()))
+def test_repetition_top_n_gram(n, threshold):
+    # an n-gram of distinct 5-letter words repeated 4 times in a row: 4 x (6n - 1) characters
+    unit = words(n, start=7000)
+    def text(filler: int) -> str:
+        return " ".join(unit * 4 + words(filler, start=100))
+
+    filler = _smallest_filler(4 * (6 * n - 1), 4 * n, threshold)
+    assert decide("gopher_repetition", text(filler), only=f"top_{n}_gram") is None
+    assert decide("gopher_repetition", text(filler - 1), only=f"top_{n}_gram") == f"top_{n}_gram"
+
+
+@pytest.mark.parametrize("n, threshold", sorted(rules.DUP_NGRAMS.items()))
+def test_repetition_duplicated_n_grams(n, threshold):
+    # one n-gram of 5-letter words seen twice: its 5n characters (joined without spaces) are duplicated
+    gram = words(n, start=500)
     def text(filler: int) -> str:
         return " ".join(gram + words(filler, start=1000) + gram)
 
-    assert len(text(21)) == 31 * 6 - 1 == 185  # 25 duplicated characters / 185 = 0.135 <= 0.15
-    assert len(text(16)) == 155  # 25 / 155 = 0.161 > 0.15
-    assert decide("gopher_repetition", text(21), only="dup_5_grams") is None
-    assert decide("gopher_repetition", text(16), only="dup_5_grams") == "duplicated_5_n_grams"
+    filler = _smallest_filler(5 * n, 2 * n, threshold)
+    assert decide("gopher_repetition", text(filler), only=f"dup_{n}_grams") is None
+    assert decide("gopher_repetition", text(filler - 1), only=f"dup_{n}_grams") == f"duplicated_{n}_n_grams"
 
 
 # --- C4, as FineWeb runs it (no terminal-punctuation rule) ----------------------------------------

@@ -123,3 +123,17 @@ def quality_sets(n: int, seed: int) -> tuple[list[str], list[str]]:
     low = [" | ".join(" ".join(rng.choice(junk) for _ in range(rng.randint(1, 4))) + f" {rng.randint(1, 999)}"
                       for _ in range(rng.randint(20, 60))) for _ in range(n)]
     return high, low
+
+
+def main() -> None:
+    """`python -m beyondscale.lab.curate.synthetic OUT.jsonl MB [SEED]`: write a generated corpus."""
+    import sys
+
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python -m beyondscale.lab.curate.synthetic OUT.jsonl MB [SEED]")
+    count, size = write_jsonl(sys.argv[1], int(float(sys.argv[2]) * 1e6), int(sys.argv[3]) if len(sys.argv) == 4 else 0)
+    print(f"wrote {count} documents, {size / 1e6:.1f} MB to {sys.argv[1]}")
+
+
+if __name__ == "__main__":
+    main()
