@@ -5,6 +5,7 @@ inherit it (today's getrusage high-water mark is the process's lifetime peak).""
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import pytest
@@ -24,8 +25,13 @@ def tracker_kind(request, monkeypatch):
     return request.param
 
 
-def _touch(n: int) -> bytes:
-    return b"\x01" * n  # every page written, so resident
+def _touch(n: int) -> mmap.mmap:
+    """n bytes of fresh anonymous pages, all written (so resident); closing returns them to the OS.
+    (malloc could reuse memory that earlier tests freed but kept resident.)"""
+    block = mmap.mmap(-1, n)
+    for offset in range(0, n, mmap.PAGESIZE):
+        block[offset] = 1
+    return block
 
 
 def test_known_allocation_inside_block(tracker_kind) -> None:
@@ -35,7 +41,7 @@ def test_known_allocation_inside_block(tracker_kind) -> None:
     with meter.measure() as m:
         transient = _touch(60 * MB)
         time.sleep(0.05)  # several sampler periods
-        del transient
+        transient.close()
     peak = m.result.peak_rss_bytes
     assert 158 * MB <= peak <= 185 * MB, peak / MB
     with meter.measure() as quiet:
@@ -45,7 +51,7 @@ def test_known_allocation_inside_block(tracker_kind) -> None:
     with meter.measure() as after:
         time.sleep(0.03)
     assert after.result.peak_rss_bytes <= 25 * MB, after.result.peak_rss_bytes / MB
-    del model
+    model.close()
 
 
 def test_sampler_overhead_of_empty_blocks_is_small(monkeypatch) -> None:
