@@ -122,3 +122,28 @@ def counterfactual_cmd(
             for axis, v in doc["per_axis"].items() for term, t in v["terms"].items()]
     _finish(doc, pm, "counterfactual", f"cf-{probe_set['version']}", probe_set["content_sha256"], store, json_out,
             rows, ("attribute_gap", "raw_gap", "neutral_gap"))
+
+
+@bias_app.command("toxicity")
+def toxicity_cmd(
+    model: ModelOpt,
+    classifier: Annotated[str, typer.Option("--classifier", help="Local HF sequence-classification folder.")],
+    label: Annotated[str | None, typer.Option("--label", help="The classifier's toxic label name.")] = None,
+    prompts: Annotated[str | None, typer.Option("--prompts", help="One prompt per line (default: probe-set "
+                                                                   "stems).")] = None,
+    store: StoreOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
+) -> None:
+    """Toxicity of greedy continuations, scored by a local classifier you point to (nothing is downloaded)."""
+    from beyondscale.bias import toxicity
+    from beyondscale.interpret import results
+
+    prompt_list = toxicity.read_prompts(prompts) if prompts else toxicity.default_prompts()
+    clf = toxicity.load_classifier(classifier, label)
+    pm = _load(model, device, dtype)
+    doc = toxicity.score_toxicity(pm.model, pm.tokenizer, clf, prompt_list)
+    from beyondscale.models import parse_model_ref
+
+    key = results.data_key({"prompts": prompt_list, "classifier": parse_model_ref(classifier).identity(),
+                            "label": clf[2]})
+    rows = [("all", doc), *((f"group={k}", v) for k, v in doc["per_group"].items())]
+    _finish(doc, pm, "toxicity", toxicity.PROBE_VERSION, key, store, json_out, rows, ("mean_toxicity",))
