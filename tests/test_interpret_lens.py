@@ -133,3 +133,19 @@ def test_text_errors():
         lens.encode_text(tok, "  ", 128)
     with pytest.raises(UserError, match="longer than the model's context of 8"):
         lens.encode_text(tok, "the cat sat on the mat and ran to the big house", 8)
+
+
+def test_refuses_model_without_hidden_states():
+    """A causal LM whose forward ignores output_hidden_states: one clear line, no traceback."""
+    model = copy.deepcopy(tiny_llama())
+    real = model.forward
+
+    def forward(*args, **kwargs):
+        out = real(*args, **kwargs)
+        out.hidden_states = None
+        return out
+
+    model.forward = forward
+    ids = tiny_tokenizer()("the cat sat", return_tensors="pt")["input_ids"]
+    with pytest.raises(UserError, match="does not return its hidden states"):
+        lens.logit_lens(model, ids)

@@ -44,3 +44,24 @@ def test_sections_html_escapes(tmp_path):
     html = report.sections_html(report.report_sections(store))
     assert "<img" not in html and "<b>no" not in html and "&lt;img" in html
     assert report.report_sections(tmp_path / "empty.db") == []
+
+
+def test_capability_axis_and_figures(tmp_path):
+    """Bias per unit of capability: mean acc from the metrics table joins the probe headline."""
+    from beyondscale.store import Store
+
+    store = tmp_path / "s.db"
+    results.put_probe(store, model_key="m1", probe="crows_pairs", probe_version="c", data="d", model_name="A",
+                      summary={"pct_stereotype": 0.6, "likelihood_diff": 1.0},
+                      model_record={"name": "A", "ref": {}, "identity": "i", "facts": {"params_total": 1000}})
+    db = Store(store)
+    for task, value in (("t1", 0.5), ("t2", 0.7)):
+        db.conn.execute("INSERT INTO metrics VALUES (?, ?, 'acc', ?, NULL, 10)", ("m1", task, value))
+    db.conn.execute("INSERT INTO metrics VALUES ('m1', 't1', 'acc_norm', 0.9, NULL, 10)")
+    db.close()
+    row = report.probe_vs_size(store).iloc[0]
+    assert row["capability_mean_acc"] == pytest.approx(0.6) and row["capability_n_tasks"] == 2
+    assert row["params_total"] == 1000 and row["crows_pct_stereotype"] == 0.6
+    titles = [f.layout.title.text for f in report.probe_figures(store)]
+    assert "crows_pct_stereotype against mean accuracy over evaluated tasks" in titles
+    assert "crows_pct_stereotype against parameters" in titles

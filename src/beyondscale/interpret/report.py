@@ -53,6 +53,19 @@ def _models(store: str | Path) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["model_key", "model", "params_total", "params_active", "training_flops"])
 
 
+def capability(store: str | Path) -> pd.DataFrame:
+    """Per model: mean `acc` over the tasks it was evaluated on (the quality axis for bias per capability)."""
+    from beyondscale.store import Store
+
+    db = Store(store)
+    try:
+        rows = db.conn.execute("SELECT model_key, AVG(value), COUNT(*) FROM metrics WHERE metric='acc' "
+                               "AND value IS NOT NULL GROUP BY model_key").fetchall()
+    finally:
+        db.close()
+    return pd.DataFrame(rows, columns=["model_key", "capability_mean_acc", "capability_n_tasks"])
+
+
 def probe_vs_size(store: str | Path) -> pd.DataFrame:
     """One row per model: the latest result of each probe (all data sets averaged) beside its size facts."""
     probes = probe_frame(store)
@@ -66,7 +79,8 @@ def probe_vs_size(store: str | Path) -> pd.DataFrame:
     frame = pd.DataFrame(list(values.values()))
     if frame.empty:
         return frame
-    merged = frame.merge(_models(store), on="model_key", how="left")
+    merged = frame.merge(_models(store), on="model_key", how="left").merge(capability(store), on="model_key",
+                                                                          how="left")
     merged["model"] = merged["model"].fillna(merged["name"])
     return merged.drop(columns=["name"])
 
@@ -129,3 +143,29 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return "" if value != value else f"{value:.4g}"
     return "" if value is None else str(value)
+
+
+AXES = (("params_total", "parameters"), ("params_active", "active parameters per token"),
+        ("training_flops", "training FLOPs"), ("capability_mean_acc", "mean accuracy over evaluated tasks"))
+
+
+def probe_figures(store: str | Path) -> list[Any]:
+    """Plotly scatter plots: each probe headline against each size axis that has values (log x for sizes)."""
+    import plotly.graph_objects as go
+
+    frame = probe_vs_size(store)
+    figs = []
+    if frame.empty:
+        return figs
+    metrics = [c for cols in HEADLINES.values() for c, _ in cols if c in frame and frame[c].notna().any()]
+    for metric in metrics:
+        for axis, label in AXES:
+            data = frame[[axis, metric, "model"]].dropna() if axis in frame else pd.DataFrame()
+            if len(data) < 1:
+                continue
+            fig = go.Figure(go.Scatter(x=data[axis], y=data[metric], mode="markers+text", text=data["model"],
+                                       textposition="top center"))
+            fig.update_layout(title=f"{metric} against {label}", xaxis_title=label, yaxis_title=metric,
+                              xaxis_type="log" if axis != "capability_mean_acc" else "linear")
+            figs.append(fig)
+    return figs
