@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import tempfile
 
 import pytest
 
@@ -15,6 +16,8 @@ from test_bias_crows import write_csv
 
 
 def call(monkeypatch, capsys, *args):
+    """Run the CLI in-process (in a fresh working folder: the default store lands there)."""
+    monkeypatch.chdir(tempfile.mkdtemp(prefix="bs-cli-"))
     monkeypatch.setattr(sys, "argv", ["beyondscale", *args])
     code = 0
     try:

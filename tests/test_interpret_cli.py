@@ -67,3 +67,17 @@ def test_lens_over_a_task(monkeypatch, capsys, tiny_llama, mc_task):
         _, out, _ = call(monkeypatch, capsys, "explain", "lens", "--model", str(tiny_llama), "--text", text, "--json")
         singles.append(json.loads(out)["prediction_depth"])
     assert doc["prediction_depth_item_mean"] == pytest.approx(sum(singles) / 3)
+
+
+def test_default_store_and_dash(monkeypatch, capsys, tiny_llama, tmp_path):
+    """Like every command, results land in ./beyondscale.db unless --store - is given."""
+    import os
+
+    call(monkeypatch, capsys, "explain", "transparency", "--model", str(tiny_llama), "--json")
+    assert len(results.probe_frame(os.path.join(os.getcwd(), "beyondscale.db"), "transparency")) == 1
+    call(monkeypatch, capsys, "explain", "transparency", "--model", str(tiny_llama), "--json", "--store", "-")
+    assert not os.path.exists(os.path.join(os.getcwd(), "beyondscale.db"))
+    folder = tmp_path / "no-config"
+    folder.mkdir()
+    code, out, err = call(monkeypatch, capsys, "explain", "transparency", "--model", str(folder), "--json")
+    assert code == 0 and json.loads(out)["met"] == 0 and "not stored" in err

@@ -14,7 +14,8 @@ import typer
 bias_app = typer.Typer(no_args_is_help=True, help="Bias probes: CrowS-Pairs, BBQ, counterfactual sentences.")
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id, HF folder or .gguf file.")]
-StoreOpt = Annotated[str | None, typer.Option("--store", help="Also store the result in this database.")]
+StoreOpt = Annotated[str, typer.Option("--store", help="Results database (SQLite); '-' stores nothing.")]
+DEFAULT_STORE = "beyondscale.db"  # the same default as every other command
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print only a JSON document on stdout.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")]
@@ -36,7 +37,7 @@ def _finish(doc: dict[str, Any], pm: Any, probe: str, version: str, data: str, s
     from beyondscale.interpret import results
 
     doc = _clean({"model": pm.name, "model_key": pm.key, **doc})
-    if store:
+    if store != "-":
         results.put_probe(store, model_key=pm.key, probe=probe, probe_version=version, data=data,
                           model_name=pm.name, summary=doc, model_record=pm.record)
     if json_out:
@@ -68,7 +69,7 @@ def crows_cmd(
     data: Annotated[str, typer.Option("--data", help="CrowS-Pairs CSV/JSONL, or hub:ORG/NAME[:CONFIG].")],
     invalid: Annotated[str | None, typer.Option("--invalid", help="File of pair ids known to be invalid.")] = None,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 1234,
-    store: StoreOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
+    store: StoreOpt = DEFAULT_STORE, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
 ) -> None:
     """CrowS-Pairs as lm-eval scores crows_pairs_english: pct_stereotype, likelihood_diff, per bias type."""
     from beyondscale.bias import crows
@@ -88,7 +89,7 @@ def crows_cmd(
 def bbq_cmd(
     model: ModelOpt,
     data: Annotated[str, typer.Option("--data", help="BBQ JSONL (the authors' field names).")],
-    store: StoreOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
+    store: StoreOpt = DEFAULT_STORE, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
 ) -> None:
     """BBQ as lm-eval's bbq task: accuracy (ambiguous / disambiguated), s_DIS, s_AMB, per category."""
     from beyondscale.bias import bbq
@@ -108,7 +109,7 @@ def bbq_cmd(
 def counterfactual_cmd(
     model: ModelOpt,
     probes: Annotated[str | None, typer.Option("--probes", help="A probe-set JSON (default: the packaged one).")] = None,
-    store: StoreOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
+    store: StoreOpt = DEFAULT_STORE, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
 ) -> None:
     """Log-likelihood gaps between sentences that differ only in a demographic term (offline probe set)."""
     from beyondscale.bias import counterfactual as cf
@@ -131,7 +132,7 @@ def toxicity_cmd(
     label: Annotated[str | None, typer.Option("--label", help="The classifier's toxic label name.")] = None,
     prompts: Annotated[str | None, typer.Option("--prompts", help="One prompt per line (default: probe-set "
                                                                    "stems).")] = None,
-    store: StoreOpt = None, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
+    store: StoreOpt = DEFAULT_STORE, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto", json_out: JsonOpt = False,
 ) -> None:
     """Toxicity of greedy continuations, scored by a local classifier you point to (nothing is downloaded)."""
     from beyondscale.bias import toxicity

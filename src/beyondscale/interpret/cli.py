@@ -15,7 +15,8 @@ explain_app = typer.Typer(no_args_is_help=True, help="Look inside a model: logit
                                                      "transparency.")
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id, HF folder or .gguf file.")]
-StoreOpt = Annotated[str | None, typer.Option("--store", help="Also store the result in this database.")]
+StoreOpt = Annotated[str, typer.Option("--store", help="Results database (SQLite); '-' stores nothing.")]
+DEFAULT_STORE = "beyondscale.db"  # the same default as every other command
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print only a JSON document on stdout.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")]
@@ -41,7 +42,7 @@ def lens_cmd(
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="Text(s) to read through the lens.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Read a task's documents instead (name or YAML).")] = None,
     limit: Annotated[int | None, typer.Option(help="First N documents of --task.")] = None,
-    store: StoreOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     json_out: JsonOpt = False,
@@ -60,7 +61,7 @@ def lens_cmd(
     pm = load_probe_model(model, device=device, dtype=dtype)
     res = lens.lens_texts(pm.model, pm.tokenizer, texts, pm.max_length, pm.name)
     doc = res.to_json()
-    if store:
+    if store != "-":
         results.put_probe(store, model_key=pm.key, probe="logit_lens", probe_version=lens.PROBE_VERSION,
                           data=results.data_key({"texts": texts}), model_name=pm.name, summary=doc,
                           model_record=pm.record)
@@ -82,20 +83,24 @@ def lens_cmd(
 @explain_app.command("transparency")
 def transparency_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Model folder or hub id.")],
-    store: StoreOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
     json_out: JsonOpt = False,
 ) -> None:
     """Transparency checklist (inspired by the Foundation Model Transparency Index; not an FMTI score)."""
     from beyondscale.interpret import results, transparency
 
     doc = transparency.check(model)
-    if store:
+    if store != "-":
         from beyondscale.models import model_key, parse_model_ref
 
-        ref = parse_model_ref(model)  # the key an fp32 evaluation of the same weights gets
-        results.put_probe(store, model_key=model_key(ref, "float32"), probe="transparency",
-                          probe_version=transparency.PROBE_VERSION, data=results.data_key(doc["items"]),
-                          model_name=ref.name, summary=doc)
+        try:
+            ref = parse_model_ref(model)  # the key an fp32 evaluation of the same weights gets
+        except UserError as err:  # e.g. no config.json: the checklist still prints, nothing is stored
+            typer.echo(f"note: not stored ({err})", err=True)
+        else:
+            results.put_probe(store, model_key=model_key(ref, "float32"), probe="transparency",
+                              probe_version=transparency.PROBE_VERSION, data=results.data_key(doc["items"]),
+                              model_name=ref.name, summary=doc)
     if json_out:
         print(json.dumps(doc))
         return
@@ -115,7 +120,7 @@ def routing_cmd(
     model: ModelOpt,
     text: Annotated[str, typer.Option("--text", "-t", help="Text whose tokens are routed.")],
     html: Annotated[str | None, typer.Option("--html", help="Write heat maps to this HTML file.")] = None,
-    store: StoreOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     json_out: JsonOpt = False,
@@ -129,7 +134,7 @@ def routing_cmd(
     quiet()
     pm = load_probe_model(model, device=device, dtype=dtype)
     doc = routing.routing(pm.model, pm.tokenizer, text, pm.max_length, pm.name)
-    if store:
+    if store != "-":
         results.put_probe(store, model_key=pm.key, probe="routing", probe_version=routing.PROBE_VERSION,
                           data=results.data_key({"text": text}), model_name=pm.name, summary=doc,
                           model_record=pm.record)
@@ -158,7 +163,7 @@ def attribute_cmd(
     target: Annotated[str, typer.Option("--target", help="The continuation whose log-likelihood is explained.")],
     html: Annotated[str, typer.Option("--html", help="Write the shaded view here.")] = "attributions.html",
     steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 64,
-    store: StoreOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     json_out: JsonOpt = False,
@@ -177,7 +182,7 @@ def attribute_cmd(
     doc = {"model": pm.name, **attribute.attributions(pm.model, pm.tokenizer, prep, steps),
            "attention_entropy": attribute.attention_entropy(pm.model, prep.ids)}
     Path(html).write_text(page(f"attributions: {pm.name}", attribute.attribute_html(doc)), encoding="utf-8")
-    if store:
+    if store != "-":
         results.put_probe(store, model_key=pm.key, probe="attribution", probe_version=attribute.PROBE_VERSION,
                           data=results.data_key({"text": text, "target": target, "steps": steps}),
                           model_name=pm.name, summary=doc, model_record=pm.record)
