@@ -19,6 +19,7 @@ from rich.table import Table
 from beyondscale import api
 from beyondscale.bias.cli import bias_app
 from beyondscale.errors import UserError
+from beyondscale.executors import cli as xcli
 from beyondscale.interpret.cli import explain_app
 from beyondscale.lab.curate_cli import register as register_curate
 from beyondscale.lab.train_cli import register as register_lab
@@ -117,6 +118,8 @@ def eval_cmd(
     grid_gco2_per_kwh: Annotated[float | None, typer.Option(help="Grid carbon intensity (overrides --region).")] = None,
     pue: Annotated[float, typer.Option(help="Power usage effectiveness of the site.")] = 1.0,
     usd_per_hour: Annotated[float | None, typer.Option(help="Price of the machine per hour.")] = None,
+    executor: xcli.ExecutorOpt = "local", ray_address: xcli.RayAddressOpt = None, max_retries: xcli.MaxRetriesOpt = 2,
+    ray_cpus: xcli.RayCpusOpt = 1.0, ray_gpus: xcli.RayGpusOpt = None, ray_memory_gb: xcli.RayMemoryOpt = None,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
@@ -130,13 +133,18 @@ def eval_cmd(
         trust_remote_code=trust_remote_code, cpu_watts=cpu_watts, region=region,
         grid_gco2_per_kwh=grid_gco2_per_kwh, pue=pue, usd_per_hour=usd_per_hour,
     )
-    result = api.evaluate(model, _split(tasks), store=store, settings=settings,
-                          show_progress=not json_out)
+    result = api.evaluate(model, _split(tasks), store=store, settings=settings, show_progress=not json_out,
+                          executor=xcli.make_executor(executor, ray_address, max_retries, ray_cpus, ray_gpus,
+                                                      ray_memory_gb))
     if json_out:
         print(json.dumps(result.to_json(), default=str))
     else:
         print_eval_table(result)
         out.print(f"stored in {store} as run {result.run_id}")
+    status = xcli.print_summary(err if json_out else out, result.succeeded, result.skipped, result.failed,
+                                f"beyondscale results logs {result.run_id} --store {store}")
+    if status:
+        sys.exit(status)
 
 
 @results_app.command("list")

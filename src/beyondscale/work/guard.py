@@ -30,6 +30,8 @@ def _header(unit: Unit, attempt: int) -> str:
 def cause_of(error: BaseException) -> str:
     """One line: the exception's type and the first line of its message."""
     message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if isinstance(error, UserError) and message:
+        return message  # already one line naming what is wrong
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
@@ -38,9 +40,10 @@ def guarded(unit: Unit, attempt: int = 1) -> Iterator[UnitOutput]:
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Sent at once: if the worker dies, the log still says where and when this attempt ran.
+    yield UnitLog(unit.model.model_key, _header(unit, attempt))
     root = logging.getLogger()
     root.addHandler(handler)
-    buffer.write(_header(unit, attempt))
     start, items = time.perf_counter(), 0
     failure = None
     try:

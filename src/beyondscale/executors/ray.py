@@ -1,0 +1,195 @@
+"""The Ray executor: each unit (one model, all its tasks) is a Ray task with explicit resources, and its
+outputs stream back to the driver batch by batch (a streaming generator), where the single writer
+commits them. Nothing on a worker touches the store.
+
+Failures: an error raised by the unit's own code comes back as data (`UnitFailed`, see work/guard.py)
+and is never retried. A worker that died (process killed, node lost, object lost, out of memory) is
+retried here, in the driver, up to `max_retries` times, and only for the items not yet received: what
+arrived is already stored, and the writer's content keys make any replay a no-op.
+
+Ray is imported only when a `RayExecutor` is used; the local executor never needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from beyondscale.errors import UserError
+from beyondscale.executors.resources import Resources, estimate_memory, unit_resources
+from beyondscale.work.guard import cause_of, guarded
+from beyondscale.work.unit import BatchResult, FactsResult, TaskJob, Unit, UnitFailed, UnitLog, UnitOutput
+
+# How many batches a worker may run ahead of the driver's writer (bounds the object store's backlog).
+BACKLOG = 4
+
+
+def _run_guarded(unit: Unit, attempt: int) -> Iterator[UnitOutput]:
+    """What a Ray worker runs (a module-level function, so workers import it instead of unpickling code)."""
+    yield from guarded(unit, attempt)
+
+
+def _worker_died_errors() -> tuple[type[BaseException], ...]:
+    """Ray's errors for a lost worker, node or object: the unit itself did nothing wrong."""
+    import ray.exceptions as e
+
+    return (e.WorkerCrashedError, e.NodeDiedError, e.ObjectLostError, e.OwnerDiedError, e.RayActorError,
+            e.LocalRayletDiedError, e.OutOfMemoryError, e.TaskCancelledError, e.RaySystemError)
+
+
+@dataclass
+class _Attempt:
+    """One unit in flight: what was asked for, what has come back, which attempt this is."""
+
+    unit: Unit
+    attempt: int = 1
+    received: set[str] = field(default_factory=set)  # item keys whose batch reached the driver
+    facts_seen: bool = False
+
+    def track(self, output: UnitOutput) -> None:
+        if isinstance(output, BatchResult):
+            self.received.update(row[0] for row in output.rows)
+        elif isinstance(output, FactsResult):
+            self.facts_seen = True
+
+    def remainder(self) -> Unit | None:
+        """The unit cut to what has not come back; None when everything has."""
+        tasks = []
+        for t in self.unit.tasks:
+            keep = [i for i, key in enumerate(t.item_keys) if key not in self.received]
+            if keep:
+                tasks.append(TaskJob(t.task_key, t.task, tuple(t.items[i] for i in keep),
+                                     tuple(t.item_keys[i] for i in keep)))
+        want_facts = self.unit.want_facts and not self.facts_seen
+        return replace(self.unit, tasks=tuple(tasks), want_facts=want_facts) if tasks or want_facts else None
+
+
+class RayExecutor:
+    """Runs units on a Ray cluster. `address`: None starts a local cluster (or uses the one this process
+    already joined); "auto" or "HOST:PORT" joins a running one (run the driver on a cluster node)."""
+
+    def __init__(self, address: str | None = None, *, max_retries: int = 2, resources: Resources | None = None,
+                 capacity: int | None = None, backlog: int = BACKLOG, init_kwargs: dict[str, Any] | None = None):
+        if max_retries < 0:
+            raise UserError(f"--max-retries {max_retries}: must be 0 or more")
+        self.address, self.max_retries, self.backlog = address, max_retries, backlog
+        self.resources = resources or Resources()
+        self.init_kwargs = init_kwargs or {}
+        self._capacity = capacity
+        self._remote: Any = None
+
+    # ---- cluster ---------------------------------------------------------------------------------
+    def connect(self) -> Any:
+        import ray
+
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, log_to_driver=False, configure_logging=False,
+                         **self.init_kwargs)
+            except ConnectionError as err:
+                raise UserError(f"--ray-address {self.address}: no Ray cluster there ({err})") from None
+        if self._remote is None:
+            self._remote = ray.remote(_run_guarded)
+        return ray
+
+    def _nodes(self) -> list[dict[str, float]]:
+        return [n["Resources"] for n in self.connect().nodes() if n.get("Alive")]
+
+    @property
+    def capacity(self) -> int:
+        """Units claimed at once: as many as the cluster's CPUs hold at the per-unit CPU request."""
+        if self._capacity is None:
+            cpus = sum(n.get("CPU", 0.0) for n in self._nodes())
+            self._capacity = max(1, int(cpus // max(self.resources.num_cpus, 1e-9)))
+        return self._capacity
+
+    def resolve_device(self, device: str) -> str:
+        """'auto' means cuda when the cluster has GPUs (the driver itself may have none)."""
+        gpus = sum(n.get("GPU", 0.0) for n in self._nodes())
+        if device == "auto":
+            return "cuda" if gpus else "cpu"
+        if device.startswith("cuda:"):
+            raise UserError(f"--device {device}: with --executor ray use cuda (Ray gives each unit its GPU)")
+        if device not in ("cpu", "cuda"):
+            raise UserError(f"--device {device}: expected cpu, cuda or auto")
+        if device.startswith("cuda") and not gpus:
+            raise UserError(f"--device {device}: the Ray cluster has no GPU")
+        return device
+
+    # ---- running units ---------------------------------------------------------------------------
+    def run(self, units: Iterable[Unit]) -> Iterator[UnitOutput]:
+        """Submit every unit, then yield outputs as they arrive from whichever unit has one."""
+        ray = self.connect()
+        flying: dict[Any, _Attempt] = {}
+        for unit in units:
+            yield from self._submit(_Attempt(unit), flying)
+        died = _worker_died_errors()
+        while flying:
+            ready, _ = ray.wait(list(flying), num_returns=1)
+            generator = ready[0]
+            attempt = flying.pop(generator)
+            try:
+                output = ray.get(next(generator))
+            except StopIteration:
+                continue
+            except died as error:
+                yield from self._retry(attempt, error, flying)
+                continue
+            except ray.exceptions.RayTaskError as error:  # outside the guard: e.g. the unit would not unpickle
+                yield from _fail(attempt, cause_of(error.cause or error), str(error))
+                continue
+            attempt.track(output)
+            flying[generator] = attempt
+            yield output
+
+    def _submit(self, attempt: _Attempt, flying: dict[Any, _Attempt]) -> Iterator[UnitOutput]:
+        """Start the attempt with its resources, or fail it at once if no node could ever hold it."""
+        options = unit_resources(attempt.unit, self.resources)
+        if (why := self._unplaceable(options)) is not None:
+            yield from _fail(attempt, why, "", user_error=True)
+            return
+        detail = ", ".join(f"{k}={v}" for k, v in options.items() if k != "memory")
+        memory, how = estimate_memory(attempt.unit, self.resources)
+        yield UnitLog(attempt.unit.model.model_key, f"submitted to Ray: {detail}, memory={memory / 2**30:.2f} GiB "
+                                                    f"({how})")
+        # Ray's own retries stay off: the driver retries, and only for what did not come back.
+        task = self._remote.options(num_returns="streaming", max_retries=0, retry_exceptions=False,
+                                    _generator_backpressure_num_objects=self.backlog, **options)
+        flying[task.remote(attempt.unit, attempt.attempt)] = attempt
+
+    def _unplaceable(self, options: dict[str, float]) -> str | None:
+        """Ray waits forever for a task no node can hold; say so instead."""
+        nodes = self._nodes()
+        for name, key in (("num_cpus", "CPU"), ("num_gpus", "GPU"), ("memory", "memory")):
+            want = options.get(name) or 0
+            have = max((n.get(key, 0.0) for n in nodes), default=0.0)
+            if want > have:
+                unit = "GiB" if key == "memory" else key
+                scale = 2**30 if key == "memory" else 1
+                flag = {"CPU": "--ray-cpus", "GPU": "--ray-gpus", "memory": "--ray-memory-gb"}[key]
+                return (f"needs {want / scale:.2f} {unit} per unit but the largest Ray node offers {have / scale:.2f}; "
+                        f"set {flag}")
+        return None
+
+    def _retry(self, attempt: _Attempt, error: BaseException, flying: dict[Any, _Attempt]) -> Iterator[UnitOutput]:
+        key, cause = attempt.unit.model.model_key, cause_of(error)
+        rest = attempt.remainder()
+        if rest is None:
+            yield UnitLog(key, f"worker lost after its last result ({cause}); nothing left to redo")
+            return
+        if attempt.attempt > self.max_retries:
+            yield from _fail(attempt, f"worker died {attempt.attempt} times (retries: {self.max_retries}); "
+                                      f"last: {cause}", str(error))
+            return
+        left = sum(len(t.items) for t in rest.tasks)
+        yield UnitLog(key, f"attempt {attempt.attempt}: worker died ({cause}); retrying the {left} items not yet "
+                           f"received ({attempt.attempt} of {self.max_retries} retries)", notice=True)
+        yield from self._submit(_Attempt(rest, attempt.attempt + 1), flying)
+
+
+def _fail(attempt: _Attempt, cause: str, detail: str, user_error: bool = False) -> Iterator[UnitOutput]:
+    """The unit's last log lines, then its failure (reported once, in the run's summary)."""
+    key = attempt.unit.model.model_key
+    yield UnitLog(key, f"failed: {cause}\n{detail}".rstrip())
+    yield UnitFailed(key, cause, detail, user_error, retriable=not user_error, attempts=attempt.attempt)
