@@ -338,6 +338,8 @@ def bench_cmd(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")] = "auto",
     cpu_watts: Annotated[float | None, typer.Option(help="CPU package power for the energy estimate.")] = None,
+    executor: xcli.ExecutorOpt = "local", ray_address: xcli.RayAddressOpt = None, max_retries: xcli.MaxRetriesOpt = 2,
+    ray_cpus: xcli.RayCpusOpt = 1.0, ray_gpus: xcli.RayGpusOpt = None, ray_memory_gb: xcli.RayMemoryOpt = None,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
@@ -349,7 +351,8 @@ def bench_cmd(
         raise UserError(f"--prompt-tokens {prompt_tokens}: expected comma-separated integers") from None
     settings = api.EvalSettings(device=device, dtype=dtype, cpu_watts=cpu_watts)
     frame = api.bench(model, prompt_tokens=lengths, new_tokens=new_tokens, repetitions=repetitions, warmup=warmup,
-                      store=store, settings=settings)
+                      store=store, settings=settings, executor=xcli.make_executor(
+                          executor, ray_address, max_retries, ray_cpus, ray_gpus, ray_memory_gb))
     if json_out:
         print(frame.to_json(orient="records"))
         return
@@ -407,6 +410,7 @@ def tasks_cmd() -> None:
 
 register_curate(app)
 register_lab(app)
+results_app.command("logs")(xcli.logs_cmd)
 
 
 def main() -> None:

@@ -52,3 +52,26 @@ def print_summary(console: Any, succeeded: int, skipped: int, failed: list[Any],
     if failed:
         console.print(f"unit logs: {logs_hint}", highlight=False, markup=False)
     return 1 if failed else 0
+
+
+def logs_cmd(
+    run: str = typer.Argument("latest", help="Run id, or 'latest'."),
+    store: Annotated[str, typer.Option("--store", help="Results database (SQLite).")] = "beyondscale.db",
+    model: Annotated[str | None, typer.Option("--model", help="Only models whose name contains this.")] = None,
+    paths: Annotated[bool, typer.Option("--paths", help="Print only the log files' paths.")] = False,
+) -> None:
+    """Print the unit logs of a run: where each unit ran, its warnings, retries and failures."""
+    from rich.console import Console
+
+    from beyondscale.work.logs import run_logs
+
+    console = Console()
+    files = [f for f in run_logs(store, run) if model is None or model in f.name]
+    if not files:
+        raise UserError(f"--model {model}: no unit log of run {run} matches")
+    for path in files:
+        if paths:
+            print(path)
+            continue
+        console.rule(path.name)
+        console.print(path.read_text(encoding="utf-8"), highlight=False, markup=False, end="")

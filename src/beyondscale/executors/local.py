@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from beyondscale.executors.jobs import Job, JobResult, local_map
 from beyondscale.work.guard import guarded
 from beyondscale.work.unit import Unit, UnitOutput
 
@@ -15,3 +16,7 @@ class LocalExecutor:
         """Each unit under guard: an error in one is reported (`UnitFailed`) and the next one runs."""
         for unit in units:
             yield from guarded(unit)
+
+    def map(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
+        """Whole jobs (training runs, benchmarks), one after the other; an error fails that job alone."""
+        return local_map(jobs)

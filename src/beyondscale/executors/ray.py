@@ -17,7 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from beyondscale.errors import UserError
-from beyondscale.executors.resources import Resources, estimate_memory, unit_resources
+from beyondscale.executors.jobs import Job, JobResult, call_guarded
+from beyondscale.executors.resources import Resources, estimate_memory, model_resources
 from beyondscale.work.guard import cause_of, guarded
 from beyondscale.work.unit import BatchResult, FactsResult, TaskJob, Unit, UnitFailed, UnitLog, UnitOutput
 
@@ -145,12 +146,13 @@ class RayExecutor:
 
     def _submit(self, attempt: _Attempt, flying: dict[Any, _Attempt]) -> Iterator[UnitOutput]:
         """Start the attempt with its resources, or fail it at once if no node could ever hold it."""
-        options = unit_resources(attempt.unit, self.resources)
+        model = attempt.unit.model
+        options = model_resources(model.ref, model.load.dtype, model.load.device, self.resources)
         if (why := self._unplaceable(options)) is not None:
             yield from _fail(attempt, why, "", user_error=True)
             return
         detail = ", ".join(f"{k}={v}" for k, v in options.items() if k != "memory")
-        memory, how = estimate_memory(attempt.unit, self.resources)
+        memory, how = estimate_memory(model.ref, model.load.dtype, model.load.device, self.resources)
         yield UnitLog(attempt.unit.model.model_key, f"submitted to Ray: {detail}, memory={memory / 2**30:.2f} GiB "
                                                     f"({how})")
         # Ray's own retries stay off: the driver retries, and only for what did not come back.
@@ -186,6 +188,35 @@ class RayExecutor:
         yield UnitLog(key, f"attempt {attempt.attempt}: worker died ({cause}); retrying the {left} items not yet "
                            f"received ({attempt.attempt} of {self.max_retries} retries)", notice=True)
         yield from self._submit(_Attempt(rest, attempt.attempt + 1), flying)
+
+
+    # ---- whole jobs (training runs, benchmarks) ---------------------------------------------------
+    def map(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
+        """Each job a Ray task with its resources; results in the order they finish. Ray re-runs a job
+        whose worker died up to `max_retries` times; the job's own errors come back as failed results."""
+        ray = self.connect()
+        remote = ray.remote(call_guarded)
+        flying = {}
+        for job in jobs:
+            options = {"num_cpus": job.num_cpus, "num_gpus": job.num_gpus}
+            if job.memory_bytes:
+                options["memory"] = job.memory_bytes
+            if (why := self._unplaceable(options)) is not None:
+                yield JobResult(job.name, cause=why, user_error=True)
+                continue
+            ref = remote.options(max_retries=self.max_retries, retry_exceptions=False, **options).remote(
+                job.name, job.fn, job.args)
+            flying[ref] = job
+        while flying:
+            (ref,), _ = ray.wait(list(flying), num_returns=1)
+            job = flying.pop(ref)
+            try:
+                yield ray.get(ref)
+            except _worker_died_errors() as error:
+                yield JobResult(job.name, cause=f"worker died {self.max_retries + 1} times; last: {cause_of(error)}",
+                                detail=str(error), attempts=self.max_retries + 1)
+            except ray.exceptions.RayTaskError as error:
+                yield JobResult(job.name, cause=cause_of(error.cause or error), detail=str(error))
 
 
 def _fail(attempt: _Attempt, cause: str, detail: str, user_error: bool = False) -> Iterator[UnitOutput]:

@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-from beyondscale.work.unit import Unit
+from typing import Any
 
 GIB = 2**30
 RUNTIME_BYTES = GIB  # assumed: Python + torch + tokenizer in a worker
@@ -42,27 +41,28 @@ def _stored_bytes_per_param(folder: Path) -> float:
     return float(DTYPE_BYTES.get(str(config.get("torch_dtype") or config.get("dtype") or "float32"), 4))
 
 
-def estimate_memory(unit: Unit, resources: Resources) -> tuple[int, str]:
-    """(bytes, how it was obtained): the value set by the user, or the estimate above."""
+def estimate_memory(ref: Any, dtype: str, device: str, resources: Resources) -> tuple[int, str]:
+    """(bytes, how it was obtained) for a model (a ModelRef) loaded with `dtype` on `device`: the value
+    set by the user, or the estimate above."""
     if resources.memory_gb is not None:
         return int(resources.memory_gb * GIB), "set by --ray-memory-gb"
-    ref, load = unit.model.ref, unit.model.load
     files = [f for f in ref.weight_files() if f.is_file()]
     if not files:
         return RUNTIME_BYTES, "estimate: weights not visible from the driver, runtime only"
     on_disk = sum(f.stat().st_size for f in files)
     stored = GGUF_BYTES_PER_PARAM if ref.kind == "gguf" else _stored_bytes_per_param(ref.folder)
-    if load.dtype != "auto":
-        in_memory = float(DTYPE_BYTES.get(load.dtype, 4))
+    if dtype != "auto":
+        in_memory = float(DTYPE_BYTES.get(dtype, 4))
     else:  # "auto": float32 on CPU, the checkpoint's own dtype on GPU (float32 for a GGUF there too)
-        in_memory = 4.0 if load.device == "cpu" or ref.kind == "gguf" else stored
+        in_memory = 4.0 if device == "cpu" or ref.kind == "gguf" else stored
     weights = on_disk * in_memory / stored
     return int(weights * ACTIVATION_FACTOR + RUNTIME_BYTES), "estimate from bytes on disk"
 
 
-def unit_resources(unit: Unit, resources: Resources) -> dict[str, float]:
-    """Ray task options for the unit: num_cpus, num_gpus, memory (bytes)."""
+def model_resources(ref: Any, dtype: str, device: str, resources: Resources) -> dict[str, float]:
+    """Ray task options for work on one model: num_cpus, num_gpus, memory (bytes)."""
     gpus = resources.num_gpus
     if gpus is None:
-        gpus = 1.0 if unit.model.load.device.startswith("cuda") else 0.0
-    return {"num_cpus": resources.num_cpus, "num_gpus": gpus, "memory": estimate_memory(unit, resources)[0]}
+        gpus = 1.0 if device.startswith("cuda") else 0.0
+    return {"num_cpus": resources.num_cpus, "num_gpus": gpus,
+            "memory": estimate_memory(ref, dtype, device, resources)[0]}

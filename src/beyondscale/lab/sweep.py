@@ -125,14 +125,14 @@ def check_inputs(preset: str, data: str, curated: str | None) -> tuple[Preset, C
 
 
 def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path, *, store: str | None,
-                device: str, show_progress: bool) -> dict[str, dict]:
+                device: str, show_progress: bool, executor: Any = None) -> dict[str, dict]:
     from beyondscale.lab.run import TrainRequest, train_model
     from beyondscale.lab.tokenizer import train_bpe
 
     tok_dir = out / "tokenizer"
     if not (tok_dir / "tokenizer.json").is_file():
         train_bpe(read_corpus(paths["raw"]).texts, p.vocab_size).save_pretrained(str(tok_dir))
-    records = {}
+    records, requests = {}, {}
     for rung in rungs:
         req = TrainRequest(
             data=str(paths[rung.data]), out=str(out / "runs" / rung.name), arch=rung.arch, tokens=p.tokens,
@@ -140,18 +140,24 @@ def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path,
             tokenizer=str(tok_dir), val_data=str(paths["val"]),
             distill_from=str(out / "runs" / rung.teacher) if rung.teacher else None, device=device, resume=True,
             store=store, show_progress=show_progress)
-        records[rung.name] = train_model(req)
+        requests[rung.name] = req
+    if executor is not None:  # runs in parallel (Ray), the store written by this process alone
+        from beyondscale.executors.training import train_all
+
+        return train_all(requests, {r.name: r.teacher for r in rungs}, executor, store)
+    for name, req in requests.items():
+        records[name] = train_model(req)
     return records
 
 
 def evaluate_rungs(records: dict[str, dict], tasks: list[str], store: str, p: Preset, device: str,
-                   show_progress: bool) -> dict[str, dict]:
+                   show_progress: bool, executor: Any = None) -> dict[str, dict]:
     """Every model through `api.evaluate` (stored, resumable), metrics collected per model name."""
     from beyondscale import api
 
     result = api.evaluate([f"{name}={r['out']}" for name, r in records.items()], tasks, store=store,
                           settings=api.EvalSettings(limit=p.eval_limit, device=device),
-                          show_progress=show_progress, command="sweep")
+                          show_progress=show_progress, command="sweep", executor=executor)
     metrics: dict[str, dict] = {name: {} for name in records}
     for pair in result.results:
         metrics[pair.model].update({f"{pair.task}/{k}": v for k, v in pair.metrics.items()})
@@ -197,19 +203,22 @@ def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, memo: 
 
 def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None = None, tasks: list[str] | None = None,
               tokens: int | None = None, store: str = "beyondscale.db", device: str = "auto",
-              show_progress: bool = True) -> dict[str, Any]:
-    """Train, evaluate and analyse a ladder; writes OUT/sweep.json and returns the same document."""
+              show_progress: bool = True, executor: Any = None) -> dict[str, Any]:
+    """Train, evaluate and analyse a ladder; writes OUT/sweep.json and returns the same document.
+    `executor` (a RayExecutor): trains and evaluates the rungs on a Ray cluster."""
     from beyondscale.models.load import resolve_device
 
     p, raw, cur = check_inputs(preset, data, curated)
     if tokens is not None:
         p = replace(p, tokens=tokens)
-    device = resolve_device(device)
+    device = executor.resolve_device(device) if hasattr(executor, "resolve_device") else resolve_device(device)
     folder = Path(out).expanduser().resolve()
     paths = prepare_data(raw, cur, folder / "data")
     rungs = plan_rungs(p, cur is not None)
-    records = train_rungs(p, rungs, paths, folder, store=store, device=device, show_progress=show_progress)
-    metrics = evaluate_rungs(records, [str(paths["task"]), *(tasks or [])], store, p, device, show_progress)
+    records = train_rungs(p, rungs, paths, folder, store=store, device=device, show_progress=show_progress,
+                          executor=executor)
+    metrics = evaluate_rungs(records, [str(paths["task"]), *(tasks or [])], store, p, device, show_progress,
+                             executor)
     doc = {"preset": preset, "note": p.note, "tokens_per_rung": p.tokens, "data": raw.source,
            "curated": cur.source if cur else None,
            **summarise(rungs, records, metrics, memorisation(records, p, device))}

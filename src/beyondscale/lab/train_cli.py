@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from beyondscale.executors import cli as xcli
+
 Opt = typer.Option
 
 
@@ -100,6 +102,8 @@ def sweep_cmd(
     task: Annotated[list[str] | None, Opt("--task", "-t", help="Extra tasks to evaluate every model on.")] = None,
     device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
     store: Annotated[str, Opt("--store", help="Results database (SQLite).")] = "beyondscale.db",
+    executor: xcli.ExecutorOpt = "local", ray_address: xcli.RayAddressOpt = None, max_retries: xcli.MaxRetriesOpt = 2,
+    ray_cpus: xcli.RayCpusOpt = 1.0, ray_gpus: xcli.RayGpusOpt = None, ray_memory_gb: xcli.RayMemoryOpt = None,
     json_out: Annotated[bool, Opt("--json", help="Print only the sweep document as JSON.")] = False,
 ) -> None:
     """Dense ladder, MoE at a rung's active size, raw vs curated, distilled rung; multipliers in dense compute."""
@@ -107,7 +111,8 @@ def sweep_cmd(
 
     _quiet_transformers()
     doc = run_sweep(data, out, preset=preset, curated=curated, tasks=task, tokens=tokens, store=store, device=device,
-                    show_progress=not json_out)
+                    show_progress=not json_out, executor=xcli.make_executor(
+                        executor, ray_address, max_retries, ray_cpus, ray_gpus, ray_memory_gb))
     if json_out:
         print(json.dumps(doc, default=str))
         return

@@ -81,6 +81,7 @@ class BatchResult:
     batch_key: str
     rows: tuple[tuple[str, int, dict[str, Any], dict[str, Any]], ...]
     measurement: dict[str, Any]
+    environment_key: str | None = None  # the machine that measured it (a Ray worker may not be the driver's)
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,12 @@ def run_unit(unit: Unit) -> Iterator[UnitOutput]:
     yield FactsResult(unit.model.model_key, loaded.facts.to_dict())
     engine = Engine(loaded.model, loaded.tokenizer, batch_size=s.batch_size, max_length=s.max_length,
                     add_bos_token=s.add_bos_token, rolling_stride=s.rolling_stride)
+    env_key = measure.environment().get("environment_key")
     for task in unit.tasks:
-        yield from _run_task(unit.model.model_key, task, engine, meter)
+        yield from _run_task(unit.model.model_key, task, engine, meter, env_key)
 
 
-def _run_task(model_key: str, task: TaskJob, engine: Any, meter: Any) -> Iterator[BatchResult]:
+def _run_task(model_key: str, task: TaskJob, engine: Any, meter: Any, env_key: str | None) -> Iterator[BatchResult]:
     key_of = dict(zip(task.items, task.item_keys, strict=True))
     for batch in engine.plan(list(task.items)) if task.items else []:
         with meter.measure() as m:
@@ -135,4 +137,4 @@ def _run_task(model_key: str, task: TaskJob, engine: Any, meter: Any) -> Iterato
             m.add_flops(sum(r.flops or 0 for r in results))
         keys = [key_of[item] for item in batch]
         rows = tuple((k, it.doc_id, asdict(it), res.to_json()) for k, it, res in zip(keys, batch, results, strict=True))
-        yield BatchResult(model_key, task.task_key, content_hash(keys), rows, m.result.to_dict())
+        yield BatchResult(model_key, task.task_key, content_hash(keys), rows, m.result.to_dict(), env_key)

@@ -1,0 +1,68 @@
+"""Training runs as jobs: a ladder's runs on an executor (Ray: one task per run, in parallel), the
+store written by the driver alone.
+
+A run trains into its own folder (on a filesystem every worker sees) and returns its training record;
+the driver then writes the record into the store. Runs that learn from a teacher wait for the phase
+that trains it. A retried run (its worker died) continues from its last checkpoint, as a re-run sweep
+does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from beyondscale.executors.jobs import Job, map_jobs, raise_failures
+
+
+def train_job(req: Any) -> dict[str, Any] | None:
+    """On a worker: train with no store (the driver writes it) and no progress bar (no terminal there)."""
+    from beyondscale.lab.run import train_model
+
+    return train_model(replace(req, store=None, show_progress=False))
+
+
+def phases(requests: dict[str, Any], teachers: dict[str, str | None]) -> list[list[str]]:
+    """Runs in order of need: a run is in the phase after its teacher's (teachers trained in the ladder)."""
+    depth: dict[str, int] = {}
+
+    def level(name: str, seen: tuple[str, ...] = ()) -> int:
+        if name not in depth:
+            teacher = teachers.get(name)
+            if teacher in seen:
+                raise ValueError(f"training runs teach each other in a cycle: {' -> '.join((*seen, name))}")
+            depth[name] = 0 if teacher not in requests else level(teacher, (*seen, name)) + 1
+        return depth[name]
+
+    for name in requests:
+        level(name)
+    return [[n for n in requests if depth[n] == d] for d in range(max(depth.values(), default=-1) + 1)]
+
+
+def train_all(requests: dict[str, Any], teachers: dict[str, str | None], executor: Any,
+              store: str | None) -> dict[str, dict]:
+    """Train every request (name -> lab.run.TrainRequest) and return name -> training record."""
+    from beyondscale.lab.record import store_record
+
+    resources = getattr(executor, "resources", None)
+    records: dict[str, dict] = {}
+    for phase in phases(requests, teachers):
+        jobs = [Job(name, train_job, (requests[name],), num_cpus=getattr(resources, "num_cpus", 1.0),
+                    num_gpus=_gpus(requests[name], resources),
+                    memory_bytes=int(resources.memory_gb * 2**30) if getattr(resources, "memory_gb", None) else None)
+                for name in phase]
+        results = list(map_jobs(executor, jobs))
+        raise_failures(results, "training")  # a later phase needs this one's models
+        for result in results:
+            record = result.value
+            if store and record is not None:
+                record["model_key"] = store_record(store, Path(record["out"]), record)
+            records[result.name] = record
+    return records
+
+
+def _gpus(req: Any, resources: Any) -> float:
+    if getattr(resources, "num_gpus", None) is not None:
+        return float(resources.num_gpus)
+    return 1.0 if str(req.device).startswith("cuda") else 0.0
