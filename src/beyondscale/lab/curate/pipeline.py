@@ -24,7 +24,7 @@ from beyondscale.errors import UserError
 from beyondscale.lab.curate import reader, rules
 from beyondscale.lab.curate.sink import Sink
 from beyondscale.lab.curate.summary import FORMAT, canonical_hash, reusable, write_summary
-from beyondscale.lab.curate.worker import WorkerConfig, init_worker, process_batch
+from beyondscale.lab.curate.worker import WorkerConfig, init_pool_worker, init_worker, process_batch
 
 RECIPE_VERSION = 1
 WARM_FROM_BYTES = 4 * 2**20  # below this, seeding the tokenizer's vocabulary costs more than it saves
@@ -138,7 +138,10 @@ def _stream(inputs: list[str], settings: CurateSettings, config: WorkerConfig, s
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(settings.workers, mp_context=context, initializer=init_worker,
+    # Workers fork from a server that imports only this module, not the caller's __main__ (the CLI
+    # would bring torch and the whole app into every worker).
+    context.set_forkserver_preload(["beyondscale.lab.curate.worker"])
+    with ProcessPoolExecutor(settings.workers, mp_context=context, initializer=init_pool_worker,
                              initargs=(config,)) as pool:
         pending: deque = deque()
         for batch in batches:
