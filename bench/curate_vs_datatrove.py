@@ -141,14 +141,18 @@ def compare(args: argparse.Namespace) -> None:
     print(f"  beyondscale is {ratio:.2f}x datatrove's speed; load average after: {os.getloadavg()[0]:.2f}")
 
 
-def tree_rss(pid: int) -> int:
+def tree_memory(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) summed over the process tree; PSS splits shared pages, RSS counts them per process."""
     import psutil
 
+    rss = pss = 0
     try:
-        proc = psutil.Process(pid)
-        return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
+        for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+            info = proc.memory_full_info()
+            rss, pss = rss + info.rss, pss + getattr(info, "pss", info.rss)
     except psutil.Error:
-        return 0
+        pass
+    return rss, pss
 
 
 def memory(args: argparse.Namespace) -> None:
@@ -162,17 +166,17 @@ def memory(args: argparse.Namespace) -> None:
                "--workers", str(args.workers), "--json", *args.extra]
         print(f"{count} documents, {size / 1e6:.1f} MB: {' '.join(cmd[2:])}")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        peak, samples = 0, []
+        peak_rss, peak_pss, samples = 0, 0, []
         while proc.poll() is None:
-            rss = tree_rss(proc.pid)
-            peak = max(peak, rss)
-            samples.append(rss)
+            rss, pss = tree_memory(proc.pid)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            samples.append(pss)
             time.sleep(0.25)
         summary = json.loads(proc.stdout.read())
-    quarter = len(samples) // 4
-    print(f"peak RSS of the process tree: {peak / 2**20:.0f} MiB; median in the first quarter "
-          f"{statistics.median(samples[:quarter] or [0]) / 2**20:.0f} MiB, last quarter "
-          f"{statistics.median(samples[-quarter:] or [0]) / 2**20:.0f} MiB")
+    quarter = max(len(samples) // 4, 1)
+    print(f"peak of the process tree: RSS {peak_rss / 2**20:.0f} MiB, PSS {peak_pss / 2**20:.0f} MiB; median PSS "
+          f"in the first quarter of the run {statistics.median(samples[:quarter] or [0]) / 2**20:.0f} MiB, "
+          f"last quarter {statistics.median(samples[-quarter:] or [0]) / 2**20:.0f} MiB")
     print(f"kept {summary['kept']} of {summary['total']}; {summary['seconds']:.0f} s, {summary['docs_per_s']:.0f} "
           f"docs/s, {summary['mb_per_s']:.2f} MB/s; load average {os.getloadavg()}")
 
