@@ -200,3 +200,13 @@ def test_folder_text_files_and_streamed_hub_dataset(tmp_path, monkeypatch, capsy
     streamed = json.loads(run_cli(monkeypatch, capsys, "curate", f"hub:{hub}", "--out", str(tmp_path / "o3"),
                                   "--workers", "1", "--json")[1])
     assert streamed["data_hash"] == local["data_hash"] and streamed["input_hash"] == local["input_hash"]
+
+
+def test_rules_table_lists_every_threshold(monkeypatch, capsys):
+    from beyondscale.lab.curate.rules import RULES
+
+    code, stdout, _ = run_cli(monkeypatch, capsys, "curate-rules", "--json")
+    rows = {(r["rule"], r["param"]): r["default"] for r in json.loads(stdout)}
+    assert code == 0 and rows == {(rule, name): p.default for rule, spec in RULES.items()
+                                  for name, p in spec.params.items()}
+    assert rows[("gopher_quality", "min_doc_words")] == 50 and rows[("c4", "filter_no_terminal_punct")] is False

@@ -55,7 +55,7 @@ def print_summary(doc: dict[str, Any]) -> None:
         f"{doc['seconds']:.1f} s, {doc['docs_per_s']:.0f} docs/s, {doc['mb_per_s']:.2f} MB/s, "
         f"{doc['workers']} workers")
     out.print(f"{state}\nout: {doc['out']}\ndata_hash: {doc['data_hash']}\nrecipe_hash: {doc['recipe_hash']}",
-              highlight=False)
+              highlight=False, markup=False)
 
 
 def curate_cmd(
@@ -130,10 +130,33 @@ def curate_scorer_cmd(
     held = (f"held-out accuracy {doc['heldout_accuracy']:.3f}, AUC {doc['heldout_auc']:.3f} on {doc['heldout_n']} "
             "documents" if "heldout_accuracy" in doc else "too few examples for a held-out check (need 10 a side)")
     out.print(f"trained on {doc['n_high']} high / {doc['n_low']} low in {doc['train_seconds']:.2f} s; {held}\n"
-              f"saved {out_path} (sha256 {digest})", highlight=False)
+              f"saved {out_path} (sha256 {digest})", highlight=False, markup=False)
+
+
+def curate_rules_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False) -> None:
+    """The heuristic rules' threshold table (published defaults), as `--set RULE.PARAM=VALUE` sees it."""
+    from rich.markup import escape
+
+    from beyondscale.lab.curate.rules import RULES
+
+    rows = [{"rule": rule, "param": name, "default": p.default, "low": p.low, "high": p.high,
+             "can_be_none": p.optional, "meaning": p.note, "source": spec.paper}
+            for rule, spec in RULES.items() for name, p in spec.params.items()]
+    if json_out:
+        print(json.dumps(rows))
+        return
+    table = Table(title="curate rules (datatrove's filters; defaults as published)", title_justify="left")
+    for col in ("Rule", "Parameter", "Default", "Range", "Meaning"):
+        table.add_column(col)
+    for row in rows:
+        bounds = "true/false" if isinstance(row["default"], bool) else f"[{row['low']}, {row['high'] or 'inf'}]"
+        table.add_row(row["rule"], row["param"], str(row["default"]), bounds + (", none" if row["can_be_none"] else ""),
+                      escape(row["meaning"]))
+    out.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add `curate` and `curate-scorer` to the main app."""
+    """Add `curate`, `curate-scorer` and `curate-rules` to the main app."""
     app.command("curate")(curate_cmd)
     app.command("curate-scorer")(curate_scorer_cmd)
+    app.command("curate-rules")(curate_rules_cmd)
