@@ -122,12 +122,14 @@ def _bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
     (tmp / "bad.jsonl").write_text('{"text": "a"}\n{"text": "b"}\n{not json\n')
     (tmp / "notext.jsonl").write_text('{"text": "a"}\n{"body": "b"}\n')
     (tmp / "latin1.txt").write_bytes("caf\u00e9".encode("latin-1"))
+    (tmp / "latin1.jsonl").write_bytes(b'{"text": "a"}\n{"text": "caf\xe9"}\n')
     ok = str(tmp / "ok.jsonl")
     return [
         ([str(tmp / "empty.jsonl")], "empty input"),
         ([str(tmp / "bad.jsonl")], "bad.jsonl:3: not valid JSON"),
         ([str(tmp / "notext.jsonl")], "notext.jsonl:2: no 'text' field"),
         ([str(tmp / "latin1.txt")], "latin1.txt: not UTF-8"),
+        ([str(tmp / "latin1.jsonl")], "latin1.jsonl:2: not UTF-8"),
         ([str(tmp / "missing.jsonl")], "no such file"),
         ([ok, "--set", "fineweb.line_punct_thr=1.5"], "out of range"),
         ([ok, "--minhash-threshold", "1.5"], "--minhash-threshold 1.5: out of range"),
