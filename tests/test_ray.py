@@ -220,3 +220,26 @@ def test_two_drivers_on_one_store_never_compute_the_same_items(cluster, tiny_lla
     local = tmp_path / "local.db"
     api.evaluate(models, tasks, store=local, settings=settings, show_progress=False)
     _assert_same_results(local, store)
+
+
+def test_bench_on_ray_stores_the_same_rows_as_locally(cluster, tiny_llama, tiny_gpt2, tmp_path):
+    kwargs = dict(prompt_tokens=(8, 16), new_tokens=3, repetitions=1, warmup=0,
+                  settings=api.EvalSettings(device="cpu"))
+    local = api.bench([str(tiny_llama), str(tiny_gpt2)], store=tmp_path / "local.db", **kwargs)
+    remote = api.bench([str(tiny_llama), str(tiny_gpt2)], store=tmp_path / "ray.db", executor=RayExecutor(), **kwargs)
+    cols = ["model", "prompt_tokens", "new_tokens"]
+    assert remote[cols].values.tolist() == local[cols].values.tolist()
+    for table, cols in (("benchmarks", "model_key, prompt_tokens, new_tokens"), ("models", "model_key, facts")):
+        assert _rows(tmp_path / "ray.db", table, cols) == _rows(tmp_path / "local.db", table, cols)
+
+
+def test_a_unit_no_node_can_hold_fails_at_once_with_the_flag_to_set(cluster, tiny_llama, mc_task, tmp_path):
+    from beyondscale.executors import Resources
+
+    result = api.evaluate([str(tiny_llama)], [str(mc_task)], store=tmp_path / "s.db", show_progress=False,
+                          settings=api.EvalSettings(**SETTINGS),
+                          executor=RayExecutor(resources=Resources(memory_gb=100_000)))
+    (failure,) = result.failed
+    assert failure.user_error and failure.attempts == 1
+    assert re.fullmatch(r"needs 100000\.00 GiB per unit but the largest Ray node offers \d+\.\d\d; "
+                        r"set --ray-memory-gb", failure.cause)
