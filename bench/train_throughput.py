@@ -21,13 +21,14 @@ import json
 import os
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from beyondscale.lab.configs import Shape, build_config
+from beyondscale.lab.configs import Shape, build_config, neox_init
 from beyondscale.lab.data import Batches, eval_windows
 from beyondscale.lab.flops import training_flops
 from beyondscale.lab.train import TrainConfig, lr_lambda, make_optimizer, train_steps
@@ -64,6 +65,7 @@ class StepClock:
 
     def __init__(self, optimizer: torch.optim.Optimizer):
         self.times: list[float] = []
+        self.start = time.perf_counter()
         inner = optimizer.step
 
         def step(*a, **kw):
@@ -190,15 +192,15 @@ def val_loss(model, windows: np.ndarray) -> float:
 
 def contenders(kind: str):
     if kind == "dense":
-        return ["beyondscale", "transformers Trainer", "litgpt pretrain"]
+        return ["beyondscale", "beyondscale --compile", "transformers Trainer", "litgpt pretrain"]
     return ["beyondscale MoE", "transformers Mixtral (eager per-expert loop)", "transformers Mixtral (grouped_mm)"]
 
 
 def run_one(name: str, config, init, train_ids, steps, cfg, out: Path):
     import copy
 
-    if name == "beyondscale":
-        return run_ours(config, init, train_ids, steps, cfg, moe=False)
+    if name.startswith("beyondscale") and "MoE" not in name:
+        return run_ours(config, init, train_ids, steps, replace(cfg, compile="compile" in name), moe=False)
     if name == "beyondscale MoE":
         return run_ours(config, init, train_ids, steps, cfg, moe=True)
     if name == "transformers Trainer":
@@ -217,7 +219,9 @@ def bench(kind: str, args, train_ids, val_ids, vocab: int, peak: float) -> dict:
                   tie_embeddings=False)
     config = build_config(kind, shape, vocab, 0)
     torch.manual_seed(0)
-    init = AutoModelForCausalLM.from_config(config).state_dict()
+    first = AutoModelForCausalLM.from_config(config)
+    neox_init(first, 0)  # the lab's init (GPT-NeoX's, as litgpt's pretraining): ours and the Trainer share it
+    init = first.state_dict()
     cfg = TrainConfig(batch_size=args.batch_size, aux_coef=0.01, z_coef=0.001)
     tokens_per_step = cfg.batch_size * args.ctx
     steps = args.tokens // tokens_per_step
@@ -231,6 +235,7 @@ def bench(kind: str, args, train_ids, val_ids, vocab: int, peak: float) -> dict:
             model, clock = run_one(n, config, init, train_ids, steps, cfg, Path(args.scratch))
             results[n]["tokens_per_s"].append(clock.tokens_per_s(tokens_per_step, args.skip))
             results[n]["val_loss"].append(val_loss(model, windows))
+            results[n].setdefault("first_step_s", []).append(clock.times[0] - clock.start)
             print(f"round {r} {n}: {results[n]['tokens_per_s'][-1]:,.0f} tok/s, val {results[n]['val_loss'][-1]:.4f}",
                   flush=True)
     flops_per_token = training_flops(config, 1, args.ctx)

@@ -32,6 +32,10 @@ def test_record_lands_in_the_store_once_with_its_curve(tmp_path):
     assert val[-1] == (16, pytest.approx(record["val_loss"]))
     loads = conn.execute("SELECT layer, SUM(load) FROM lab_expert_load GROUP BY layer").fetchall()
     assert [(layer, round(total, 5)) for layer, total in loads] == [(0, 1.0), (1, 1.0)]
+    from beyondscale.lab.record import read_tables
+
+    frames = read_tables(db)
+    assert (len(frames["runs"]), len(frames["curve"]), len(frames["expert_load"])) == (1, 16 + len(val), 2 * 4)
 
 
 def test_distillation_loss_and_teacher_flops(tmp_path):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from transformers import LlamaConfig, MixtralConfig, PretrainedConfig
 
@@ -68,3 +68,21 @@ def build_config(arch: Arch, shape: Shape, vocab_size: int, eos_id: int, *, aux_
     return MixtralConfig(**common, num_local_experts=shape.n_experts, num_experts_per_tok=shape.top_k,
                          router_aux_loss_coef=aux_coef, output_router_logits=False, sliding_window=None,
                          router_jitter_noise=0.0)
+
+
+def neox_init(model: Any, seed: int) -> None:
+    """GPT-NeoX initialisation (Black et al. 2022; litgpt's pretraining default): every matrix N(0, sqrt(2/(5d)));
+    the projections back into the residual stream (attention output, MLP/expert down) N(0, 1/(sqrt(d) n_layer))."""
+    import math
+
+    import torch
+
+    d, n_layer = model.config.hidden_size, model.config.num_hidden_layers
+    small, out = math.sqrt(2.0 / (5 * d)), 1.0 / math.sqrt(d) / n_layer
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() < 2:
+                continue
+            std = out if name.endswith(("o_proj.weight", "down_proj.weight", "experts.down_proj")) else small
+            p.copy_(torch.randn(p.shape, generator=gen) * std)

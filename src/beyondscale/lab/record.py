@@ -101,3 +101,19 @@ def _write(conn: Any, key: str, identity: str, out: Path, r: dict[str, Any]) -> 
     conn.executemany("INSERT INTO lab_expert_load VALUES(?,?,?,?)",
                      [(key, layer, e, load) for layer, loads in enumerate(r.get("expert_load") or [])
                       for e, load in enumerate(loads)])
+
+
+def read_tables(store_path: str | Path) -> dict[str, Any]:
+    """The lab tables as DataFrames (runs, curve, expert_load) for analysis and the report; empty when absent."""
+    import pandas as pd
+
+    from beyondscale.store import Store
+
+    db = Store(store_path, create=False)
+    try:
+        ensure_tables(db.conn)
+        return {name: pd.read_sql_query(f"SELECT * FROM {table}", db.conn)
+                for name, table in (("runs", "lab_training_runs"), ("curve", "training_curve"),
+                                    ("expert_load", "lab_expert_load"))}
+    finally:
+        db.close()

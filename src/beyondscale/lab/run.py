@@ -17,7 +17,7 @@ import torch
 
 from beyondscale.errors import UserError
 from beyondscale.lab import checkpoint
-from beyondscale.lab.configs import Shape, build_config, validate
+from beyondscale.lab.configs import Shape, build_config, neox_init, validate
 from beyondscale.lab.data import Batches, TokenSplits, check_sizes, read_corpus, tokenize
 from beyondscale.lab.progress import TrainHooks
 from beyondscale.lab.train import TrainConfig, lr_lambda, make_optimizer, train_steps
@@ -180,7 +180,9 @@ def _build_model(req: TrainRequest, tok: Any, device: str) -> tuple[torch.nn.Mod
 
     config = build_config(req.arch, req.shape, len(tok), tok.eos_token_id, aux_coef=req.train.aux_coef)
     torch.manual_seed(req.train.seed)
-    model = AutoModelForCausalLM.from_config(config).to(device)
+    model = AutoModelForCausalLM.from_config(config)
+    neox_init(model, req.train.seed)
+    model = model.to(device)
     blocks = install_fast_moe(model) if req.arch == "moe" else []
     return model, blocks
 

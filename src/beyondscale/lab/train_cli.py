@@ -44,6 +44,7 @@ def train_cmd(
     val_data: Annotated[str | None, Opt(help="Validation corpus shared across runs (then all of --data trains).")] = None,
     eval_every: Annotated[int | None, Opt(help="Steps between validation points (default 10 per run).")] = None,
     seed: int = 0,
+    compile_model: Annotated[bool, Opt("--compile", help="torch.compile the model (pays compile time once).")] = False,
     device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
     resume: Annotated[bool, Opt("--resume", help="Continue the run whose checkpoint is in --out.")] = False,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace the run in --out.")] = False,
@@ -60,7 +61,8 @@ def train_cmd(
                   context_length=context_length, n_experts=n_experts, top_k=top_k)
     cfg = TrainConfig(batch_size=batch_size, grad_accum=grad_accum, lr=lr, warmup_steps=warmup_steps, seed=seed,
                       aux_coef=aux_coef, z_coef=z_coef, distill_alpha=distill_alpha,
-                      distill_temperature=distill_temperature, eval_every=eval_every)
+                      distill_temperature=distill_temperature, eval_every=eval_every,
+                      compile=compile_model)
     req = TrainRequest(data=data, out=out, arch=arch, tokens=tokens, shape=shape, train=cfg, vocab_size=vocab_size,
                        tokenizer=tokenizer, val_fraction=val_fraction, val_data=val_data, distill_from=distill_from, device=device,
                        resume=resume, overwrite=overwrite, store=store, show_progress=not json_out)
