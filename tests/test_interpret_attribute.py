@@ -62,7 +62,7 @@ def test_integrated_gradients_midpoint_rule_and_completeness(done):
     model, prep, got = done
     f, embeds = _f_and_embeds(model, prep)
     baseline = embeds.clone()
-    baseline[:, : prep.n_context] = model.get_input_embeddings().weight[tiny_tokenizer().eos_token_id].detach()
+    baseline[:, 1 : prep.n_context] = model.get_input_embeddings().weight[tiny_tokenizer().eos_token_id].detach()
     steps = 48
     total = torch.zeros_like(embeds)
     for k in range(steps):  # midpoint Riemann sum of the path integral
@@ -73,7 +73,8 @@ def test_integrated_gradients_midpoint_rule_and_completeness(done):
     ours = np.array(got["attributions"]["integrated_gradients"])
     np.testing.assert_allclose(ours, by_hand, atol=1e-3 * np.abs(by_hand).max())
     assert by_hand.sum() == pytest.approx(got["target_logprob"] - got["baseline_logprob"], abs=1e-3)
-    assert got["ig_convergence_delta"] < 1e-3
+    assert got["ig_convergence_delta"] < 1e-3 and got["ig_converged"]
+    assert ours[0] == 0.0  # the first position (attention sink) is part of the baseline
 
 
 def test_attention_entropy_against_scipy():

@@ -193,4 +193,7 @@ def attribute_cmd(
     console.print(f"log p(target | text) = {doc['target_logprob']:.4f} nats; red raises it, blue lowers it")
     for method, scores in doc["attributions"].items():
         console.print(f"{method:>22}: ", attribute.shaded_text(doc["context_tokens"], scores, pm.tokenizer))
+    if not doc["ig_converged"]:
+        console.print(f"note: integrated gradients did not converge (delta {doc['ig_convergence_delta']:.3g} nats); "
+                      "raise --steps")
     console.print(f"HTML view: {html}")
