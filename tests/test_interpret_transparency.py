@@ -110,3 +110,27 @@ def test_template_lines_are_missing(tmp_path):
     assert tr.meaningful(template.split("\n", 1)[1]) == ""
     assert unmet(tr.check_folder(make_folder(tmp_path / "m", card=card))) == {
         "card_environmental_impact", "training_compute_recorded"}
+
+
+def test_gguf_metadata(tmp_path):
+    """A GGUF file's own metadata answers config, tokenizer and licence; weights are not safetensors."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    def write(path, license_):
+        w = gguf.GGUFWriter(str(path), "llama")
+        w.add_name("crafted")
+        if license_:
+            w.add_license(license_)
+        w.add_tokenizer_model("gpt2")
+        w.add_tensor("x", np.zeros((2, 2), dtype=np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
+
+    (tmp_path / "README.md").write_text(FULL_CARD.replace("license: apache-2.0\n", ""))
+    doc = tr.check(str(write(tmp_path / "m.gguf", "mit")))
+    assert unmet(doc) == {"weights_safetensors"}
+    assert unmet(tr.check(str(write(tmp_path / "n.gguf", None)))) == {"weights_safetensors", "licence"}

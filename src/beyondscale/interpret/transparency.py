@@ -1,7 +1,8 @@
 """A transparency checklist for a model folder or hub id, inspired by the Foundation Model Transparency Index.
 
 It is *not* an FMTI score: the FMTI (Bommasani et al. 2023) rates developers on 100 indicators by
-expert review. This checks what a released model artefact itself discloses, item by item:
+expert review. This checks what a released model artefact itself discloses (an HF folder, a hub id, or a .gguf file
+and its metadata), item by item:
 config and tokenizer present, weights in safetensors, a licence, the model-card sections a
 reader needs (intended use, limitations, training data, evaluation, environmental impact),
 and whether training compute and training data are recorded. Template placeholders such as
@@ -171,8 +172,48 @@ def check_hub(repo_id: str) -> dict[str, Any]:
     return summarize(repo_id, checklist(files, card, None))
 
 
+def _gguf_fields(path: Path) -> dict[str, str]:
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+    except ImportError:
+        raise UserError(f"--model {path}: reading .gguf metadata needs `pip install 'beyondscale[gguf]'`") from None
+    except Exception as err:  # noqa: BLE001 - any parse failure means an unreadable file
+        raise UserError(f"--model {path}: not a readable GGUF file ({str(err).splitlines()[0][:120]})") from None
+    out = {}
+    for key, field in reader.fields.items():
+        if key.startswith("general.") or key in ("tokenizer.ggml.model",) or key.endswith(".block_count"):
+            try:
+                out[key] = bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
+            except (IndexError, TypeError, ValueError):
+                out[key] = "?"
+    return out
+
+
+def check_gguf(path: Path) -> dict[str, Any]:
+    """A GGUF file carries its config, tokenizer and licence as metadata; the card is a README beside it."""
+    meta = _gguf_fields(path)
+    files = {p.name for p in path.parent.iterdir() if p.is_file()}
+    card = (path.parent / "README.md").read_text(encoding="utf-8", errors="replace") if "README.md" in files else None
+    items = checklist(files, card, None)
+    arch = meta.get("general.architecture")
+    lic = meta.get("general.license", "")
+    fixes = {
+        "config_present": Item("config_present", bool(arch), f"GGUF metadata general.architecture={arch}"),
+        "tokenizer_present": Item("tokenizer_present", "tokenizer.ggml.model" in meta,
+                                  "GGUF metadata tokenizer.ggml.model"),
+        "weights_safetensors": Item("weights_safetensors", False, f"GGUF weights ({path.name}), not safetensors"),
+    }
+    if lic.strip():
+        fixes["licence"] = Item("licence", True, f"GGUF metadata general.license: {lic}")
+    return summarize(str(path), [fixes.get(i.item, i) for i in items])
+
+
 def check(spec: str) -> dict[str, Any]:
     path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return check_gguf(path)
     if path.exists() or spec.startswith((".", "/", "~")):
         return check_folder(path)
     return check_hub(spec)
