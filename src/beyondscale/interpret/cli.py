@@ -36,12 +36,28 @@ def _console():
     return Console()
 
 
+def _affine(pm, n_docs: int | None) -> tuple[list | None, str, str]:
+    """(translators, probe name, probe version): the plain logit lens unless --affine-fit is given."""
+    from beyondscale.interpret import lens
+
+    if n_docs is None:
+        return None, "logit_lens", lens.PROBE_VERSION
+    from beyondscale.interpret import tuned
+
+    if n_docs < 1:
+        raise UserError(f"--affine-fit {n_docs}: need at least one document")
+    translators = tuned.fit_affine_lens(pm.model, pm.tokenizer, tuned.corpus_texts(n_docs), pm.max_length)
+    return translators, "affine_lens", tuned.PROBE_VERSION
+
+
 @explain_app.command("lens")
 def lens_cmd(
     model: ModelOpt,
     text: Annotated[list[str] | None, typer.Option("--text", "-t", help="Text(s) to read through the lens.")] = None,
     task: Annotated[str | None, typer.Option("--task", help="Read a task's documents instead (name or YAML).")] = None,
     limit: Annotated[int | None, typer.Option(help="First N documents of --task.")] = None,
+    affine_fit: Annotated[int | None, typer.Option("--affine-fit", help="Affine lens: fit per-layer translators "
+                                                   "on N offline corpus documents first.")] = None,
     store: StoreOpt = DEFAULT_STORE,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
@@ -59,12 +75,15 @@ def lens_cmd(
             raise UserError("--text: empty text; nothing to read through the lens")
     quiet()
     pm = load_probe_model(model, device=device, dtype=dtype)
-    res = lens.lens_texts(pm.model, pm.tokenizer, texts, pm.max_length, pm.name)
+    translators, probe, version = _affine(pm, affine_fit)
+    res = lens.lens_texts(pm.model, pm.tokenizer, texts, pm.max_length, pm.name, translators)
     doc = res.to_json()
+    if affine_fit is not None:
+        doc.update(lens="affine (least-squares translators, not the tuned lens)", fit_documents=affine_fit)
     if store != "-":
-        results.put_probe(store, model_key=pm.key, probe="logit_lens", probe_version=lens.PROBE_VERSION,
-                          data=results.data_key({"texts": texts}), model_name=pm.name, summary=doc,
-                          model_record=pm.record)
+        results.put_probe(store, model_key=pm.key, probe=probe, probe_version=version,
+                          data=results.data_key({"texts": texts, "affine_fit": affine_fit}), model_name=pm.name,
+                          summary=doc, model_record=pm.record)
     if json_out:
         print(json.dumps(doc))
         return

@@ -113,13 +113,20 @@ def check_parts(parts: LensParts, states: tuple[torch.Tensor, ...], last_logits:
     raise UserError(f"{name}: final norm + unembedding do not reproduce the model's logits; logit lens refused")
 
 
-def _normed_stack(parts: LensParts, states: tuple[torch.Tensor, ...], lo: int, hi: int) -> torch.Tensor:
-    """(layers + 1, positions, d) states for positions [lo, hi), the norm applied where the model did not."""
+def _normed_stack(parts: LensParts, states: tuple[torch.Tensor, ...], lo: int, hi: int,
+                  translators: list[tuple] | None = None) -> torch.Tensor:
+    """(layers + 1, positions, d) states for positions [lo, hi), the norm applied where the model did not.
+
+    `translators` (affine lens): per layer below the last, (A, b) applied as h A + b before the norm.
+    """
     rows = []
     with torch.no_grad():
         for i, h in enumerate(states):
             block = h[0, lo:hi]
             last = i == len(states) - 1
+            if translators is not None and not last:
+                a, b = translators[i]
+                block = (block.float() @ a.to(block.device) + b.to(block.device)).to(block.dtype)
             rows.append(parts.norm(block) if (not last or parts.norm_last) else block)
     return torch.stack(rows)
 
@@ -216,7 +223,7 @@ def encode_text(tokenizer: Any, text: str, max_length: int) -> torch.Tensor:
 
 
 def logit_lens(model: Any, input_ids: torch.Tensor, name: str = "", budget: int = DEFAULT_BUDGET,
-               block: int = 64) -> LensResult:
+               block: int = 64, translators: list[tuple] | None = None) -> LensResult:
     """Per-layer KL to the final distribution, top-1 agreement, p(final top-1) and prediction depth."""
     name = name or type(model).__name__
     parts = find_parts(model)
@@ -227,7 +234,7 @@ def logit_lens(model: Any, input_ids: torch.Tensor, name: str = "", budget: int 
     kl, agrees, p_top1 = [], [], []
     max_floats = 0
     for lo in range(0, n_pos, block):
-        stack = _normed_stack(parts, states, lo, min(n_pos, lo + block))
+        stack = _normed_stack(parts, states, lo, min(n_pos, lo + block), translators)
         stats = block_stats(parts, stack, budget)
         rows = stack.shape[0] * stack.shape[1]
         max_floats = max(max_floats, rows * min(parts.weight.shape[0], max(_MIN_CHUNK, budget // rows)))
@@ -254,12 +261,13 @@ def pool(results: list[LensResult]) -> LensResult:
                       sum(r.prediction_depth for r in results) / len(results))
 
 
-def lens_texts(model: Any, tokenizer: Any, texts: list[str], max_length: int, name: str) -> LensResult:
+def lens_texts(model: Any, tokenizer: Any, texts: list[str], max_length: int, name: str,
+               translators: list[tuple] | None = None) -> LensResult:
     """The logit lens over one or more texts: averages over every position, and the depth also per text."""
     if not texts:
         raise UserError("--text: give at least one text")
     ids = [encode_text(tokenizer, t, max_length) for t in texts]
-    return pool([logit_lens(model, i, name) for i in ids])
+    return pool([logit_lens(model, i, name, translators=translators) for i in ids])
 
 
 def task_texts(task: str, limit: int | None, seed: int = 1234) -> list[str]:
