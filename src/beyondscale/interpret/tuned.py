@@ -38,19 +38,44 @@ def final_prenorm_states(model: Any, parts: Any, input_ids: torch.Tensor) -> tup
     return states[:-1], seen[-1]
 
 
+class NormalEquations:
+    """Running X'X and X'Y per layer (X with a ones column), so fitting text never has to stay in memory."""
+
+    def __init__(self) -> None:
+        self.xtx: list[torch.Tensor] = []
+        self.xty: list[torch.Tensor] = []
+        self.n = 0
+
+    def add(self, xs: list[torch.Tensor], y: torch.Tensor) -> None:
+        y64 = y.double().cpu()
+        ones = torch.ones(y.shape[0], 1, dtype=torch.float64)
+        for i, x in enumerate(xs):
+            xa = torch.cat([x.double().cpu(), ones], 1)
+            if i == len(self.xtx):
+                self.xtx.append(torch.zeros(xa.shape[1], xa.shape[1], dtype=torch.float64))
+                self.xty.append(torch.zeros(xa.shape[1], y.shape[1], dtype=torch.float64))
+            self.xtx[i] += xa.T @ xa
+            self.xty[i] += xa.T @ y64
+        self.n += y.shape[0]
+
+    def solve(self, ridge: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer (A, b) minimising ||X A + b - Y||^2 + ridge * n * ||A - I||^2 (float64)."""
+        out = []
+        for xtx, xty in zip(self.xtx, self.xty, strict=True):
+            d = xty.shape[1]
+            reg = torch.eye(d + 1, dtype=torch.float64) * ridge * self.n
+            reg[d, d] = 0.0  # the bias is not shrunk
+            prior = torch.cat([torch.eye(d, dtype=torch.float64), torch.zeros(1, d, dtype=torch.float64)])
+            theta = torch.linalg.solve(xtx + reg, xty + prior * ridge * self.n)
+            out.append((theta[:d].float(), theta[d].float()))
+        return out
+
+
 def fit_translators(xs: list[torch.Tensor], y: torch.Tensor, ridge: float = DEFAULT_RIDGE) -> list[tuple]:
-    """Per layer (A, b) minimising ||X A + b - Y||^2 + ridge * n * ||A - I||^2 (float64 normal equations)."""
-    n, d = y.shape
-    y64 = y.double()
-    out = []
-    for x in xs:
-        xa = torch.cat([x.double(), torch.ones(n, 1, dtype=torch.float64)], 1)
-        reg = torch.eye(d + 1, dtype=torch.float64) * ridge * n
-        reg[d, d] = 0.0  # the bias is not shrunk
-        target = torch.cat([torch.eye(d, dtype=torch.float64), torch.zeros(1, d, dtype=torch.float64)]) * ridge * n
-        theta = torch.linalg.solve(xa.T @ xa + reg, xa.T @ y64 + target)
-        out.append((theta[:d].float(), theta[d].float()))
-    return out
+    """Per layer (A, b) for states already in memory (see NormalEquations.solve)."""
+    eq = NormalEquations()
+    eq.add(xs, y)
+    return eq.solve(ridge)
 
 
 def fit_affine_lens(model: Any, tokenizer: Any, texts: list[str], max_length: int,
@@ -58,18 +83,14 @@ def fit_affine_lens(model: Any, tokenizer: Any, texts: list[str], max_length: in
     from beyondscale.interpret.lens import encode_text, find_parts
 
     parts = find_parts(model)
-    per_layer: list[list[torch.Tensor]] | None = None
-    finals = []
+    eq = NormalEquations()
     for text in texts:
         ids = encode_text(tokenizer, text, 1 << 30)[:, :max_length].to(parts.weight.device)  # fitting text: cut
         states, final = final_prenorm_states(model, parts, ids)
-        per_layer = per_layer or [[] for _ in states]
-        for bucket, h in zip(per_layer, states, strict=True):
-            bucket.append(h[0].cpu())
-        finals.append(final[0].cpu())
-    if per_layer is None:
+        eq.add([h[0] for h in states], final[0])
+    if eq.n == 0:
         raise UserError("affine lens: no fitting text")
-    return fit_translators([torch.cat(b) for b in per_layer], torch.cat(finals), ridge)
+    return eq.solve(ridge)
 
 
 def corpus_texts(n_docs: int, max_chars: int = 1200) -> list[str]:
