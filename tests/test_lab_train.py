@@ -88,3 +88,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch,
     code, stderr = _cli(monkeypatch, capsys, "--data", str(data), *small, "--out", str(other), "--tokens", "2048")
     assert code == 2 and "--resume" in stderr and "--overwrite" in stderr
     assert (other / "config.json").read_text() == "{}"
+    (other / "notes.txt").write_text("mine")  # --overwrite replaces a lab run, never someone else's files
+    code, stderr = _cli(monkeypatch, capsys, "--data", str(data), *small, "--out", str(other), "--tokens", "2048",
+                        "--context-length", "16", "--overwrite")
+    assert code == 2 and "notes.txt" in stderr
+    assert (other / "config.json").read_text() == "{}" and (other / "notes.txt").read_text() == "mine"

@@ -107,14 +107,14 @@ def _check_out(req: TrainRequest, out: Path) -> str:
 
 
 def _clear(out: Path) -> None:
-    """--overwrite: remove only what a lab run writes, never unrelated files."""
+    """--overwrite: remove only what a lab run writes, and nothing at all if the folder holds anything else."""
+    leftovers = sorted(p.name for p in out.iterdir() if p.name not in (*OWN_FILES, LAB_DIR))
+    if leftovers:
+        raise UserError(f"--out {out}: --overwrite only replaces a lab run's files; the folder also holds "
+                        f"{', '.join(leftovers[:3])}")
     shutil.rmtree(out / LAB_DIR, ignore_errors=True)
     for name in OWN_FILES:
         (out / name).unlink(missing_ok=True)
-    leftovers = [p.name for p in out.iterdir()] if out.exists() else []
-    if leftovers:
-        raise UserError(f"--out {out}: --overwrite only replaces a lab run's files; the folder also holds "
-                        f"{', '.join(sorted(leftovers)[:3])}")
 
 
 def _tokenizer_for(req: TrainRequest, texts: list[str]) -> Any:
