@@ -43,6 +43,7 @@ class EvalSettings:
     rolling_stride: int | None = None
     trust_remote_code: bool = False
     family: str | None = None
+    quantize: str = "none"  # int8 | int4 | none: a quantised variant is a model of its own (key and label)
     # measurement
     cpu_watts: float | None = None
     region: str | None = None
@@ -183,6 +184,9 @@ def _check_inputs(models: Sequence[str], tasks: Sequence[str], settings: EvalSet
         raise UserError(f"--limit {settings.limit}: must be a positive number of documents")
     if settings.cpu_watts is not None:
         check_positive(settings.cpu_watts, "--cpu-watts")
+    from beyondscale.models.quantize import check_method
+
+    check_method(settings.quantize)
 
 
 def _parse_models(models: Sequence[str]) -> list[Any]:
@@ -226,8 +230,11 @@ def _task_key(spec_hash: str, settings: EvalSettings) -> str:
 def _model_key(ref: Any, identity: str, settings: EvalSettings, device: str) -> str:
     from beyondscale.models import model_key
     from beyondscale.models.load import resolve_dtype
+    from beyondscale.models.quantize import plan_quantization
 
-    return model_key(ref, resolve_dtype(settings.dtype, device), identity=identity)
+    plan = plan_quantization(settings.quantize, device)
+    return model_key(ref, resolve_dtype(settings.dtype, device), identity=identity,
+                     quantization=plan.label if plan else None)
 
 
 def _model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[Any, Any]:
@@ -239,8 +246,10 @@ def _model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[
     load = LoadSettings(device=device, dtype=settings.dtype, trust_remote_code=settings.trust_remote_code,
                         batch_size=settings.batch_size, max_length=settings.max_length,
                         add_bos_token=settings.add_bos_token, rolling_stride=settings.rolling_stride,
-                        cpu_watts=settings.cpu_watts)
+                        cpu_watts=settings.cpu_watts, quantize=settings.quantize)
     record = ref.lab_record()
+    if settings.quantize not in ("none", None):  # a display name of its own (the key already differs)
+        ref = replace(ref, name=f"{ref.name}-{settings.quantize}")
     label = ModelLabel(ref.name, settings.family, ref.to_dict(), identity, record)
     if record is not None:
         db.put_training_record(key, record)

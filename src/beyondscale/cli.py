@@ -113,6 +113,7 @@ def eval_cmd(
     max_length: Annotated[int | None, typer.Option(help="Context window (default: the model's).")] = None,
     family: Annotated[str | None, typer.Option(help="Tag the models with a family name.")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model repositories to run their own code.")] = False,
+    quantize: Annotated[str, typer.Option(help="int8, int4 or none: evaluate a quantised variant (its own model).")] = "none",
     cpu_watts: Annotated[float | None, typer.Option(help="CPU package power for the energy estimate.")] = None,
     region: Annotated[str | None, typer.Option(help="ISO country/region code for grid carbon intensity.")] = None,
     grid_gco2_per_kwh: Annotated[float | None, typer.Option(help="Grid carbon intensity (overrides --region).")] = None,
@@ -131,7 +132,7 @@ def eval_cmd(
         limit=limit, seed=seed, batch_size=batch_size if batch_size == "auto" else int(batch_size), device=device,
         dtype=dtype, num_fewshot=num_fewshot, max_length=max_length, family=family,
         trust_remote_code=trust_remote_code, cpu_watts=cpu_watts, region=region,
-        grid_gco2_per_kwh=grid_gco2_per_kwh, pue=pue, usd_per_hour=usd_per_hour,
+        grid_gco2_per_kwh=grid_gco2_per_kwh, pue=pue, usd_per_hour=usd_per_hour, quantize=quantize,
     )
     result = api.evaluate(model, _split(tasks), store=store, settings=settings, show_progress=not json_out,
                           executor=xcli.make_executor(executor, ray_address, max_retries, ray_cpus, ray_gpus,

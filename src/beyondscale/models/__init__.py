@@ -11,14 +11,18 @@ from beyondscale.models.load import LoadedModel, cache_dir, load_model
 from beyondscale.models.ref import ModelRef, parse_model_ref
 
 
-def model_key(ref: ModelRef, dtype: Any, identity: str | None = None) -> str:
-    """The store's key of a model: its content identity and the dtype it is evaluated in.
+def model_key(ref: ModelRef, dtype: Any, identity: str | None = None, quantization: str | None = None) -> str:
+    """The store's key of a model: its content identity, the dtype it is evaluated in and the
+    quantisation applied at load time (`QuantPlan.label`; None keeps a float model's key unchanged).
 
     `dtype` is the resolved dtype name ("float32", "auto", or a torch.dtype, written without "torch.");
     pass `identity` when `ref.identity()` was already computed.
     """
     ident = identity if identity is not None else ref.identity()
-    blob = json.dumps({"identity": ident, "dtype": str(dtype).removeprefix("torch.")}, sort_keys=True, default=str)
+    parts = {"identity": ident, "dtype": str(dtype).removeprefix("torch.")}
+    if quantization:
+        parts["quantization"] = quantization
+    blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 

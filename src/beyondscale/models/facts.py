@@ -41,6 +41,7 @@ class ModelFacts:
     training_flops: float | None = None
     quantization: str | None = None  # "gguf:Q4_K_M", "fp8:8bit", ... or None for plain float weights
     tokenizer_key: str | None = None  # content hash of the tokenizer (vocabulary, merges, rules)
+    bytes_in_memory: int | None = None  # weights + buffers as loaded (after any quantisation), shared storage once
 
     def flops_at(self, ctx: int) -> float:
         """Forward FLOPs per token when attending over `ctx` previous tokens."""

@@ -170,12 +170,15 @@ def _save_dequantized(model: Any, folder: Path) -> None:
     save_model(model, str(folder / "model.safetensors"), metadata={"format": "pt"})
 
 
-def _load_gguf(ref: ModelRef, identity: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, str]:
+def _load_gguf(ref: ModelRef, identity: str, dtype: Any, trust_remote_code: bool,
+               load_kwargs: dict[str, Any] | None = None) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cached = _gguf_cache(ref, identity)
+    if load_kwargs and not (cached / "config.json").is_file():
+        _load_gguf(ref, identity, dtype, trust_remote_code)  # convert once, then load the folder with kwargs
     if (cached / "config.json").is_file() and (cached / "tokenizer_config.json").is_file():
-        model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=dtype, trust_remote_code=False, **(load_kwargs or {}))
         tokenizer = AutoTokenizer.from_pretrained(cached, trust_remote_code=False)
         return model, tokenizer, (cached / "format.txt").read_text().strip()
     try:
@@ -208,16 +211,31 @@ def load_model(
     device: str = "auto",
     trust_remote_code: bool = False,
     identity: str | None = None,
+    quantize: str | None = None,
 ) -> LoadedModel:
-    """Load a model for evaluation (eval mode, on `device`) and compute its facts."""
+    """Load a model for evaluation (eval mode, on `device`), quantise it if asked, and compute its facts.
+
+    Sizes and FLOPs are counted on the float model (the architecture); the facts then carry the
+    quantisation applied and the bytes the weights take in memory after it."""
+    from beyondscale.models.quantize import (
+        bitsandbytes_config,
+        bytes_in_memory,
+        plan_quantization,
+        quantize_model,
+    )
+
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
+    plan = plan_quantization(quantize, device)
     identity = identity or ref.identity()
+    load_kwargs = {"quantization_config": bitsandbytes_config(plan), "device_map": device} \
+        if plan is not None and plan.backend == "bitsandbytes" else {}
     start = time.perf_counter()
     with quiet_loading():
-        model, tokenizer, weights_format = _load(ref, identity, torch_dtype, trust_remote_code)
+        model, tokenizer, weights_format = _load(ref, identity, torch_dtype, trust_remote_code, load_kwargs)
     model.eval()
-    model.to(device)
+    if not load_kwargs:
+        model.to(device)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     files = ref.weight_files()
@@ -228,22 +246,27 @@ def load_model(
         lab_record=ref.lab_record(),
         tokenizer=tokenizer,
     )
+    if plan is not None:
+        model = quantize_model(model, plan)
+        facts.quantization = "+".join(q for q in (facts.quantization, plan.label) if q)
+    facts.bytes_in_memory = bytes_in_memory(model)
     return LoadedModel(ref, model, tokenizer, facts, device, time.perf_counter() - start)
 
 
-def _load(ref: ModelRef, identity: str, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, str]:
+def _load(ref: ModelRef, identity: str, torch_dtype: Any, trust_remote_code: bool,
+          load_kwargs: dict[str, Any] | None = None) -> tuple[Any, Any, str]:
     """(model, tokenizer, weights format) from a GGUF file, a local folder or the hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if ref.kind == "gguf":
-        return _load_gguf(ref, identity, torch_dtype, trust_remote_code)
+        return _load_gguf(ref, identity, torch_dtype, trust_remote_code, load_kwargs)
     weights_format = _check_weights(ref) if ref.kind == "folder" else "hub"
     revision = ref.revision
     if ref.kind == "hub":  # load the very commit the identity names, even if the branch moves meanwhile
         from beyondscale.models.hub import resolve_commit
 
         revision = resolve_commit(ref.location, ref.revision, ref.spec)
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision, **(load_kwargs or {})}
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref.location, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(ref.location, dtype=torch_dtype, **kwargs)

@@ -35,6 +35,7 @@ class LoadSettings:
     add_bos_token: bool | None = None
     rolling_stride: int | None = None
     cpu_watts: float | None = None
+    quantize: str = "none"  # int8 | int4 | none (part of the model key, see models.quantize)
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def run_unit(unit: Unit) -> Iterator[UnitOutput]:
     s = unit.model.load
     meter = measure.Meter(device=s.device, cpu_watts=s.cpu_watts)  # memory baseline before the model loads
     loaded = load_model(unit.model.ref, dtype=s.dtype, device=s.device, trust_remote_code=s.trust_remote_code,
-                        identity=unit.model.identity)
+                        identity=unit.model.identity, quantize=s.quantize)
     yield FactsResult(unit.model.model_key, loaded.facts.to_dict())
     engine = Engine(loaded.model, loaded.tokenizer, batch_size=s.batch_size, max_length=s.max_length,
                     add_bos_token=s.add_bos_token, rolling_stride=s.rolling_stride)

@@ -1,0 +1,178 @@
+"""Quantised variants: run a model more cheaply and keep it a model of its own in the store.
+
+`--quantize int8|int4|none`. The backend is chosen before anything loads (so the model key can name
+it): bitsandbytes on CUDA when installed; torchao (PyTorch's quantisation library) otherwise; torch's
+own dynamic int8 (`torch.ao.quantization.quantize_dynamic`) when torchao is missing. What was applied
+is part of the model's identity (`QuantPlan.label`), because every backend rounds differently.
+
+On this project's CPU with torch 2.13 and torchao 0.18 (measured when this was written):
+  int8 -> torchao `Int8DynamicActivationInt8WeightConfig` (int8 weights, activations quantised per token);
+  int4 -> torchao `IntxWeightOnlyConfig(int4, group 32)`: int4 values, kept unpacked in int8 storage
+          (torchao's packed int4 CPU kernels need the separate `mslk` package), so it saves memory only
+          as int8 does and scores show the int4 rounding.
+Every nn.Linear is quantised, the output head included; embedding lookups stay in float.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from beyondscale.errors import UserError
+
+METHODS = ("none", "int8", "int4")
+INT4_GROUP = 32
+
+
+@dataclass(frozen=True)
+class QuantPlan:
+    method: str  # int8 | int4
+    backend: str  # torchao | torch | bitsandbytes
+
+    @property
+    def label(self) -> str:
+        """What was applied, as stored in the facts and hashed into the model key."""
+        detail = {
+            ("torchao", "int8"): "int8-dynamic-activation-int8-weight",
+            ("torchao", "int4"): f"int4-weight-only-group{INT4_GROUP}",
+            ("torch", "int8"): "int8-dynamic",
+            ("bitsandbytes", "int8"): "llm-int8",
+            ("bitsandbytes", "int4"): "nf4",
+        }[(self.backend, self.method)]
+        return f"{self.backend}:{detail}"
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def check_method(method: str | None) -> str:
+    """The method, lower-cased; a UserError naming --quantize for anything else."""
+    method = (method or "none").lower()
+    if method not in METHODS:
+        raise UserError(f"--quantize {method}: expected one of {', '.join(METHODS)}")
+    return method
+
+
+def plan_quantization(method: str | None, device: str) -> QuantPlan | None:
+    """The backend that will quantise the model on `device`, or None for `--quantize none`."""
+    method = check_method(method)
+    if method == "none":
+        return None
+    if device.startswith("cuda") and _has("bitsandbytes"):
+        return QuantPlan(method, "bitsandbytes")
+    if _has("torchao"):
+        return QuantPlan(method, "torchao")
+    if method == "int8":
+        return QuantPlan(method, "torch")
+    raise UserError("--quantize int4: needs torchao (pip install torchao); torch's own dynamic quantisation is int8 only")
+
+
+def bitsandbytes_config(plan: QuantPlan) -> Any:
+    """transformers' BitsAndBytesConfig for a bitsandbytes plan (applied while loading, on CUDA)."""
+    from transformers import BitsAndBytesConfig
+
+    if plan.method == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+
+
+@contextlib.contextmanager
+def _quiet_torchao() -> Iterator[None]:
+    """torchao logs a warning per optional GPU kernel it cannot load on import; none is used here."""
+    loggers = [logging.getLogger(name) for name in ("", "torchao", "torch", "torch.utils._pytree")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def quantize_model(model: torch.nn.Module, plan: QuantPlan) -> torch.nn.Module:
+    """Quantise a loaded float model in place (torchao, torch); bitsandbytes is applied at load time."""
+    if plan.backend == "bitsandbytes":
+        return model
+    if plan.backend == "torch":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    with _quiet_torchao():
+        from torchao.quantization import (
+            Int8DynamicActivationInt8WeightConfig,
+            IntxWeightOnlyConfig,
+            quantize_,
+        )
+        from torchao.quantization.granularity import PerGroup
+
+        if plan.method == "int8":
+            config: Any = Int8DynamicActivationInt8WeightConfig()
+        else:
+            config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(INT4_GROUP))
+        _untie_head(model)
+        quantize_(model, config)
+    return model
+
+
+def _untie_head(model: torch.nn.Module) -> None:
+    """Give a head tied to the input embedding its own Parameter, so quantising the head leaves the
+    embedding lookup in float (the tie is only shared storage, the values are the same)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if head is not None and emb is not None and head.weight is emb.weight:
+        head.weight = torch.nn.Parameter(emb.weight.detach().clone(), requires_grad=False)
+        if hasattr(model.config, "tie_word_embeddings"):
+            model.config.tie_word_embeddings = False
+
+
+def _tensor_bytes(t: Any) -> tuple[list[tuple[int, int]], int]:
+    """(storage keys, bytes) of a tensor, looking inside tensor subclasses (torchao) and quantised tensors."""
+    flatten = getattr(type(t), "__tensor_flatten__", None)
+    if flatten is not None and type(t) is not torch.nn.Parameter and type(t) is not torch.Tensor:
+        names, _ = t.__tensor_flatten__()
+        keys, total = [], 0
+        for name in names:
+            k, b = _tensor_bytes(getattr(t, name))
+            keys += k
+            total += b
+        return keys, total
+    if t.is_quantized:
+        return [(t.data_ptr(), t.numel())], t.numel() * t.element_size()
+    return [(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())], t.untyped_storage().nbytes()
+
+
+def bytes_in_memory(model: torch.nn.Module) -> int:
+    """Bytes the model's weights and buffers occupy (shared storage counted once; quantised weights at
+    their stored width, with their scales)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for value in [*_state_tensors(model.state_dict(keep_vars=True)), *model.buffers()]:  # + non-persistent
+        keys, size = _tensor_bytes(value)
+        if any(k in seen for k in keys):
+            continue
+        seen.update(keys)
+        total += size
+    return total
+
+
+def _state_tensors(obj: Any) -> Iterator[torch.Tensor]:
+    """Tensors in a state dict, including those packed inside tuples (torch's dynamic quantised Linear)."""
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _state_tensors(v)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            yield from _state_tensors(v)

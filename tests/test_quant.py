@@ -1,0 +1,124 @@
+"""Quantised variants: their own model key, results paired with fp32 on the same items, logits close to fp32."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import sys
+
+import pytest
+import torch
+
+from beyondscale.errors import UserError
+from beyondscale.models import load_model, model_key, parse_model_ref
+from beyondscale.models.quantize import QuantPlan, bytes_in_memory, plan_quantization, quantize_model
+
+# Stated tolerance: on the tiny llama, int8 (dynamic activations, int8 weights) moves no next-token
+# log-probability by more than this many nats from fp32 (measured: ~0.01).
+INT8_MAX_ABS_LOGPROB = 0.05
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEYONDSCALE_CACHE", str(tmp_path / "cache"))
+
+
+def test_quantised_key_differs_from_fp32_and_none_keeps_the_float_key(tiny_llama) -> None:
+    ref = parse_model_ref(str(tiny_llama))
+    ident = ref.identity()
+    fp32 = model_key(ref, "float32", identity=ident)
+    # the float key is the one stored before quantisation existed: sha256 of identity + dtype
+    blob = json.dumps({"identity": ident, "dtype": "float32"}, sort_keys=True)
+    assert fp32 == hashlib.sha256(blob.encode()).hexdigest()[:24]
+    assert model_key(ref, "float32", identity=ident, quantization=None) == fp32
+    int8 = model_key(ref, "float32", identity=ident, quantization=plan_quantization("int8", "cpu").label)
+    int4 = model_key(ref, "float32", identity=ident, quantization=plan_quantization("int4", "cpu").label)
+    torch_int8 = model_key(ref, "float32", identity=ident, quantization=QuantPlan("int8", "torch").label)
+    assert len({fp32, int8, int4, torch_int8}) == 4
+
+
+def test_unknown_method_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="--quantize int3"):
+        plan_quantization("int3", "cpu")
+
+
+def _next_token_logprobs(model, ids: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model(input_ids=ids).logits.float().log_softmax(-1)
+
+
+@pytest.mark.parametrize("backend", ["torchao", "torch"])
+def test_int8_logits_stay_within_tolerance_of_fp32(tiny_llama, backend) -> None:
+    from transformers import AutoModelForCausalLM
+
+    fp32 = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+    q = quantize_model(AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval(),
+                       QuantPlan("int8", backend))
+    ids = torch.randint(5, fp32.config.vocab_size, (3, 40), generator=torch.Generator().manual_seed(0))
+    ref, got = _next_token_logprobs(fp32, ids), _next_token_logprobs(q, ids)
+    diff = (ref - got).abs().max().item()
+    assert 0 < diff <= INT8_MAX_ABS_LOGPROB  # > 0: the weights really were rounded
+    # the embedding lookup stays float: the input embedding rows equal fp32's
+    assert torch.equal(q.get_input_embeddings().weight, fp32.get_input_embeddings().weight)
+
+
+def test_loaded_int8_facts_carry_quantisation_and_smaller_bytes(tiny_llama) -> None:
+    ref = parse_model_ref(str(tiny_llama))
+    fp32 = load_model(ref, device="cpu")
+    int8 = load_model(ref, device="cpu", quantize="int8")
+    # independent reference: fp32 weights at 4 bytes per element, tied head stored once
+    params = {id(p): p for p in fp32.model.parameters()}.values()
+    assert fp32.facts.bytes_in_memory == sum(p.numel() * 4 for p in params) + sum(
+        b.numel() * b.element_size() for b in fp32.model.buffers())
+    assert int8.facts.quantization == "torchao:int8-dynamic-activation-int8-weight"
+    assert fp32.facts.quantization is None
+    # int8: every Linear weight (the tied head too, now its own copy) at 1 byte, plus a float32 scale and
+    # an int8 zero point per output row; everything else (embedding, norms, buffers) as in fp32
+    linears = [m for m in int8.model.modules() if isinstance(m, torch.nn.Linear)]
+    linear_bytes = sum(m.weight.shape[0] * m.weight.shape[1] + 5 * m.weight.shape[0] for m in linears)
+    tied_head = fp32.model.get_output_embeddings().weight is fp32.model.get_input_embeddings().weight
+    float_linear = sum(4 * m.weight.numel() for m in fp32.model.modules() if isinstance(m, torch.nn.Linear)
+                       and not (tied_head and m is fp32.model.get_output_embeddings()))
+    assert int8.facts.bytes_in_memory == fp32.facts.bytes_in_memory - float_linear + linear_bytes
+    assert int8.facts.params_total == fp32.facts.params_total
+    assert bytes_in_memory(int8.model) == int8.facts.bytes_in_memory
+
+
+def test_quantised_results_stored_and_paired_with_fp32_on_the_same_items(tiny_llama, mc_task, tmp_path) -> None:
+    from beyondscale import api
+
+    store = tmp_path / "q.db"
+    runs = {q: api.evaluate([str(tiny_llama)], [str(mc_task)], store=store, show_progress=False,
+                            settings=api.EvalSettings(device="cpu", quantize=q)) for q in ("none", "int8")}
+    (fp32,), (int8,) = runs["none"].results, runs["int8"].results
+    assert fp32.model_key != int8.model_key and fp32.task_key == int8.task_key
+    assert int8.model.endswith("-int8")
+    conn = sqlite3.connect(store)
+    items = {k: {r[0]: json.loads(r[1])["logprobs"] for r in conn.execute(
+        "SELECT item_key, result FROM items WHERE model_key=? AND task_key=?", (k, fp32.task_key))}
+        for k in (fp32.model_key, int8.model_key)}
+    facts = json.loads(conn.execute("SELECT facts FROM models WHERE model_key=?", (int8.model_key,)).fetchone()[0])
+    conn.close()
+    assert set(items[fp32.model_key]) == set(items[int8.model_key]) and len(items[fp32.model_key]) == 12
+    assert any(items[fp32.model_key][k] != items[int8.model_key][k] for k in items[fp32.model_key])
+    assert facts["quantization"].startswith("torchao:int8") and facts["bytes_in_memory"] > 0
+    analysis, _ = api.analyze(store, n_boot=50)
+    paired = analysis.paired
+    row = paired[(paired.metric == "acc")].iloc[0]
+    assert {row.model_key_a, row.model_key_b} == {fp32.model_key, int8.model_key}
+    assert row.n_items == 12
+
+
+def test_bad_quantize_flag_exits_2_and_stores_nothing(tiny_llama, mc_task, tmp_path, monkeypatch, capfd) -> None:
+    from beyondscale.cli import main
+
+    store = tmp_path / "bad.db"
+    monkeypatch.setattr(sys, "argv", ["beyondscale", "eval", "--model", str(tiny_llama), "--tasks", str(mc_task),
+                                      "--store", str(store), "--quantize", "int2", "--device", "cpu"])
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    lines = capfd.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1 and "--quantize int2" in lines[0]
+    assert not store.exists()
