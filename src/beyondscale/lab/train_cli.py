@@ -76,7 +76,7 @@ def train_cmd(
 def _print_summary(r: dict) -> None:
     from rich.console import Console
 
-    c = Console()
+    c = Console(width=None if sys.stdout.isatty() else 150)
     c.print(f"trained {r['arch']} {r['architecture']}: {r['params_total']:,} parameters "
             f"({r['params_active']:,} active), {r['tokens']:,} tokens, {r['train_flops']:.3g} FLOPs")
     c.print(f"validation loss {r['val_loss']:.4f} (train {r['train_loss']:.4f}); {r['wall_s']:.1f} s, "
