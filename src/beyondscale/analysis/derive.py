@@ -7,6 +7,7 @@ order (size, key); display names are attached at the end for the reader.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,9 +34,11 @@ from beyondscale.analysis.marginal import higher_is_better, is_accuracy_like
 from beyondscale.analysis.versions import Versions
 
 
-def pvalue(r: pd.Series) -> PValue:
-    return PValue(float(r["p_value"]), float(r.get("p_floor", 0.0) or 0.0), float(r["p_adjusted"]),
-                  int(r.get("n_tests", 1)))
+def pvalue(r: Any) -> PValue:
+    """The PValue of a paired row (a Series or a namedtuple)."""
+    get = r.get if isinstance(r, pd.Series) else lambda c, d=None: getattr(r, c, d)
+    return PValue(float(get("p_value")), float(get("p_floor", 0.0) or 0.0), float(get("p_adjusted")),
+                  int(get("n_tests", 1)))
 
 
 def primary_rows(paired: pd.DataFrame) -> pd.DataFrame:
@@ -45,13 +48,11 @@ def primary_rows(paired: pd.DataFrame) -> pd.DataFrame:
 def wins(ctx: Context, paired: pd.DataFrame) -> list[Win]:
     """Every significant primary-metric row, as the winner over the loser."""
     out = []
-    for _, r in primary_rows(paired).iterrows():
-        if not r["better"]:
-            continue
-        loser = r["model_a"] if r["better"] == r["model_b"] else r["model_b"]
-        same = size_relation(ctx.size.get(r["model_key_a"], np.nan), ctx.size.get(r["model_key_b"], np.nan)) == 0
-        out.append(Win(r["task"], r["metric"], r["better"], loser, float(r["effect"]), pvalue(r), r["test"],
-                       int(r["n_items"]), same))
+    rows = primary_rows(paired)
+    for r in rows[rows["better"].astype(str) != ""].itertuples(index=False):
+        loser = r.model_a if r.better == r.model_b else r.model_b
+        same = size_relation(ctx.size.get(r.model_key_a, np.nan), ctx.size.get(r.model_key_b, np.nan)) == 0
+        out.append(Win(r.task, r.metric, r.better, loser, float(r.effect), pvalue(r), r.test, int(r.n_items), same))
     return out
 
 

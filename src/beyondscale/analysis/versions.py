@@ -65,9 +65,10 @@ def _finite(x: float | None) -> float:
 
 
 def own_version_rows(df: pd.DataFrame, versions: Versions) -> pd.DataFrame:
-    """Rows of each model's own newest version of each task name."""
+    """Rows of each model's own newest version of each task name (one merge, not a loop over rows)."""
     if df.empty:
         return df
-    own = [versions.own(str(k), str(t)) == str(tk)
-           for k, t, tk in zip(df["model_key"], df["task"], df["task_key"], strict=True)]
-    return df[np.asarray(own, dtype=bool)]
+    own = pd.DataFrame([(k, t, versions.own(k, t)) for (k, t) in versions.have], columns=["model_key", "task", "_own"])
+    keys = pd.DataFrame({"model_key": df["model_key"].astype(str).to_numpy(), "task": df["task"].astype(str).to_numpy()})
+    mine = keys.merge(own, how="left", on=["model_key", "task"])["_own"].to_numpy(object)
+    return df[mine == df["task_key"].astype(str).to_numpy(object)]
