@@ -36,7 +36,7 @@ def _curated_folder(path, raw_lines):
     return path
 
 
-def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset):
+def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset, capsys):
     from beyondscale.lab.sweep import run_sweep
 
     raw = write_corpus(tmp_path / "raw.txt", 1500)
@@ -57,13 +57,19 @@ def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset):
     assert set(mults) == {r["name"] for r in doc["rungs"] if r["kind"] != "dense"}
     for m in mults.values():
         assert m["multiplier"] > 0 and (m["low"] <= m["multiplier"] <= m["high"] or math.isinf(m["multiplier"]))
+    assert set(doc["compute_equivalent_clean"]["multipliers"][0]) == set(doc["compute_equivalent"]["multipliers"][0])
     for r in doc["rungs"]:
+        assert r["val_loss_clean"] > 0
         assert r["memorisation"]["samples"] == 8 and r["eval"]["heldout_ppl/bits_per_byte"] > 0
         assert r["generalisation_gap"] == pytest.approx(r["val_loss"] - r["train_loss"])
     # one shared validation set: the same held-out documents for raw and curated runs
     val_sources = {json.loads((tmp_path / "sw" / "runs" / r["name"] / "lab" / "data.json").read_text())["val_data_hash"]
                    for r in doc["rungs"]}
     assert len(val_sources) == 1
+    from beyondscale.lab.train_cli import _print_sweep
+
+    _print_sweep(doc)
+    assert "worth in dense compute" in capsys.readouterr().out
     again = run_sweep(str(raw), str(tmp_path / "sw"), preset="tiny", curated=str(curated), store=str(db),
                       device="cpu", show_progress=False)  # resumes: nothing retrained, nothing duplicated
     assert [r["val_loss"] for r in again["rungs"]] == [r["val_loss"] for r in doc["rungs"]]

@@ -95,7 +95,7 @@ def read_corpus(path: str | Path) -> Corpus:
     return Corpus(texts, str(p.resolve()), str(data_hash), recipe, variant)
 
 
-def _encode(texts: list[str], tokenizer: Any) -> np.ndarray:
+def encode(texts: list[str], tokenizer: Any) -> np.ndarray:
     eos = tokenizer.eos_token_id
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max else np.uint32
     pieces = []
@@ -112,9 +112,9 @@ def tokenize(corpus: Corpus, tokenizer: Any, out_dir: Path, val_fraction: float 
     With `val_corpus` (a shared held-out set, so runs on different data are compared on the same
     text), all of `corpus` trains and `val_corpus` validates.
     """
-    stream = _encode(corpus.texts, tokenizer)
+    stream = encode(corpus.texts, tokenizer)
     if val_corpus is not None:
-        train, val = stream, _encode(val_corpus.texts, tokenizer)
+        train, val = stream, encode(val_corpus.texts, tokenizer)
     else:
         n_val = int(round(len(stream) * val_fraction))
         train, val = stream[: len(stream) - n_val], stream[len(stream) - n_val:]
@@ -167,3 +167,10 @@ def eval_windows(tokens: np.ndarray, context_length: int, limit: int | None = No
     if limit is not None:
         n = min(n, max(1, limit // context_length))
     return np.asarray(tokens[: n * context_length], dtype=np.int64).reshape(n, context_length)
+
+
+def spread_windows(tokens: np.ndarray, context_length: int, n_windows: int) -> np.ndarray:
+    """`n_windows` windows at evenly spaced window positions over the whole stream (a sample of all of it)."""
+    total = len(tokens) // context_length
+    picks = np.unique(np.linspace(0, total - 1, num=min(n_windows, total)).round().astype(int))
+    return np.stack([np.asarray(tokens[i * context_length:(i + 1) * context_length], dtype=np.int64) for i in picks])

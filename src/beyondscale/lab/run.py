@@ -287,7 +287,7 @@ def _append_segment(out: Path, result: Any) -> None:
 def _finish(req: TrainRequest, out: Path, model: torch.nn.Module, tok: Any, splits: TokenSplits, data: dict,
             hooks: TrainHooks, peak: Any, device: str) -> dict[str, Any]:
     """Final evaluation, the HF folder, the record (JSON beside the weights, and the store)."""
-    from beyondscale.lab.data import eval_windows
+    from beyondscale.lab.data import eval_windows, spread_windows
     from beyondscale.lab.flops import param_counts
     from beyondscale.lab.losses import windows_loss
     from beyondscale.lab.moe import load_summary
@@ -296,7 +296,7 @@ def _finish(req: TrainRequest, out: Path, model: torch.nn.Module, tok: Any, spli
     ctx, steps = req.shape.context_length, hooks.steps
     val_windows = eval_windows(splits.val(), ctx)
     val_loss = windows_loss(model, val_windows, device)
-    train_loss = windows_loss(model, eval_windows(splits.train(), ctx, val_windows.size), device)
+    train_loss = windows_loss(model, spread_windows(splits.train(), ctx, len(val_windows)), device)
     hooks.val_curve.append({"step": steps, "tokens": steps * hooks.tokens_per_step, "flops": hooks.flops,
                             "loss": val_loss, "lr": None})
     model.generation_config.pad_token_id = tok.eos_token_id
@@ -314,6 +314,7 @@ def _finish(req: TrainRequest, out: Path, model: torch.nn.Module, tok: Any, spli
                             "per routed token; teacher forward passes included",
         "context_length": ctx, "val_loss": val_loss, "val_tokens": str(splits.val_path),
         "val_token_count": int(val_windows.size), "train_loss": train_loss,
+        "train_loss_sample": "as many windows as validation, evenly spaced over the training tokens",
         "generalisation_gap": val_loss - train_loss, "wall_s": wall, "energy_j": energy,
         "energy_source": "+".join(sources), "energy_estimated": any(s["energy_estimated"] for s in segments),
         "segments": len(segments), "device": device, "hardware": segments[-1]["hardware"],

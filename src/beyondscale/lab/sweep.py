@@ -98,6 +98,9 @@ def prepare_data(raw: Corpus, curated: Corpus | None, folder: Path) -> dict[str,
     _write_jsonl(paths["val"], val)
     _write_jsonl(paths["raw"], raw_train)
     if curated is not None:
+        kept_hashes = {_hash(t) for t in curated.texts}
+        paths["val_clean"] = folder / "val_clean.jsonl"  # held-out documents the curation would keep
+        _write_jsonl(paths["val_clean"], [t for t in val if _hash(t) in kept_hashes])
         kept = [t for t in curated.texts if _hash(t) not in held]
         cur = folder / "curated"
         _write_jsonl(cur / "kept" / "train.jsonl", kept)
@@ -164,21 +167,31 @@ def evaluate_rungs(records: dict[str, dict], tasks: list[str], store: str, p: Pr
     return metrics
 
 
-def memorisation(records: dict[str, dict], p: Preset, device: str) -> dict[str, dict]:
+def post_checks(records: dict[str, dict], p: Preset, device: str, clean_val: Path | None,
+                tok_dir: Path) -> dict[str, dict]:
+    """Per model: exact memorisation of its training tokens, and its loss on the clean held-out documents."""
     import numpy as np
     from transformers import AutoModelForCausalLM
 
+    from beyondscale.lab.data import encode, eval_windows
+    from beyondscale.lab.losses import windows_loss
     from beyondscale.lab.memorise import exact_memorisation
+    from beyondscale.lab.tokenizer import load_tokenizer
 
+    clean_ids = encode(read_corpus(clean_val).texts, load_tokenizer(str(tok_dir))) if clean_val else None
     out = {}
     for name, r in records.items():
         model = AutoModelForCausalLM.from_pretrained(r["out"]).to(device)
         tokens = np.load(Path(r["out"]) / "lab" / "train_tokens.npy", mmap_mode="r")
-        out[name] = exact_memorisation(model, tokens, n_samples=p.memorisation_samples, device=device)
+        checks = {"memorisation": exact_memorisation(model, tokens, n_samples=p.memorisation_samples,
+                                                     device=device)}
+        if clean_ids is not None and len(clean_ids) >= r["context_length"]:
+            checks["val_loss_clean"] = windows_loss(model, eval_windows(clean_ids, r["context_length"]), device)
+        out[name] = checks
     return out
 
 
-def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, memo: dict) -> dict[str, Any]:
+def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, checks: dict) -> dict[str, Any]:
     from beyondscale.analysis.compute_equivalent import compute_equivalents
 
     rows = []
@@ -189,16 +202,20 @@ def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, memo: 
                      **{k: r.get(k) for k in ("params_total", "params_active", "tokens", "train_flops", "val_loss",
                                               "train_loss", "generalisation_gap", "wall_s", "tokens_per_s", "mfu",
                                               "energy_j", "energy_source", "model_key", "expert_load", "out")},
-                     "memorisation": memo[rung.name], "eval": metrics.get(rung.name, {})})
+                     **checks[rung.name], "eval": metrics.get(rung.name, {})})
     by_name = {row["name"]: row for row in rows}
     dense = [row for row in rows if row["kind"] == "dense"]
     alts = [{**row, "wall_ratio": row["wall_s"] / by_name[row["matched_dense"]]["wall_s"]}
             for row in rows if row["kind"] != "dense"]
-    try:
-        equivalents = compute_equivalents(dense, alts)
-    except UserError as err:
-        equivalents = {"error": str(err)}
-    return {"rungs": rows, "compute_equivalent": equivalents}
+    doc: dict[str, Any] = {"rungs": rows}
+    for key, loss in (("compute_equivalent", "val_loss"), ("compute_equivalent_clean", "val_loss_clean")):
+        if all(loss in row for row in rows):
+            try:
+                doc[key] = compute_equivalents([{**r, "val_loss": r[loss]} for r in dense],
+                                               [{**r, "val_loss": r[loss]} for r in alts])
+            except UserError as err:
+                doc[key] = {"error": str(err)}
+    return doc
 
 
 def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None = None, tasks: list[str] | None = None,
@@ -221,6 +238,7 @@ def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None =
                              executor)
     doc = {"preset": preset, "note": p.note, "tokens_per_rung": p.tokens, "data": raw.source,
            "curated": cur.source if cur else None,
-           **summarise(rungs, records, metrics, memorisation(records, p, device))}
+           **summarise(rungs, records, metrics,
+                       post_checks(records, p, device, paths.get("val_clean"), folder / "tokenizer"))}
     (folder / "sweep.json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
     return doc

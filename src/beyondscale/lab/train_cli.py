@@ -125,21 +125,33 @@ def _print_sweep(doc: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    clean = any("val_loss_clean" in r for r in doc["rungs"])
     table = Table(title=f"sweep ({doc['preset']}, {doc['tokens_per_rung']:,} tokens per rung)", title_justify="left")
-    for col in ("rung", "params", "active", "FLOPs", "val loss", "train loss", "gap", "memorised", "wall s"):
+    for col in ("rung", "params", "active", "FLOPs", "val loss", *(["val loss (clean)"] if clean else []),
+                "train loss", "gap", "memorised", "wall s"):
         table.add_column(col, justify="left" if col == "rung" else "right")
     for r in doc["rungs"]:
         m = r["memorisation"]
         table.add_row(r["name"], f"{r['params_total']:,}", f"{r['params_active']:,}", f"{r['train_flops']:.3g}",
-                      f"{r['val_loss']:.4f}", f"{r['train_loss']:.4f}", f"{r['generalisation_gap']:+.4f}",
-                      f"{m['memorised']}/{m['samples']}", f"{r['wall_s']:.1f}")
-    console = Console(width=None if sys.stdout.isatty() else 150)
+                      f"{r['val_loss']:.4f}", *([f"{r.get('val_loss_clean', float('nan')):.4f}"] if clean else []),
+                      f"{r['train_loss']:.4f}", f"{r['generalisation_gap']:+.4f}", f"{m['memorised']}/{m['samples']}",
+                      f"{r['wall_s']:.1f}")
     console.print(table)
-    eq = doc["compute_equivalent"]
+    for key, what in (("compute_equivalent", "all held-out documents"),
+                      ("compute_equivalent_clean", "held-out documents the curation keeps")):
+        if key in doc:
+            _print_multipliers(console, doc[key], what)
+
+
+def _print_multipliers(console, eq: dict, what: str) -> None:
+    from rich.table import Table
+
     if "error" in eq:
-        console.print(f"compute-equivalent multipliers: {eq['error']}")
+        console.print(f"compute-equivalent multipliers ({what}): {eq['error']}")
         return
-    mult = Table(title="worth in dense compute (dense loss-vs-FLOPs fit, 95% bootstrap CI)", title_justify="left")
+    mult = Table(title=f"worth in dense compute, loss on {what} (dense loss-vs-FLOPs fit, 95% bootstrap CI)",
+                 title_justify="left")
     for col in ("alternative", "val loss", "FLOPs", "multiplier", "95% CI", "wall vs matched dense", "note"):
         mult.add_column(col, justify="left" if col in ("alternative", "note") else "right")
     for m in eq["multipliers"]:
