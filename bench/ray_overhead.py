@@ -80,7 +80,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
     models, task = build_models(tmp, args.units), build_task(tmp, args.items)
     start = time.perf_counter()
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     startup = time.perf_counter() - start
     arms = {"local": lambda: None, "ray-serial": lambda: RayExecutor(capacity=1), "ray-parallel": RayExecutor}
     times: dict[str, list[float]] = {name: [] for name in arms}

@@ -25,7 +25,8 @@ SETTINGS = dict(batch_size=4, device="cpu")
 @pytest.fixture(scope="module")
 def cluster():
     """One small loopback cluster for the module (starting one costs seconds)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     yield
     ray.shutdown()
 

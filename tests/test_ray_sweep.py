@@ -47,7 +47,8 @@ def test_a_ladder_on_ray_stores_what_the_local_sweep_stores(tmp_path, tiny_prese
         raise AssertionError("a run trained in the driver, not in a Ray worker")
 
     monkeypatch.setattr("beyondscale.lab.run.train_model", not_here)  # this process only; workers import their own
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
     try:
         remote = run_sweep(str(raw), str(tmp_path / "ray"), preset="tiny", store=str(tmp_path / "ray.db"),
                            device="cpu", show_progress=False, executor=RayExecutor())

@@ -11,7 +11,7 @@ from beyondscale.errors import UserError
 
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process) or ray (a Ray cluster).")]
 RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", help="Ray cluster to join: auto, HOST:PORT (default: start a local one).")]
+    "--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: RAY_ADDRESS, else a local one).")]
 MaxRetriesOpt = Annotated[int, typer.Option(
     "--max-retries", help="Ray: times a unit is re-run after its worker died (errors are never retried).")]
 RayCpusOpt = Annotated[float, typer.Option("--ray-cpus", help="Ray: CPUs per unit.")]

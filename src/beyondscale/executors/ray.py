@@ -67,8 +67,9 @@ class _Attempt:
 
 
 class RayExecutor:
-    """Runs units on a Ray cluster. `address`: None starts a local cluster (or uses the one this process
-    already joined); "auto" or "HOST:PORT" joins a running one (run the driver on a cluster node)."""
+    """Runs units on a Ray cluster. `address`: "auto" or "HOST:PORT" joins a running one (run the driver
+    on a cluster node); None follows Ray's lookup (RAY_ADDRESS, a cluster started on this machine, else a
+    new local one); a process that already joined a cluster keeps it."""
 
     def __init__(self, address: str | None = None, *, max_retries: int = 2, resources: Resources | None = None,
                  capacity: int | None = None, backlog: int = BACKLOG, init_kwargs: dict[str, Any] | None = None):

@@ -43,23 +43,44 @@ def phases(requests: dict[str, Any], teachers: dict[str, str | None]) -> list[li
 def train_all(requests: dict[str, Any], teachers: dict[str, str | None], executor: Any,
               store: str | None) -> dict[str, dict]:
     """Train every request (name -> lab.run.TrainRequest) and return name -> training record."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from beyondscale.lab.record import store_record
 
-    resources = getattr(executor, "resources", None)
     records: dict[str, dict] = {}
-    for phase in phases(requests, teachers):
-        jobs = [Job(name, train_job, (requests[name],), num_cpus=getattr(resources, "num_cpus", 1.0),
-                    num_gpus=_gpus(requests[name], resources),
-                    memory_bytes=int(resources.memory_gb * 2**30) if getattr(resources, "memory_gb", None) else None)
-                for name in phase]
-        results = list(map_jobs(executor, jobs))
-        raise_failures(results, "training")  # a later phase needs this one's models
-        for result in results:
-            record = result.value
-            if store and record is not None:
-                record["model_key"] = store_record(store, Path(record["out"]), record)
-            records[result.name] = record
+    show = any(getattr(r, "show_progress", False) for r in requests.values())
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), disable=not show) as progress:
+        bar = progress.add_task("training runs", total=len(requests))
+        for phase in phases(requests, teachers):
+            results = []
+            for result in map_jobs(executor, [_job(name, requests[name], executor) for name in phase]):
+                results.append(result)
+                progress.advance(bar)
+                progress.console.print(f"{result.name}: " + (_done_line(result.value) if result.ok else
+                                                             f"failed: {result.cause}"), highlight=False,
+                                       markup=False)
+            raise_failures(results, "training")  # a later phase needs this one's models
+            for result in results:
+                record = result.value
+                if store and record is not None:
+                    record["model_key"] = store_record(store, Path(record["out"]), record)
+                records[result.name] = record
     return records
+
+
+def _job(name: str, req: Any, executor: Any) -> Job:
+    resources = getattr(executor, "resources", None)
+    memory_gb = getattr(resources, "memory_gb", None)
+    return Job(name, train_job, (req,), num_cpus=getattr(resources, "num_cpus", 1.0), num_gpus=_gpus(req, resources),
+               memory_bytes=int(memory_gb * 2**30) if memory_gb else None)
+
+
+def _done_line(record: dict | None) -> str:
+    if not record:
+        return "stopped early"
+    return f"trained, validation loss {record['val_loss']:.4f}, {record['wall_s']:.1f} s"
 
 
 def _gpus(req: Any, resources: Any) -> float:
