@@ -1,11 +1,19 @@
-"""Throughput against lm-evaluation-harness on a 4-choice multi-token task, same model, same run.
+"""Throughput against lm-evaluation-harness on multiple-choice tasks, same model, same run, and the limit.
 
 Both sides get the model already in memory (load time excluded) and score the same documents of
-the quickstart's next-sentence task (four multi-token choices after one long shared context).
+the quickstart's next-sentence task (four multi-token choices after one long shared context) and
+of a short-answer task (three ~4-token choices after a ~70-token context, `short_answer_task.py`).
 After one warm-up each, the two alternate for --rounds rounds; the script prints each side's
 median items/s, the ratio, and checks that the scores are identical.
 
-    python bench/eval_throughput.py --model smollm2 --model gemma3 --limit 60 --rounds 3
+The limit: for an item with context C and choices L_i, lm-evaluation-harness runs sum(C + L_i - 1)
+positions through the body and the full vocabulary head at each; the least any exact scorer must run
+is C + sum(L_i - 1) body positions (the context once) and sum(L_i) head positions (the scored ones).
+Both totals are counted on the benchmark's own items with lm-eval's tokenisation, turned into
+forward FLOPs with the model's shape (`FlopShape`: body matmuls, attention over the tokens each
+position sees, head), and their quotient is the limit ratio printed beside the measured one.
+
+    python bench/eval_throughput.py --model smollm2 --model gemma3 --task qs_nextsent --task short_answer
 
 Peer: lm-evaluation-harness `HFLM` (its HF backend) with `--lm-eval-batch-size` (default 8),
 driven through `simple_evaluate` with the same task YAML. beyondscale: `Engine` with its
@@ -15,6 +23,7 @@ automatic batch size plus `metrics.score`. Never run two benches at once on this
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -23,12 +32,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _peer import lm_eval_task_dir, quickstart_tasks, require_lm_eval, resolve_model  # noqa: E402
+from short_answer_task import write_task  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="HF folder, .gguf, 'smollm2' or 'gemma3'")
-    parser.add_argument("--task", help="a multiple_choice task YAML (default: quickstart qs_nextsent)")
+    parser.add_argument("--task", action="append",
+                        help="qs_nextsent, short_answer or a multiple_choice task YAML (repeatable; default both)")
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lm-eval-batch-size", type=int, default=8)
@@ -41,22 +52,65 @@ def main() -> int:
     from beyondscale.tasks import build_items, load_task
 
     work = Path(tempfile.mkdtemp(prefix="bs-throughput-"))
-    task_file = Path(args.task).resolve() if args.task else quickstart_tasks(None, work / "tasks")["qs_nextsent"]
-    (peer_task,) = lm_eval_task_dir([task_file], work / "lm_eval_tasks")
-    spec = load_task(str(task_file))
-    items = build_items(spec, limit=args.limit)
+    tasks = []
+    for name in args.task or ["qs_nextsent", "short_answer"]:
+        if name == "qs_nextsent":
+            task_file = quickstart_tasks(None, work / "tasks")["qs_nextsent"]
+        elif name == "short_answer":
+            task_file = write_task(work / "short", n=max(args.limit, 1))
+        else:
+            task_file = Path(name).resolve()
+        (peer_task,) = lm_eval_task_dir([task_file], work / "lm_eval_tasks")
+        spec = load_task(str(task_file))
+        tasks.append((spec, build_items(spec, limit=args.limit), peer_task))
     manager = TaskManager(include_path=str(work / "lm_eval_tasks"))
-    print(f"torch threads: {torch.get_num_threads()}, task {spec.name}, {len(items)} items x "
-          f"{len(items[0].continuations)} choices")
+    print(f"torch threads: {torch.get_num_threads()}, load average at start {os.getloadavg()}")
 
     overall_ok = True
     for model_spec in args.model:
-        overall_ok &= bench_model(model_spec, spec, items, peer_task, manager, args)
+        for spec, items, peer_task in tasks:
+            print(f"task {spec.name}: {len(items)} items x {len(items[0].continuations)} choices")
+            overall_ok &= bench_model(model_spec, spec, items, peer_task, manager, args)
+    print(f"load average at end {os.getloadavg()}")
     return 0 if overall_ok else 1
 
 
+def limit_ratio(engine, items) -> tuple[dict[str, int], float]:
+    """Token totals of lm-eval and of the least exact scorer on `items`, and their forward-FLOP ratio.
+
+    The least scorer runs the inputs the choices share (the context, and any common start of the
+    choices) once, then each choice's own inputs; it projects a position to the vocabulary once
+    however many choices score from it (the context's last token predicts every choice's first)."""
+    from beyondscale.engine.tokens import loglik_span
+
+    shape = engine.flop_shape
+    totals = {"lm_eval_body": 0, "lm_eval_head": 0, "min_body": 0, "min_head": 0}
+    peer_flops = min_flops = 0.0
+    for item in items:
+        pairs = [engine.tok.encode_pair(item.context, c) for c in item.continuations]
+        spans = [loglik_span(i, ctx, cont, engine.max_length) for i, (ctx, cont) in enumerate(pairs)]
+        inputs = [s.seq[:-1] for s in spans]
+        shared = next((n for n, col in enumerate(zip(*inputs, strict=False)) if len(set(col)) > 1),
+                      min(map(len, inputs)))
+        shared_scored = set()
+        for s, x in zip(spans, inputs, strict=True):
+            first = len(x) - s.n_scored  # first input position whose logits are scored
+            totals["lm_eval_body"] += len(x)
+            totals["lm_eval_head"] += len(x)
+            peer_flops += shape.forward(0, len(x), len(x))
+            own_scored = len(x) - max(first, shared)
+            shared_scored.update(range(first, shared))
+            totals["min_body"] += len(x) - shared
+            totals["min_head"] += own_scored
+            min_flops += shape.forward(shared, len(x), own_scored)
+        totals["min_body"] += shared
+        totals["min_head"] += len(shared_scored)
+        min_flops += shape.forward(0, shared, len(shared_scored))
+    return totals, peer_flops / min_flops
+
+
 def bench_model(model_spec, spec, items, peer_task, manager, args) -> bool:
-    """One model: warm-up, then alternate lm-eval and beyondscale; print the ratio."""
+    """One model: warm-up, then alternate lm-eval and beyondscale; print the ratio and the limit."""
     import torch
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
@@ -91,9 +145,14 @@ def bench_model(model_spec, spec, items, peer_task, manager, args) -> bool:
             times[side].append(time.perf_counter() - start)
     peer_t, ours_t = statistics.median(times["lm-eval"]), statistics.median(times["beyondscale"])
     same = peer_scores == our_scores
+    totals, limit = limit_ratio(Engine(model, tokenizer), items)
+    measured = peer_t / ours_t
     print(f"{name}: lm-eval {len(items) / peer_t:.2f} items/s (median of {args.rounds}: {peer_t:.2f} s), "
-          f"beyondscale {len(items) / ours_t:.2f} items/s ({ours_t:.2f} s) -> ratio {peer_t / ours_t:.2f}x; "
+          f"beyondscale {len(items) / ours_t:.2f} items/s ({ours_t:.2f} s) -> ratio {measured:.2f}x; "
           f"acc/acc_norm lm-eval {peer_scores} beyondscale {our_scores}: {'identical' if same else 'DIFFERENT'}")
+    print(f"{name}: positions lm-eval body {totals['lm_eval_body']} head {totals['lm_eval_head']}; minimum body "
+          f"{totals['min_body']} head {totals['min_head']} -> limit ratio {limit:.2f}x (forward FLOPs); measured "
+          f"{measured:.2f}x = {measured / limit:.0%} of the limit; load average {os.getloadavg()}")
     return same
 
 

@@ -28,6 +28,7 @@ from beyondscale.engine.scoring import (
     Scorer,
     batch_cost,
     make_groups,
+    packed_len,
     split_by_length,
 )
 from beyondscale.engine.tokens import LmEvalTokenizer, loglik_span, resolve_max_length, rolling_spans
@@ -59,7 +60,7 @@ class _Prepared:
     def size(self) -> int:
         if self.gen is not None:
             return len(self.gen.ids) + self.gen.max_new
-        return max((g.prefix_len for g in self.groups), default=0)
+        return max((packed_len(g) for g in self.groups), default=0)
 
 
 def is_oom(err: BaseException) -> bool:
@@ -222,13 +223,13 @@ class Engine:
         results = [ItemResult(doc_id=it.doc_id) for it in batch]
         groups = sorted(
             (dataclasses.replace(g, owner=i) for i, p in enumerate(preps) for g in p.groups),
-            key=lambda g: g.prefix_len,
+            key=packed_len,
         )
         sums = {i: [0.0] * p.n_slots for i, p in enumerate(preps) if p.gen is None}
         greedy = {i: [True] * p.n_slots for i, p in enumerate(preps) if p.gen is None}
         # Prefixes of similar length share a forward pass (little left-padding); within that, the budget.
         similar, start = [], 0
-        for n in split_by_length([g.prefix_len for g in groups], overhead=2 * SPLIT_OVERHEAD_TOKENS):
+        for n in split_by_length([packed_len(g) for g in groups], overhead=2 * SPLIT_OVERHEAD_TOKENS):
             similar.append(groups[start : start + n])
             start += n
         for chunk in (c for part in similar for c in self._chunks(part, self._fits)):

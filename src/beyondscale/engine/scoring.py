@@ -64,12 +64,15 @@ def make_groups(spans: list[Span], share: bool) -> list[Group]:
 
 
 def batch_cost(groups: list[Group]) -> tuple[int, int, int]:
-    """(padded tokens run, KV-cache rows x length copied, scored positions) of one forward pair."""
-    lc = max(g.prefix_len for g in groups)
-    rem = [r for g in groups for r in g.remainders() if r > 0]
-    tokens = len(groups) * lc + len(rem) * max(rem, default=0)
+    """(padded tokens run, KV-cache rows x length copied, scored positions) of one batch: packed rows
+    (`Scorer._score_packed`) copy no cache; the two-phase path copies the prefix per span."""
     scored = sum(s.n_scored for g in groups for s in g.spans)
-    return tokens, len(rem) * lc, scored
+    width = max(packed_len(g) for g in groups)
+    rem = [r for g in groups for r in g.remainders() if r > 0]
+    if rem and width <= PACKED_MAX_ROW:
+        return len(groups) * width, 0, scored
+    lc = max(g.prefix_len for g in groups)
+    return len(groups) * lc + len(rem) * max(rem, default=0), len(rem) * lc, scored
 
 
 def keep_mode(model) -> str:
@@ -90,6 +93,9 @@ class Scorer:
         self.pad_id = pad_id
         self.mode = keep_mode(model)
         self.device = next(model.parameters()).device
+        from beyondscale.models.facts import flop_shape
+
+        self.windows = flop_shape(model).windows  # per layer: None (full) or the sliding window
 
     def _forward(self, keep: torch.Tensor, use_cache: bool, **kwargs) -> tuple[torch.Tensor, object]:
         """Forward pass returning logits [K, V] at the True positions of `keep` (row-major)."""
@@ -106,6 +112,68 @@ class Scorer:
 
     @torch.inference_mode()
     def score(self, groups: list[Group]) -> list[list[tuple[float, bool]]]:
+        """Per group, per span: (sum of log-probabilities, every token greedy)."""
+        if any(r > 0 for g in groups for r in g.remainders()) and \
+                max(packed_len(g) for g in groups) <= PACKED_MAX_ROW:
+            return self._score_packed(groups)
+        return self._score_two_phase(groups)
+
+    def _score_packed(self, groups: list[Group]) -> list[list[tuple[float, bool]]]:
+        """One forward pass: each group is one row [prefix | span 1's rest | span 2's rest | ...] whose
+        spans see the prefix and themselves only (a 4D mask built from positions and segments), so the
+        prefix runs once, no cache is copied, and logits are computed at scored positions only."""
+        dev, width = self.device, max(packed_len(g) for g in groups)
+        ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((len(groups), width), dtype=torch.long)
+        seg = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 padding, 0 prefix, k: k-th span's rest
+        scored: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+        span_owner: list[int] = []
+        for b, g in enumerate(groups):
+            n = g.prefix_len
+            ids[b, :n], pos[b, :n], seg[b, :n] = torch.tensor(g.prefix, dtype=torch.long), torch.arange(n), 0
+            col = n
+            for k, s in enumerate(g.spans, start=1):
+                sid, m = len(span_owner), len(s.seq) - 1
+                span_owner.append(b)
+                first = m - s.n_scored
+                for p in range(first, min(m, n)):
+                    _append(scored, b, p, s.seq[p + 1], sid)
+                if m > n:
+                    ids[b, col : col + m - n] = torch.tensor(s.seq[n:m], dtype=torch.long)
+                    pos[b, col : col + m - n], seg[b, col : col + m - n] = torch.arange(n, m), k
+                    for p in range(max(first, n), m):
+                        _append(scored, b, col + p - n, s.seq[p + 1], sid)
+                    col += m - n
+        keep = _mask(ids.shape, scored)
+        logits, _ = self._forward(keep.to(dev), use_cache=False, input_ids=ids.to(dev), position_ids=pos.to(dev),
+                                  attention_mask=self._tree_masks(pos, seg))
+        index = torch.full(keep.shape, -1, dtype=torch.long)
+        index[keep] = torch.arange(int(keep.sum()))  # kept logits come in row-major order
+        lp, greedy = token_logprobs(logits, index[scored[0], scored[1]].to(dev), torch.tensor(scored[2], device=dev))
+        return _span_sums(groups, span_owner, [(scored[3], lp, greedy)])
+
+    def _tree_masks(self, pos: torch.Tensor, seg: torch.Tensor):
+        """Additive 4D masks [B, 1, T, T]: a token sees the prefix and its own segment up to its position
+        (within the layer's sliding window); padding sees only itself. One mask per attention type, as a
+        dict when the model mixes full and sliding layers (its forward takes that form)."""
+        qp, kp, qs, ks = pos[:, :, None], pos[:, None, :], seg[:, :, None], seg[:, None, :]
+        allowed = (kp <= qp) & ((ks == 0) | (ks == qs)) & (ks >= 0) & (qs >= 0)
+        allowed |= torch.eye(pos.shape[1], dtype=torch.bool)[None] & (qs < 0)
+        dtype = next(self.model.parameters()).dtype
+        dtype = dtype if dtype.is_floating_point else torch.float32
+
+        def additive(ok: torch.Tensor) -> torch.Tensor:
+            mask = torch.zeros(ok.shape, dtype=dtype).masked_fill_(~ok, torch.finfo(dtype).min)
+            return mask[:, None].to(self.device)
+
+        windows = set(self.windows)
+        masks = {w: additive(allowed if w is None else allowed & ((qp - kp < w) | (qs < 0))) for w in windows}
+        if len(windows) == 1:
+            return masks[next(iter(windows))]
+        window = next(w for w in windows if w is not None)
+        return {"full_attention": masks[None], "sliding_attention": masks[window]}
+
+    def _score_two_phase(self, groups: list[Group]) -> list[list[tuple[float, bool]]]:
         dev = self.device
         lens = [g.prefix_len for g in groups]
         lc = max(lens)
@@ -152,20 +220,12 @@ class Scorer:
             logits[2], indexes[2] = self._phase2(rows2, scored[2], cache, mask, lens)
         del cache
 
-        sums = torch.zeros(len(span_owner), dtype=torch.float64)
-        misses = torch.zeros(len(span_owner), dtype=torch.long)
+        parts = []
         for phase, (rows, cols, targets, sids) in scored.items():
-            if not rows:
-                continue
-            at = indexes[phase][rows, cols].to(dev)
-            lp, greedy = token_logprobs(logits[phase], at, torch.tensor(targets, device=dev))
-            owner = torch.tensor(sids, dtype=torch.long)
-            sums.index_add_(0, owner, lp.double().cpu())
-            misses.index_add_(0, owner, (~greedy).long().cpu())
-        out: list[list[tuple[float, bool]]] = [[] for _ in groups]
-        for sid, b in enumerate(span_owner):
-            out[b].append((float(sums[sid]), bool(misses[sid] == 0)))
-        return out
+            if rows:
+                at = indexes[phase][rows, cols].to(dev)
+                parts.append((sids, *token_logprobs(logits[phase], at, torch.tensor(targets, device=dev))))
+        return _span_sums(groups, span_owner, parts)
 
 
     def _phase2(self, rows2, scored2, cache, mask, lens) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,6 +288,29 @@ def _select_rows(cache, index: torch.Tensor):
         sub.layers = [copy.copy(layer) for layer in layers]
     sub.batch_select_indices(index)
     return sub
+
+
+def _span_sums(groups: list[Group], span_owner: list[int], parts) -> list[list[tuple[float, bool]]]:
+    """Per group, per span: summed log-probabilities (float64) and whether every token was greedy."""
+    sums = torch.zeros(len(span_owner), dtype=torch.float64)
+    misses = torch.zeros(len(span_owner), dtype=torch.long)
+    for sids, lp, greedy in parts:
+        owner = torch.tensor(sids, dtype=torch.long)
+        sums.index_add_(0, owner, lp.double().cpu())
+        misses.index_add_(0, owner, (~greedy).long().cpu())
+    out: list[list[tuple[float, bool]]] = [[] for _ in groups]
+    for sid, b in enumerate(span_owner):
+        out[b].append((float(sums[sid]), bool(misses[sid] == 0)))
+    return out
+
+
+# Rows longer than this take the two-phase path (a packed row's mask is T x T per attention type).
+PACKED_MAX_ROW = 4096
+
+
+def packed_len(g: Group) -> int:
+    """Length of a group's packed row: its prefix, then each span's input beyond it."""
+    return g.prefix_len + sum(r for r in g.remainders() if r > 0)
 
 
 # A forward pass costs about as much as this many padded tokens more (Python overhead, cache copy).

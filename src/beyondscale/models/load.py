@@ -221,12 +221,14 @@ def load_model(
         bitsandbytes_config,
         bytes_in_memory,
         plan_quantization,
+        preload,
         quantize_model,
     )
 
     device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device)
     plan = plan_quantization(quantize, device)
+    preload()
     identity = identity or ref.identity()
     load_kwargs = {"quantization_config": bitsandbytes_config(plan), "device_map": device} \
         if plan is not None and plan.backend == "bitsandbytes" else {}

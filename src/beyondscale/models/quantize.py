@@ -87,17 +87,32 @@ def bitsandbytes_config(plan: QuantPlan) -> Any:
 @contextlib.contextmanager
 def _quiet_torchao() -> Iterator[None]:
     """torchao logs a warning per optional GPU kernel it cannot load on import; none is used here."""
-    loggers = [logging.getLogger(name) for name in ("", "torchao", "torch", "torch.utils._pytree")]
-    levels = [logger.level for logger in loggers]
+    # a filter, not a level: torch resets its loggers' levels when torch._dynamo first loads
+    loggers = [logging.getLogger(name) for name in ("torchao", "torchao.kernel.intmm", "torch.utils._pytree")]
+    below_error = _BelowError()
     for logger in loggers:
-        logger.setLevel(logging.ERROR)
+        logger.addFilter(below_error)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
+        for logger in loggers:
+            logger.removeFilter(below_error)
+
+
+class _BelowError(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+def preload() -> None:
+    """Import torchao quietly before transformers does: when torchao is installed, loading any model
+    imports it (transformers' quantizers), and it logs a warning per optional GPU kernel it lacks."""
+    if _has("torchao"):
+        with _quiet_torchao():
+            import torchao.quantization  # noqa: F401
+            import transformers.quantizers.auto  # noqa: F401
 
 
 def quantize_model(model: torch.nn.Module, plan: QuantPlan) -> torch.nn.Module:
