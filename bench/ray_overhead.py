@@ -21,7 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' tiny tokenizer (no download)
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1] / "tests")
+)  # the tests' tiny tokenizer (no download)
 
 
 def build_models(folder: Path, k: int) -> list[str]:
@@ -34,9 +36,17 @@ def build_models(folder: Path, k: int) -> list[str]:
     paths = []
     for i in range(k):
         torch.manual_seed(i)
-        cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+        cfg = LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=256,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
+        )
         path = folder / f"tiny-{i}"
         LlamaForCausalLM(cfg).save_pretrained(path)
         tok.save_pretrained(path)
@@ -45,13 +55,20 @@ def build_models(folder: Path, k: int) -> list[str]:
 
 
 def build_task(folder: Path, n: int) -> str:
-    rows = [{"question": f"the cat sat on the mat {i}", "choices": ["dog ran", "bird sat", "fox jumped", "sun"],
-             "label": i % 4} for i in range(n)]
+    rows = [
+        {
+            "question": f"the cat sat on the mat {i}",
+            "choices": ["dog ran", "bird sat", "fox jumped", "sun"],
+            "label": i % 4,
+        }
+        for i in range(n)
+    ]
     (folder / "mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / "mc.yaml").write_text(
         "task: overhead_mc\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: mc.jsonl\n"
         "test_split: test\noutput_type: multiple_choice\ndoc_to_text: '{{question}}'\ndoc_to_target: label\n"
-        "doc_to_choice: choices\nmetric_list:\n  - metric: acc\n")
+        "doc_to_choice: choices\nmetric_list:\n  - metric: acc\n"
+    )
     return str(folder / "mc.yaml")
 
 
@@ -59,8 +76,14 @@ def timed(models: list[str], task: str, store: Path, executor) -> float:
     from beyondscale import api
 
     start = time.perf_counter()
-    result = api.evaluate(models, [task], store=store, settings=api.EvalSettings(device="cpu", batch_size=4),
-                          show_progress=False, executor=executor)
+    result = api.evaluate(
+        models,
+        [task],
+        store=store,
+        settings=api.EvalSettings(device="cpu", batch_size=4),
+        show_progress=False,
+        executor=executor,
+    )
     assert result.succeeded == len(models) and not result.failed
     return time.perf_counter() - start
 
@@ -80,8 +103,13 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ray-overhead-"))
     models, task = build_models(tmp, args.units), build_task(tmp, args.items)
     start = time.perf_counter()
-    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        address="local",
+        num_cpus=args.cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     startup = time.perf_counter() - start
     arms = {"local": lambda: None, "ray-serial": lambda: RayExecutor(capacity=1), "ray-parallel": RayExecutor}
     times: dict[str, list[float]] = {name: [] for name in arms}
@@ -96,18 +124,30 @@ def main() -> None:
     ray.shutdown()
 
     local = statistics.median(times["local"])
-    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
-          f"{args.units} units x {args.items} items; Ray cluster start {startup:.2f} s (once per driver)")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}; "
+        f"{args.units} units x {args.items} items; Ray cluster start {startup:.2f} s (once per driver)"
+    )
     print(f"{'arm':<14}{'median s':>10}{'ms/unit':>10}{'overhead ms/unit':>18}{'ratio vs local':>16}")
-    doc = {"units": args.units, "items": args.items, "rounds": args.rounds, "ray_start_s": startup,
-           "loadavg": os.getloadavg()}
+    doc = {
+        "units": args.units,
+        "items": args.items,
+        "rounds": args.rounds,
+        "ray_start_s": startup,
+        "loadavg": os.getloadavg(),
+    }
     for name, values in times.items():
         med = statistics.median(values)
         per_unit = med / args.units * 1e3
         over = (med - local) / args.units * 1e3
         print(f"{name:<14}{med:>10.3f}{per_unit:>10.1f}{over:>18.1f}{med / local:>16.2f}")
-        doc[name] = {"median_s": med, "ms_per_unit": per_unit, "overhead_ms_per_unit": over, "ratio": med / local,
-                     "all_s": values}
+        doc[name] = {
+            "median_s": med,
+            "ms_per_unit": per_unit,
+            "overhead_ms_per_unit": over,
+            "ratio": med / local,
+            "all_s": values,
+        }
     print(json.dumps(doc))
 
 

@@ -25,8 +25,9 @@ SETTINGS = dict(batch_size=4, device="cpu")
 @pytest.fixture(scope="module")
 def cluster():
     """One small loopback cluster for the module (starting one costs seconds)."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     yield
     ray.shutdown()
 
@@ -41,8 +42,10 @@ def _rows(store, table, cols):
 
 def _assert_same_results(a, b):
     """Row for row: the same items (results to float tolerance), batches, score rows and metrics."""
-    items_a, items_b = _rows(a, "items", "model_key, task_key, item_key, result"), \
-        _rows(b, "items", "model_key, task_key, item_key, result")
+    items_a, items_b = (
+        _rows(a, "items", "model_key, task_key, item_key, result"),
+        _rows(b, "items", "model_key, task_key, item_key, result"),
+    )
     assert [r[:3] for r in items_a] == [r[:3] for r in items_b] and items_a
     for ra, rb in zip(items_a, items_b, strict=True):
         ja, jb = __import__("json").loads(ra[3]), __import__("json").loads(rb[3])
@@ -50,12 +53,16 @@ def _assert_same_results(a, b):
         for key in ja:
             if isinstance(ja[key], list) and ja[key] and isinstance(ja[key][0], float):
                 assert jb[key] == pytest.approx(ja[key], abs=1e-5)
-    assert _rows(a, "measurements", "model_key, task_key, batch_key, n_items") == \
-        _rows(b, "measurements", "model_key, task_key, batch_key, n_items")
-    assert _rows(a, "item_scores", "model_key, task_key, doc_id, pred, gold, correct") == \
-        _rows(b, "item_scores", "model_key, task_key, doc_id, pred, gold, correct")
-    ma, mb = _rows(a, "metrics", "model_key, task_key, metric, value, n_items"), \
-        _rows(b, "metrics", "model_key, task_key, metric, value, n_items")
+    assert _rows(a, "measurements", "model_key, task_key, batch_key, n_items") == _rows(
+        b, "measurements", "model_key, task_key, batch_key, n_items"
+    )
+    assert _rows(a, "item_scores", "model_key, task_key, doc_id, pred, gold, correct") == _rows(
+        b, "item_scores", "model_key, task_key, doc_id, pred, gold, correct"
+    )
+    ma, mb = (
+        _rows(a, "metrics", "model_key, task_key, metric, value, n_items"),
+        _rows(b, "metrics", "model_key, task_key, metric, value, n_items"),
+    )
     assert [r[:3] + r[4:] for r in ma] == [r[:3] + r[4:] for r in mb] and ma
     assert [r[3] for r in mb] == pytest.approx([r[3] for r in ma], abs=1e-6)
 
@@ -64,8 +71,14 @@ def test_matrix_on_ray_equals_the_local_loop(cluster, tiny_llama, tiny_gpt2, mc_
     models, tasks = [str(tiny_llama), str(tiny_gpt2)], [str(mc_task), str(rolling_task)]
     settings = api.EvalSettings(**SETTINGS)
     api.evaluate(models, tasks, store=tmp_path / "local.db", settings=settings, show_progress=False)
-    remote = api.evaluate(models, tasks, store=tmp_path / "ray.db", settings=settings, show_progress=False,
-                          executor=RayExecutor())
+    remote = api.evaluate(
+        models,
+        tasks,
+        store=tmp_path / "ray.db",
+        settings=settings,
+        show_progress=False,
+        executor=RayExecutor(),
+    )
     assert (remote.succeeded, remote.skipped, remote.failed) == (4, 0, [])
     _assert_same_results(tmp_path / "local.db", tmp_path / "ray.db")
     # Each unit ran in a Ray worker, not in this process, and its log says so.
@@ -95,11 +108,18 @@ class _KillOnce(RayExecutor):
 
 def test_a_killed_worker_is_retried_and_every_item_is_stored_once(cluster, tiny_llama, mc_task, tmp_path):
     settings = api.EvalSettings(batch_size=1, device="cpu")  # 12 batches: the kill lands mid-unit
-    local = api.evaluate([str(tiny_llama)], [str(mc_task)], store=tmp_path / "local.db", settings=settings,
-                         show_progress=False)
+    local = api.evaluate(
+        [str(tiny_llama)], [str(mc_task)], store=tmp_path / "local.db", settings=settings, show_progress=False
+    )
     executor = _KillOnce(max_retries=1, backlog=1)  # the worker may run at most one batch ahead
-    result = api.evaluate([str(tiny_llama)], [str(mc_task)], store=tmp_path / "ray.db", settings=settings,
-                          show_progress=False, executor=executor)
+    result = api.evaluate(
+        [str(tiny_llama)],
+        [str(mc_task)],
+        store=tmp_path / "ray.db",
+        settings=settings,
+        show_progress=False,
+        executor=executor,
+    )
     assert len(executor.killed) == 1 and result.failed == []
     conn = sqlite3.connect(tmp_path / "ray.db")
     assert conn.execute("SELECT COUNT(*), COUNT(DISTINCT item_key) FROM items").fetchone() == (12, 12)
@@ -122,9 +142,14 @@ def test_workers_that_keep_dying_fail_the_unit_after_the_retries(cluster, tiny_l
                 if isinstance(output, UnitLog) and (m := re.search(r" pid (\d+) ", output.text)):
                     os.kill(int(m.group(1)), signal.SIGKILL)
 
-    result = api.evaluate([str(tiny_llama)], [str(mc_task)], store=tmp_path / "s.db",
-                          settings=api.EvalSettings(batch_size=1, device="cpu"), show_progress=False,
-                          executor=KillAlways(max_retries=1, backlog=1))
+    result = api.evaluate(
+        [str(tiny_llama)],
+        [str(mc_task)],
+        store=tmp_path / "s.db",
+        settings=api.EvalSettings(batch_size=1, device="cpu"),
+        show_progress=False,
+        executor=KillAlways(max_retries=1, backlog=1),
+    )
     (failure,) = result.failed
     assert failure.attempts == 2 and "worker died 2 times (retries: 1)" in failure.cause
     assert not failure.user_error and result.results == []
@@ -149,7 +174,9 @@ class _Recording(RayExecutor):
                 raise KeyboardInterrupt  # the driver is stopped once these units are stored
 
 
-def test_a_stopped_driver_resumes_with_only_the_missing_units(cluster, tiny_llama, tiny_gpt2, mc_task, tmp_path):
+def test_a_stopped_driver_resumes_with_only_the_missing_units(
+    cluster, tiny_llama, tiny_gpt2, mc_task, tmp_path
+):
     models, tasks = [str(tiny_llama), str(tiny_gpt2)], [str(mc_task)]
     settings = api.EvalSettings(**SETTINGS)
     store = tmp_path / "s.db"
@@ -167,17 +194,36 @@ def test_a_stopped_driver_resumes_with_only_the_missing_units(cluster, tiny_llam
     _assert_same_results(local, store)
 
 
-def test_a_model_that_does_not_load_fails_once_and_the_run_exits_non_zero(cluster, tiny_llama, mc_task, tmp_path,
-                                                                        monkeypatch, capsys):
+def test_a_model_that_does_not_load_fails_once_and_the_run_exits_non_zero(
+    cluster, tiny_llama, mc_task, tmp_path, monkeypatch, capsys
+):
     from beyondscale import cli
 
     broken = tmp_path / "broken"
     shutil.copytree(tiny_llama, broken)
     (broken / "model.safetensors").write_bytes(b"\x00\x01garbage" * 10)
     store = tmp_path / "s.db"
-    monkeypatch.setattr("sys.argv", ["beyondscale", "eval", "-m", str(tiny_llama), "-m", f"broken={broken}",
-                                     "-t", str(mc_task), "--store", str(store), "--device", "cpu",
-                                     "--executor", "ray", "--max-retries", "3"])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "beyondscale",
+            "eval",
+            "-m",
+            str(tiny_llama),
+            "-m",
+            f"broken={broken}",
+            "-t",
+            str(mc_task),
+            "--store",
+            str(store),
+            "--device",
+            "cpu",
+            "--executor",
+            "ray",
+            "--max-retries",
+            "3",
+        ],
+    )
     with pytest.raises(SystemExit) as exit_info:
         cli.main()
     assert exit_info.value.code == 1
@@ -193,8 +239,9 @@ def test_a_model_that_does_not_load_fails_once_and_the_run_exits_non_zero(cluste
 
 
 @pytest.mark.slow  # two drivers poll each other's claims: ~10-20 s on 2 busy cores
-def test_two_drivers_on_one_store_never_compute_the_same_items(cluster, tiny_llama, tiny_gpt2, tiny_llama_big,
-                                                              mc_task, rolling_task, tmp_path):
+def test_two_drivers_on_one_store_never_compute_the_same_items(
+    cluster, tiny_llama, tiny_gpt2, tiny_llama_big, mc_task, rolling_task, tmp_path
+):
     models = [str(tiny_llama), str(tiny_gpt2), str(tiny_llama_big)]
     tasks = [str(mc_task), str(rolling_task)]
     settings = api.EvalSettings(**SETTINGS)
@@ -204,8 +251,9 @@ def test_two_drivers_on_one_store_never_compute_the_same_items(cluster, tiny_lla
 
     def drive(i):
         try:
-            results[i] = api.evaluate(models, tasks, store=store, settings=settings, show_progress=False,
-                                      executor=executors[i])
+            results[i] = api.evaluate(
+                models, tasks, store=store, settings=settings, show_progress=False, executor=executors[i]
+            )
         except BaseException as error:  # noqa: BLE001 - re-raised below in the test thread
             errors.append(error)
 
@@ -224,23 +272,37 @@ def test_two_drivers_on_one_store_never_compute_the_same_items(cluster, tiny_lla
 
 
 def test_bench_on_ray_stores_the_same_rows_as_locally(cluster, tiny_llama, tiny_gpt2, tmp_path):
-    kwargs = dict(prompt_tokens=(8, 16), new_tokens=3, repetitions=1, warmup=0,
-                  settings=api.EvalSettings(device="cpu"))
+    kwargs = dict(
+        prompt_tokens=(8, 16), new_tokens=3, repetitions=1, warmup=0, settings=api.EvalSettings(device="cpu")
+    )
     local = api.bench([str(tiny_llama), str(tiny_gpt2)], store=tmp_path / "local.db", **kwargs)
-    remote = api.bench([str(tiny_llama), str(tiny_gpt2)], store=tmp_path / "ray.db", executor=RayExecutor(), **kwargs)
+    remote = api.bench(
+        [str(tiny_llama), str(tiny_gpt2)], store=tmp_path / "ray.db", executor=RayExecutor(), **kwargs
+    )
     cols = ["model", "prompt_tokens", "new_tokens"]
     assert remote[cols].values.tolist() == local[cols].values.tolist()
-    for table, cols in (("benchmarks", "model_key, prompt_tokens, new_tokens"), ("models", "model_key, facts")):
+    for table, cols in (
+        ("benchmarks", "model_key, prompt_tokens, new_tokens"),
+        ("models", "model_key, facts"),
+    ):
         assert _rows(tmp_path / "ray.db", table, cols) == _rows(tmp_path / "local.db", table, cols)
 
 
 def test_a_unit_no_node_can_hold_fails_at_once_with_the_flag_to_set(cluster, tiny_llama, mc_task, tmp_path):
     from beyondscale.executors import Resources
 
-    result = api.evaluate([str(tiny_llama)], [str(mc_task)], store=tmp_path / "s.db", show_progress=False,
-                          settings=api.EvalSettings(**SETTINGS),
-                          executor=RayExecutor(resources=Resources(memory_gb=100_000)))
+    result = api.evaluate(
+        [str(tiny_llama)],
+        [str(mc_task)],
+        store=tmp_path / "s.db",
+        show_progress=False,
+        settings=api.EvalSettings(**SETTINGS),
+        executor=RayExecutor(resources=Resources(memory_gb=100_000)),
+    )
     (failure,) = result.failed
     assert failure.user_error and failure.attempts == 1
-    assert re.fullmatch(r"needs 100000\.00 GiB per unit but the largest Ray node offers \d+\.\d\d; "
-                        r"set --ray-memory-gb", failure.cause)
+    assert re.fullmatch(
+        r"needs 100000\.00 GiB per unit but the largest Ray node offers \d+\.\d\d; "
+        r"set --ray-memory-gb",
+        failure.cause,
+    )

@@ -32,11 +32,26 @@ def _main(monkeypatch, *args):
     return 0
 
 
-def test_a_failed_unit_ends_alone_and_the_run_exits_1(tiny_llama, tiny_gpt2, mc_task, tmp_path, monkeypatch,
-                                                       capsys):
+def test_a_failed_unit_ends_alone_and_the_run_exits_1(
+    tiny_llama, tiny_gpt2, mc_task, tmp_path, monkeypatch, capsys
+):
     broken, store = _broken_copy(tiny_llama, tmp_path), tmp_path / "s.db"
-    code = _main(monkeypatch, "eval", "-m", str(tiny_llama), "-m", f"broken={broken}", "-m", str(tiny_gpt2),
-                 "-t", str(mc_task), "--store", str(store), "--device", "cpu")
+    code = _main(
+        monkeypatch,
+        "eval",
+        "-m",
+        str(tiny_llama),
+        "-m",
+        f"broken={broken}",
+        "-m",
+        str(tiny_gpt2),
+        "-t",
+        str(mc_task),
+        "--store",
+        str(store),
+        "--device",
+        "cpu",
+    )
     out = capsys.readouterr().out
     assert code == 1
     assert "units: 2 succeeded, 0 skipped (already stored), 1 failed" in out
@@ -46,8 +61,22 @@ def test_a_failed_unit_ends_alone_and_the_run_exits_1(tiny_llama, tiny_gpt2, mc_
     assert conn.execute("SELECT COUNT(DISTINCT model_key) FROM metrics").fetchone() == (2,)
     assert conn.execute("SELECT status FROM run_units WHERE status='failed'").fetchall() == [("failed",)]
     # a second run skips what is stored and fails the broken model again, once
-    code = _main(monkeypatch, "eval", "-m", str(tiny_llama), "-m", f"broken={broken}", "-m", str(tiny_gpt2),
-                 "-t", str(mc_task), "--store", str(store), "--device", "cpu")
+    code = _main(
+        monkeypatch,
+        "eval",
+        "-m",
+        str(tiny_llama),
+        "-m",
+        f"broken={broken}",
+        "-m",
+        str(tiny_gpt2),
+        "-t",
+        str(mc_task),
+        "--store",
+        str(store),
+        "--device",
+        "cpu",
+    )
     assert code == 1 and "units: 0 succeeded, 2 skipped (already stored), 1 failed" in capsys.readouterr().out
     assert _main(monkeypatch, "results", "logs", "latest", "--store", str(store), "--model", "broken") == 0
     log = capsys.readouterr().out
@@ -77,18 +106,32 @@ def test_bench_keeps_the_good_models_rows_and_names_the_broken_one(tiny_llama, t
 
     broken, store = _broken_copy(tiny_llama, tmp_path), tmp_path / "s.db"
     with pytest.raises(UserError, match=r"bench: 1 failed \(broken: .*not a valid safetensors file"):
-        api.bench([str(tiny_llama), f"broken={broken}"], prompt_tokens=(8,), new_tokens=2, repetitions=1, warmup=0,
-                  store=store, settings=api.EvalSettings(device="cpu"))
+        api.bench(
+            [str(tiny_llama), f"broken={broken}"],
+            prompt_tokens=(8,),
+            new_tokens=2,
+            repetitions=1,
+            warmup=0,
+            store=store,
+            settings=api.EvalSettings(device="cpu"),
+        )
     conn = sqlite3.connect(store)
     assert conn.execute("SELECT COUNT(*) FROM benchmarks").fetchone() == (1,)
     assert conn.execute("SELECT status FROM runs").fetchone() == ("failed",)
 
 
 def test_the_local_executor_never_imports_ray(tiny_llama, mc_task, tmp_path):
-    code = (f"import sys; from beyondscale import api; api.evaluate([{str(tiny_llama)!r}], [{str(mc_task)!r}], "
-            f"store={str(tmp_path / 's.db')!r}, settings=api.EvalSettings(limit=2), show_progress=False); "
-            "import beyondscale.cli; print('ray' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    code = (
+        f"import sys; from beyondscale import api; api.evaluate([{str(tiny_llama)!r}], [{str(mc_task)!r}], "
+        f"store={str(tmp_path / 's.db')!r}, settings=api.EvalSettings(limit=2), show_progress=False); "
+        "import beyondscale.cli; print('ray' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "False"

@@ -19,9 +19,16 @@ def tiny_preset(monkeypatch):
     from beyondscale.lab import sweep
     from beyondscale.lab.configs import Shape
 
-    preset = sweep.Preset(dense=[Shape(d_model=d, n_layer=1, n_head=2, context_length=32) for d in (16, 24, 32)],
-                          tokens=4096, vocab_size=300, batch_size=8, lr=3e-3, eval_limit=5, memorisation_samples=8,
-                          n_experts=4)
+    preset = sweep.Preset(
+        dense=[Shape(d_model=d, n_layer=1, n_head=2, context_length=32) for d in (16, 24, 32)],
+        tokens=4096,
+        vocab_size=300,
+        batch_size=8,
+        lr=3e-3,
+        eval_limit=5,
+        memorisation_samples=8,
+        n_experts=4,
+    )
     monkeypatch.setitem(sweep.PRESETS, "tiny", preset)
     return preset
 
@@ -40,28 +47,47 @@ def test_a_ladder_on_ray_stores_what_the_local_sweep_stores(tmp_path, tiny_prese
     from beyondscale.lab.sweep import run_sweep
 
     raw = write_corpus(tmp_path / "raw.txt", 600)
-    local = run_sweep(str(raw), str(tmp_path / "local"), preset="tiny", store=str(tmp_path / "local.db"),
-                      device="cpu", show_progress=False)
+    local = run_sweep(
+        str(raw),
+        str(tmp_path / "local"),
+        preset="tiny",
+        store=str(tmp_path / "local.db"),
+        device="cpu",
+        show_progress=False,
+    )
 
     def not_here(*_a, **_k):
         raise AssertionError("a run trained in the driver, not in a Ray worker")
 
-    monkeypatch.setattr("beyondscale.lab.run.train_model", not_here)  # this process only; workers import their own
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    monkeypatch.setattr(
+        "beyondscale.lab.run.train_model", not_here
+    )  # this process only; workers import their own
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     try:
-        remote = run_sweep(str(raw), str(tmp_path / "ray"), preset="tiny", store=str(tmp_path / "ray.db"),
-                           device="cpu", show_progress=False, executor=RayExecutor())
+        remote = run_sweep(
+            str(raw),
+            str(tmp_path / "ray"),
+            preset="tiny",
+            store=str(tmp_path / "ray.db"),
+            device="cpu",
+            show_progress=False,
+            executor=RayExecutor(),
+        )
     finally:
         ray.shutdown()
     assert [r["name"] for r in remote["rungs"]] == [r["name"] for r in local["rungs"]]
     # Same weights (model keys are content hashes of the weights), same losses, same stored rows.
     assert [r["model_key"] for r in remote["rungs"]] == [r["model_key"] for r in local["rungs"]]
-    assert [r["val_loss"] for r in remote["rungs"]] == pytest.approx([r["val_loss"] for r in local["rungs"]],
-                                                                       abs=1e-6)
-    for sql in ("SELECT model_key, arch, params_total, tokens, train_flops FROM lab_training_runs",
-                "SELECT model_key, kind, step, tokens FROM training_curve",
-                "SELECT model_key, task_key, item_key FROM items",
-                "SELECT model_key, task_key, metric, n_items FROM metrics"):
+    assert [r["val_loss"] for r in remote["rungs"]] == pytest.approx(
+        [r["val_loss"] for r in local["rungs"]], abs=1e-6
+    )
+    for sql in (
+        "SELECT model_key, arch, params_total, tokens, train_flops FROM lab_training_runs",
+        "SELECT model_key, kind, step, tokens FROM training_curve",
+        "SELECT model_key, task_key, item_key FROM items",
+        "SELECT model_key, task_key, metric, n_items FROM metrics",
+    ):
         assert _rows(tmp_path / "ray.db", sql) == _rows(tmp_path / "local.db", sql), sql
     assert len(_rows(tmp_path / "ray.db", "SELECT model_key FROM lab_training_runs")) == 5

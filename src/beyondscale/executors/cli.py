@@ -10,18 +10,39 @@ import typer
 from beyondscale.errors import UserError
 
 ExecutorOpt = Annotated[str, typer.Option("--executor", help="local (this process) or ray (a Ray cluster).")]
-RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", help="Ray cluster to join: auto or HOST:PORT (default: RAY_ADDRESS, else a local one).")]
-MaxRetriesOpt = Annotated[int, typer.Option(
-    "--max-retries", help="Ray: times a unit is re-run after its worker died (errors are never retried).")]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Ray cluster to join: auto or HOST:PORT (default: RAY_ADDRESS, else a local one).",
+    ),
+]
+MaxRetriesOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-retries", help="Ray: times a unit is re-run after its worker died (errors are never retried)."
+    ),
+]
 RayCpusOpt = Annotated[float, typer.Option("--ray-cpus", help="Ray: CPUs per unit.")]
-RayGpusOpt = Annotated[float | None, typer.Option("--ray-gpus", help="Ray: GPUs per unit (default 1 on cuda).")]
-RayMemoryOpt = Annotated[float | None, typer.Option(
-    "--ray-memory-gb", help="Ray: memory per unit (default: estimated from the weights on disk).")]
+RayGpusOpt = Annotated[
+    float | None, typer.Option("--ray-gpus", help="Ray: GPUs per unit (default 1 on cuda).")
+]
+RayMemoryOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--ray-memory-gb", help="Ray: memory per unit (default: estimated from the weights on disk)."
+    ),
+]
 
 
-def make_executor(kind: str, address: str | None = None, max_retries: int = 2, cpus: float = 1.0,
-                  gpus: float | None = None, memory_gb: float | None = None) -> Any:
+def make_executor(
+    kind: str,
+    address: str | None = None,
+    max_retries: int = 2,
+    cpus: float = 1.0,
+    gpus: float | None = None,
+    memory_gb: float | None = None,
+) -> Any:
     """The executor the flags ask for; `local` never imports Ray."""
     if kind == "local":
         if address is not None:
@@ -43,12 +64,15 @@ def make_executor(kind: str, address: str | None = None, max_retries: int = 2, c
 
 def print_summary(console: Any, succeeded: int, skipped: int, failed: list[Any], logs_hint: str) -> int:
     """One line of counts, one line per failure with its cause; the exit status (1 if any failed)."""
-    console.print(f"units: {succeeded} succeeded, {skipped} skipped (already stored), {len(failed)} failed",
-                  highlight=False)
+    console.print(
+        f"units: {succeeded} succeeded, {skipped} skipped (already stored), {len(failed)} failed",
+        highlight=False,
+    )
     for f in failed:
         tries = f" after {f.attempts} attempts" if f.attempts > 1 else ""
-        console.print(f"failed: {f.model} · {f.task}{tries}: {f.cause}", highlight=False, markup=False,
-                      soft_wrap=True)
+        console.print(
+            f"failed: {f.model} · {f.task}{tries}: {f.cause}", highlight=False, markup=False, soft_wrap=True
+        )
     if failed:
         console.print(f"unit logs: {logs_hint}", highlight=False, markup=False)
     return 1 if failed else 0
@@ -57,7 +81,9 @@ def print_summary(console: Any, succeeded: int, skipped: int, failed: list[Any],
 def logs_cmd(
     run: str = typer.Argument("latest", help="Run id, or 'latest'."),
     store: Annotated[str, typer.Option("--store", help="Results database (SQLite).")] = "beyondscale.db",
-    model: Annotated[str | None, typer.Option("--model", help="Only models whose name contains this.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only models whose name contains this.")
+    ] = None,
     paths: Annotated[bool, typer.Option("--paths", help="Print only the log files' paths.")] = False,
 ) -> None:
     """Print the unit logs of a run: where each unit ran, its warnings, retries and failures."""

@@ -49,8 +49,12 @@ def call_guarded(name: str, fn: Callable[..., Any], args: tuple) -> JobResult:
     try:
         return JobResult(name, fn(*args))
     except Exception as error:  # noqa: BLE001 - user code: reported once, never retried
-        return JobResult(name, cause=cause_of(error), detail=traceback.format_exc(),
-                         user_error=isinstance(error, UserError))
+        return JobResult(
+            name,
+            cause=cause_of(error),
+            detail=traceback.format_exc(),
+            user_error=isinstance(error, UserError),
+        )
 
 
 def local_map(jobs: Iterable[Job]) -> Iterator[JobResult]:

@@ -35,8 +35,17 @@ def _worker_died_errors() -> tuple[type[BaseException], ...]:
     """Ray's errors for a lost worker, node or object: the unit itself did nothing wrong."""
     import ray.exceptions as e
 
-    return (e.WorkerCrashedError, e.NodeDiedError, e.ObjectLostError, e.OwnerDiedError, e.RayActorError,
-            e.LocalRayletDiedError, e.OutOfMemoryError, e.TaskCancelledError, e.RaySystemError)
+    return (
+        e.WorkerCrashedError,
+        e.NodeDiedError,
+        e.ObjectLostError,
+        e.OwnerDiedError,
+        e.RayActorError,
+        e.LocalRayletDiedError,
+        e.OutOfMemoryError,
+        e.TaskCancelledError,
+        e.RaySystemError,
+    )
 
 
 @dataclass
@@ -60,8 +69,14 @@ class _Attempt:
         for t in self.unit.tasks:
             keep = [i for i, key in enumerate(t.item_keys) if key not in self.received]
             if keep:
-                tasks.append(TaskJob(t.task_key, t.task, tuple(t.items[i] for i in keep),
-                                     tuple(t.item_keys[i] for i in keep)))
+                tasks.append(
+                    TaskJob(
+                        t.task_key,
+                        t.task,
+                        tuple(t.items[i] for i in keep),
+                        tuple(t.item_keys[i] for i in keep),
+                    )
+                )
         want_facts = self.unit.want_facts and not self.facts_seen
         return replace(self.unit, tasks=tuple(tasks), want_facts=want_facts) if tasks or want_facts else None
 
@@ -71,8 +86,16 @@ class RayExecutor:
     on a cluster node); None follows Ray's lookup (RAY_ADDRESS, a cluster started on this machine, else a
     new local one); a process that already joined a cluster keeps it."""
 
-    def __init__(self, address: str | None = None, *, max_retries: int = 2, resources: Resources | None = None,
-                 capacity: int | None = None, backlog: int = BACKLOG, init_kwargs: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        max_retries: int = 2,
+        resources: Resources | None = None,
+        capacity: int | None = None,
+        backlog: int = BACKLOG,
+        init_kwargs: dict[str, Any] | None = None,
+    ):
         if max_retries < 0:
             raise UserError(f"--max-retries {max_retries}: must be 0 or more")
         self.address, self.max_retries, self.backlog = address, max_retries, backlog
@@ -87,8 +110,9 @@ class RayExecutor:
 
         if not ray.is_initialized():
             try:
-                ray.init(address=self.address, log_to_driver=False, configure_logging=False,
-                         **self.init_kwargs)
+                ray.init(
+                    address=self.address, log_to_driver=False, configure_logging=False, **self.init_kwargs
+                )
             except ConnectionError as err:
                 raise UserError(f"--ray-address {self.address}: no Ray cluster there ({err})") from None
         if self._remote is None:
@@ -138,7 +162,9 @@ class RayExecutor:
             except died as error:
                 yield from self._retry(attempt, error, flying)
                 continue
-            except ray.exceptions.RayTaskError as error:  # outside the guard: e.g. the unit would not unpickle
+            except (
+                ray.exceptions.RayTaskError
+            ) as error:  # outside the guard: e.g. the unit would not unpickle
                 yield from _fail(attempt, cause_of(error.cause or error), str(error))
                 continue
             attempt.track(output)
@@ -154,11 +180,18 @@ class RayExecutor:
             return
         detail = ", ".join(f"{k}={v}" for k, v in options.items() if k != "memory")
         memory, how = estimate_memory(model.ref, model.load.dtype, model.load.device, self.resources)
-        yield UnitLog(attempt.unit.model.model_key, f"submitted to Ray: {detail}, memory={memory / 2**30:.2f} GiB "
-                                                    f"({how})")
+        yield UnitLog(
+            attempt.unit.model.model_key,
+            f"submitted to Ray: {detail}, memory={memory / 2**30:.2f} GiB ({how})",
+        )
         # Ray's own retries stay off: the driver retries, and only for what did not come back.
-        task = self._remote.options(num_returns="streaming", max_retries=0, retry_exceptions=False,
-                                    _generator_backpressure_num_objects=self.backlog, **options)
+        task = self._remote.options(
+            num_returns="streaming",
+            max_retries=0,
+            retry_exceptions=False,
+            _generator_backpressure_num_objects=self.backlog,
+            **options,
+        )
         flying[task.remote(attempt.unit, attempt.attempt)] = attempt
 
     def _unplaceable(self, options: dict[str, float]) -> str | None:
@@ -171,25 +204,35 @@ class RayExecutor:
                 unit = "GiB" if key == "memory" else key
                 scale = 2**30 if key == "memory" else 1
                 flag = {"CPU": "--ray-cpus", "GPU": "--ray-gpus", "memory": "--ray-memory-gb"}[key]
-                return (f"needs {want / scale:.2f} {unit} per unit but the largest Ray node offers {have / scale:.2f}; "
-                        f"set {flag}")
+                return (
+                    f"needs {want / scale:.2f} {unit} per unit but the largest Ray node offers "
+                    f"{have / scale:.2f}; set {flag}"
+                )
         return None
 
-    def _retry(self, attempt: _Attempt, error: BaseException, flying: dict[Any, _Attempt]) -> Iterator[UnitOutput]:
+    def _retry(
+        self, attempt: _Attempt, error: BaseException, flying: dict[Any, _Attempt]
+    ) -> Iterator[UnitOutput]:
         key, cause = attempt.unit.model.model_key, cause_of(error)
         rest = attempt.remainder()
         if rest is None:
             yield UnitLog(key, f"worker lost after its last result ({cause}); nothing left to redo")
             return
         if attempt.attempt > self.max_retries:
-            yield from _fail(attempt, f"worker died {attempt.attempt} times (retries: {self.max_retries}); "
-                                      f"last: {cause}", str(error))
+            yield from _fail(
+                attempt,
+                f"worker died {attempt.attempt} times (retries: {self.max_retries}); last: {cause}",
+                str(error),
+            )
             return
         left = sum(len(t.items) for t in rest.tasks)
-        yield UnitLog(key, f"attempt {attempt.attempt}: worker died ({cause}); retrying the {left} items not yet "
-                           f"received ({attempt.attempt} of {self.max_retries} retries)", notice=True)
+        yield UnitLog(
+            key,
+            f"attempt {attempt.attempt}: worker died ({cause}); retrying the {left} items not yet "
+            f"received ({attempt.attempt} of {self.max_retries} retries)",
+            notice=True,
+        )
         yield from self._submit(_Attempt(rest, attempt.attempt + 1), flying)
-
 
     # ---- whole jobs (training runs, benchmarks) ---------------------------------------------------
     def map(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
@@ -206,7 +249,8 @@ class RayExecutor:
                 yield JobResult(job.name, cause=why, user_error=True)
                 continue
             ref = remote.options(max_retries=self.max_retries, retry_exceptions=False, **options).remote(
-                job.name, job.fn, job.args)
+                job.name, job.fn, job.args
+            )
             flying[ref] = job
         while flying:
             (ref,), _ = ray.wait(list(flying), num_returns=1)
@@ -214,8 +258,12 @@ class RayExecutor:
             try:
                 yield ray.get(ref)
             except _worker_died_errors() as error:
-                yield JobResult(job.name, cause=f"worker died {self.max_retries + 1} times; last: {cause_of(error)}",
-                                detail=str(error), attempts=self.max_retries + 1)
+                yield JobResult(
+                    job.name,
+                    cause=f"worker died {self.max_retries + 1} times; last: {cause_of(error)}",
+                    detail=str(error),
+                    attempts=self.max_retries + 1,
+                )
             except ray.exceptions.RayTaskError as error:
                 yield JobResult(job.name, cause=cause_of(error.cause or error), detail=str(error))
 

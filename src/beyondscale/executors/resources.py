@@ -64,5 +64,8 @@ def model_resources(ref: Any, dtype: str, device: str, resources: Resources) -> 
     gpus = resources.num_gpus
     if gpus is None:
         gpus = 1.0 if device.startswith("cuda") else 0.0
-    return {"num_cpus": resources.num_cpus, "num_gpus": gpus,
-            "memory": estimate_memory(ref, dtype, device, resources)[0]}
+    return {
+        "num_cpus": resources.num_cpus,
+        "num_gpus": gpus,
+        "memory": estimate_memory(ref, dtype, device, resources)[0],
+    }

@@ -40,8 +40,9 @@ def phases(requests: dict[str, Any], teachers: dict[str, str | None]) -> list[li
     return [[n for n in requests if depth[n] == d] for d in range(max(depth.values(), default=-1) + 1)]
 
 
-def train_all(requests: dict[str, Any], teachers: dict[str, str | None], executor: Any,
-              store: str | None) -> dict[str, dict]:
+def train_all(
+    requests: dict[str, Any], teachers: dict[str, str | None], executor: Any, store: str | None
+) -> dict[str, dict]:
     """Train every request (name -> lab.run.TrainRequest) and return name -> training record."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -50,17 +51,26 @@ def train_all(requests: dict[str, Any], teachers: dict[str, str | None], executo
 
     records: dict[str, dict] = {}
     show = any(getattr(r, "show_progress", False) for r in requests.values())
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), disable=not show) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+    ) as progress:
         bar = progress.add_task("training runs", total=len(requests))
         for phase in phases(requests, teachers):
             results = []
             for result in map_jobs(executor, [_job(name, requests[name], executor) for name in phase]):
                 results.append(result)
                 progress.advance(bar)
-                progress.console.print(f"{result.name}: " + (_done_line(result.value) if result.ok else
-                                                             f"failed: {result.cause}"), highlight=False,
-                                       markup=False)
+                progress.console.print(
+                    f"{result.name}: "
+                    + (_done_line(result.value) if result.ok else f"failed: {result.cause}"),
+                    highlight=False,
+                    markup=False,
+                )
             raise_failures(results, "training")  # a later phase needs this one's models
             for result in results:
                 record = result.value
@@ -73,8 +83,14 @@ def train_all(requests: dict[str, Any], teachers: dict[str, str | None], executo
 def _job(name: str, req: Any, executor: Any) -> Job:
     resources = getattr(executor, "resources", None)
     memory_gb = getattr(resources, "memory_gb", None)
-    return Job(name, train_job, (req,), num_cpus=getattr(resources, "num_cpus", 1.0), num_gpus=_gpus(req, resources),
-               memory_bytes=int(memory_gb * 2**30) if memory_gb else None)
+    return Job(
+        name,
+        train_job,
+        (req,),
+        num_cpus=getattr(resources, "num_cpus", 1.0),
+        num_gpus=_gpus(req, resources),
+        memory_bytes=int(memory_gb * 2**30) if memory_gb else None,
+    )
 
 
 def _done_line(record: dict | None) -> str:

@@ -22,9 +22,11 @@ from beyondscale.work.unit import BatchResult, Unit, UnitFailed, UnitLog, UnitOu
 
 def _header(unit: Unit, attempt: int) -> str:
     tasks = ", ".join(f"{t.task} ({len(t.items)} items)" for t in unit.tasks) or "facts only"
-    return (f"{time.strftime('%Y-%m-%d %H:%M:%S')} unit {unit.model.ref.name} [{unit.model.model_key}] "
-            f"attempt {attempt} on {socket.gethostname()} pid {os.getpid()} device {unit.model.load.device}: "
-            f"{tasks}\n")
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')} unit {unit.model.ref.name} [{unit.model.model_key}] "
+        f"attempt {attempt} on {socket.gethostname()} pid {os.getpid()} device {unit.model.load.device}: "
+        f"{tasks}\n"
+    )
 
 
 def cause_of(error: BaseException) -> str:
@@ -54,8 +56,14 @@ def guarded(unit: Unit, attempt: int = 1) -> Iterator[UnitOutput]:
     except Exception as error:  # noqa: BLE001 - user code: reported once, never retried
         detail = traceback.format_exc()
         buffer.write(detail)
-        failure = UnitFailed(unit.model.model_key, cause_of(error), detail, isinstance(error, UserError),
-                             retriable=False, attempts=attempt)
+        failure = UnitFailed(
+            unit.model.model_key,
+            cause_of(error),
+            detail,
+            isinstance(error, UserError),
+            retriable=False,
+            attempts=attempt,
+        )
     finally:
         root.removeHandler(handler)
     status = f"failed: {failure.cause}" if failure else "done"

@@ -42,6 +42,8 @@ def run_logs(store_path: str | Path, run_id: str) -> list[Path]:
     folder = root / run_id
     if not folder.is_dir():
         close = [p.name for p in runs if p.name.startswith(run_id[:8])][:5]
-        raise UserError(f"run {run_id}: no unit logs under {root}" + (f" (runs with logs: {', '.join(close)})"
-                                                                     if close else ""))
+        raise UserError(
+            f"run {run_id}: no unit logs under {root}"
+            + (f" (runs with logs: {', '.join(close)})" if close else "")
+        )
     return sorted(folder.glob("*.log"))

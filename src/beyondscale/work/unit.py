@@ -129,7 +129,8 @@ def run_unit(unit: Unit) -> Iterator[UnitOutput]:
         yield from _run_task(unit.model.model_key, task, engine, meter, env_key)
 
 
-def _run_task(model_key: str, task: TaskJob, engine: Any, meter: Any, env_key: str | None) -> Iterator[BatchResult]:
+def _run_task(model_key: str, task: TaskJob, engine: Any, meter: Any,
+              env_key: str | None) -> Iterator[BatchResult]:
     key_of = dict(zip(task.items, task.item_keys, strict=True))
     for batch in engine.plan(list(task.items)) if task.items else []:
         with meter.measure() as m:

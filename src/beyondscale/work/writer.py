@@ -58,7 +58,8 @@ class Writer:
 
     def write_batch(self, batch: BatchResult) -> None:
         new = self.store.write_batch(self.run_id, batch.model_key, batch.task_key, batch.batch_key,
-                                     batch.rows, batch.measurement, batch.environment_key or self.environment_key)
+                                     batch.rows, batch.measurement,
+                                     batch.environment_key or self.environment_key)
         self.computed[(batch.model_key, batch.task_key)] += new
         if self.on_batch is not None:
             self.on_batch(batch.model_key, batch.task_key, len(batch.rows))
