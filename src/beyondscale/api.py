@@ -96,11 +96,19 @@ class EvalResult:
     skipped: int = 0
     failed: list[UnitFailure] = field(default_factory=list)
 
+    def raise_failures(self, what: str) -> None:
+        """For callers that need every pair (quickstart, sweep): one line naming each failed unit."""
+        if self.failed:
+            causes = "; ".join(f"{f.model} · {f.task}: {f.cause}" for f in self.failed)
+            raise UserError(f"{what}: {len(self.failed)} unit(s) failed ({causes}); logs: beyondscale results "
+                            f"logs {self.run_id} --store {self.store}")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "store": self.store,
-            "summary": {"succeeded": self.succeeded, "skipped": self.skipped, "failed": [asdict(f) for f in self.failed]},
+            "summary": {"succeeded": self.succeeded, "skipped": self.skipped,
+                        "failed": [asdict(f) for f in self.failed]},
             "results": [
                 {"model": r.model, "task": r.task, "metrics": r.metrics, "n_items": r.n_items, "seconds": r.seconds,
                  "efficiency": r.efficiency}
@@ -603,6 +611,7 @@ def quickstart(
     settings.family = settings.family or "quickstart"
     result = evaluate(models, [str(p) for p in task_files], store=store, settings=settings,
                       show_progress=show_progress, command="quickstart")
+    result.raise_failures("quickstart")
     stages["evaluate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

@@ -12,6 +12,7 @@ Ray is imported only when a `RayExecutor` is used; the local executor never need
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -145,31 +146,37 @@ class RayExecutor:
 
     # ---- running units ---------------------------------------------------------------------------
     def run(self, units: Iterable[Unit]) -> Iterator[UnitOutput]:
-        """Submit every unit, then yield outputs as they arrive from whichever unit has one."""
+        """Submit every unit, then yield outputs as they arrive from whichever unit has one. If the
+        driver stops early (Ctrl-C), the units still running are cancelled: what arrived is stored."""
         ray = self.connect()
         flying: dict[Any, _Attempt] = {}
-        for unit in units:
-            yield from self._submit(_Attempt(unit), flying)
-        died = _worker_died_errors()
-        while flying:
-            ready, _ = ray.wait(list(flying), num_returns=1)
-            generator = ready[0]
-            attempt = flying.pop(generator)
-            try:
-                output = ray.get(next(generator))
-            except StopIteration:
-                continue
-            except died as error:
-                yield from self._retry(attempt, error, flying)
-                continue
-            except (
-                ray.exceptions.RayTaskError
-            ) as error:  # outside the guard: e.g. the unit would not unpickle
-                yield from _fail(attempt, cause_of(error.cause or error), str(error))
-                continue
-            attempt.track(output)
-            flying[generator] = attempt
-            yield output
+        try:
+            for unit in units:
+                yield from self._submit(_Attempt(unit), flying)
+            while flying:
+                yield from self._next_output(ray, flying)
+        finally:
+            for generator in flying:
+                with contextlib.suppress(Exception):  # already finished or its node gone: nothing to stop
+                    ray.cancel(generator, force=True)
+
+    def _next_output(self, ray: Any, flying: dict[Any, _Attempt]) -> Iterator[UnitOutput]:
+        """The next output of whichever unit has one ready (or its retry, or its failure)."""
+        (generator,), _ = ray.wait(list(flying), num_returns=1)
+        attempt = flying.pop(generator)
+        try:
+            output = ray.get(next(generator))
+        except StopIteration:
+            return
+        except _worker_died_errors() as error:
+            yield from self._retry(attempt, error, flying)
+            return
+        except ray.exceptions.RayTaskError as error:  # outside the guard: e.g. the unit would not unpickle
+            yield from _fail(attempt, cause_of(error.cause or error), str(error))
+            return
+        attempt.track(output)
+        flying[generator] = attempt
+        yield output
 
     def _submit(self, attempt: _Attempt, flying: dict[Any, _Attempt]) -> Iterator[UnitOutput]:
         """Start the attempt with its resources, or fail it at once if no node could ever hold it."""

@@ -161,6 +161,7 @@ def evaluate_rungs(records: dict[str, dict], tasks: list[str], store: str, p: Pr
     result = api.evaluate([f"{name}={r['out']}" for name, r in records.items()], tasks, store=store,
                           settings=api.EvalSettings(limit=p.eval_limit, device=device),
                           show_progress=show_progress, command="sweep", executor=executor)
+    result.raise_failures("sweep")
     metrics: dict[str, dict] = {name: {} for name in records}
     for pair in result.results:
         metrics[pair.model].update({f"{pair.task}/{k}": v for k, v in pair.metrics.items()})
