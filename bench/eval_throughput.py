@@ -39,7 +39,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="HF folder, .gguf, 'smollm2' or 'gemma3'")
     parser.add_argument("--task", action="append",
-                        help="qs_nextsent, short_answer or a multiple_choice task YAML (repeatable; default both)")
+                        help="qs_nextsent, short_answer, qs_bpb (rolling) or a task YAML (repeatable; default all three)")
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lm-eval-batch-size", type=int, default=8)
@@ -53,9 +53,9 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bs-throughput-"))
     tasks = []
-    for name in args.task or ["qs_nextsent", "short_answer"]:
-        if name == "qs_nextsent":
-            task_file = quickstart_tasks(None, work / "tasks")["qs_nextsent"]
+    for name in args.task or ["qs_nextsent", "short_answer", "qs_bpb"]:
+        if name in ("qs_nextsent", "qs_bpb"):
+            task_file = quickstart_tasks(None, work / "tasks")[name]
         elif name == "short_answer":
             task_file = write_task(work / "short", n=max(args.limit, 1))
         else:
@@ -69,7 +69,8 @@ def main() -> int:
     overall_ok = True
     for model_spec in args.model:
         for spec, items, peer_task in tasks:
-            print(f"task {spec.name}: {len(items)} items x {len(items[0].continuations)} choices")
+            print(f"task {spec.name}: {len(items)} items" + (
+                f" x {len(items[0].continuations)} choices" if items[0].continuations else " (rolling)"))
             overall_ok &= bench_model(model_spec, spec, items, peer_task, manager, args)
     print(f"load average at end {os.getloadavg()}")
     return 0 if overall_ok else 1
@@ -81,12 +82,20 @@ def limit_ratio(engine, items) -> tuple[dict[str, int], float]:
     The least scorer runs the inputs the choices share (the context, and any common start of the
     choices) once, then each choice's own inputs; it projects a position to the vocabulary once
     however many choices score from it (the context's last token predicts every choice's first)."""
-    from beyondscale.engine.tokens import loglik_span
+    from beyondscale.engine.tokens import loglik_span, rolling_spans
 
     shape = engine.flop_shape
     totals = {"lm_eval_body": 0, "lm_eval_head": 0, "min_body": 0, "min_head": 0}
     peer_flops = min_flops = 0.0
     for item in items:
+        if item.output_type == "loglikelihood_rolling":  # disjoint windows: nothing shared, all scored
+            for s in rolling_spans(engine.tok.encode(item.text), engine.tok.prefix_token_id, engine.max_length, None):
+                n_in = len(s.seq) - 1
+                for key in totals:
+                    totals[key] += n_in if key != "min_head" else s.n_scored
+                peer_flops += shape.forward(0, n_in, n_in)
+                min_flops += shape.forward(0, n_in, s.n_scored)
+            continue
         pairs = [engine.tok.encode_pair(item.context, c) for c in item.continuations]
         spans = [loglik_span(i, ctx, cont, engine.max_length) for i, (ctx, cont) in enumerate(pairs)]
         inputs = [s.seq[:-1] for s in spans]
@@ -124,17 +133,19 @@ def bench_model(model_spec, spec, items, peer_task, manager, args) -> bool:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     peer_lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.lm_eval_batch_size, device="cpu")
 
+    names = ["bits_per_byte"] if spec.output_type == "loglikelihood_rolling" else ["acc", "acc_norm"]
+
     def run_peer():
         res = simple_evaluate(model=peer_lm, tasks=[peer_task], limit=args.limit, task_manager=manager,
                               log_samples=False)
         metrics = res["results"][peer_task]
-        return metrics["acc,none"], metrics["acc_norm,none"]
+        return tuple(metrics[f"{n},none"] for n in names)
 
     def run_ours():
         engine = Engine(model, tokenizer)
         results = [r for batch in engine.plan(items) for r in engine.run_batch(batch)]
-        agg = score(spec.output_type, ["acc", "acc_norm"], items, results).aggregates
-        return agg["acc"][0], agg["acc_norm"][0]
+        agg = score(spec.output_type, names, items, results).aggregates
+        return tuple(agg[n][0] for n in names)
 
     peer_scores, our_scores = run_peer(), run_ours()  # warm-up (and the scores to compare)
     times: dict[str, list[float]] = {"lm-eval": [], "beyondscale": []}
@@ -144,12 +155,13 @@ def bench_model(model_spec, spec, items, peer_task, manager, args) -> bool:
             fn()
             times[side].append(time.perf_counter() - start)
     peer_t, ours_t = statistics.median(times["lm-eval"]), statistics.median(times["beyondscale"])
-    same = peer_scores == our_scores
+    same = peer_scores == our_scores if names[0] == "acc" else all(
+        abs(a - b) <= 1e-4 * max(1.0, abs(b)) for a, b in zip(our_scores, peer_scores, strict=True))
     totals, limit = limit_ratio(Engine(model, tokenizer), items)
     measured = peer_t / ours_t
     print(f"{name}: lm-eval {len(items) / peer_t:.2f} items/s (median of {args.rounds}: {peer_t:.2f} s), "
           f"beyondscale {len(items) / ours_t:.2f} items/s ({ours_t:.2f} s) -> ratio {measured:.2f}x; "
-          f"acc/acc_norm lm-eval {peer_scores} beyondscale {our_scores}: {'identical' if same else 'DIFFERENT'}")
+          f"{'/'.join(names)} lm-eval {peer_scores} beyondscale {our_scores}: {'identical' if same else 'DIFFERENT'}")
     print(f"{name}: positions lm-eval body {totals['lm_eval_body']} head {totals['lm_eval_head']}; minimum body "
           f"{totals['min_body']} head {totals['min_head']} -> limit ratio {limit:.2f}x (forward FLOPs); measured "
           f"{measured:.2f}x = {measured / limit:.0%} of the limit; load average {os.getloadavg()}")
