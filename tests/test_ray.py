@@ -67,6 +67,7 @@ def _assert_same_results(a, b):
     assert [r[3] for r in mb] == pytest.approx([r[3] for r in ma], abs=1e-6)
 
 
+@pytest.mark.slow  # 2 models x 2 tasks twice, and Ray's workers import torch: 10-20 s on 2 busy cores
 def test_matrix_on_ray_equals_the_local_loop(cluster, tiny_llama, tiny_gpt2, mc_task, rolling_task, tmp_path):
     models, tasks = [str(tiny_llama), str(tiny_gpt2)], [str(mc_task), str(rolling_task)]
     settings = api.EvalSettings(**SETTINGS)
@@ -238,7 +239,6 @@ def test_a_model_that_does_not_load_fails_once_and_the_run_exits_non_zero(
     assert conn.execute("SELECT status FROM runs").fetchone() == ("failed",)
 
 
-@pytest.mark.slow  # two drivers poll each other's claims: ~10-20 s on 2 busy cores
 def test_two_drivers_on_one_store_never_compute_the_same_items(
     cluster, tiny_llama, tiny_gpt2, tiny_llama_big, mc_task, rolling_task, tmp_path
 ):
