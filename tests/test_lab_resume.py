@@ -58,3 +58,6 @@ def test_stopped_run_resumes_and_finished_run_is_returned_as_is(tmp_path):
     assert again["val_loss"] == resumed["val_loss"]
     replaced = train_model(tiny_request(data, tmp_path / "cut", tokens=2048, overwrite=True))
     assert replaced["tokens"] == 2048
+    write_corpus(data, seed=1)  # same path, other content: resuming would mix two corpora
+    with pytest.raises(UserError, match="changed since that run started"):
+        train_model(tiny_request(data, tmp_path / "cut", tokens=2048, resume=True))

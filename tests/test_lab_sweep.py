@@ -74,3 +74,21 @@ def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset, c
                       device="cpu", show_progress=False)  # resumes: nothing retrained, nothing duplicated
     assert [r["val_loss"] for r in again["rungs"]] == [r["val_loss"] for r in doc["rungs"]]
     assert conn.execute("SELECT COUNT(*) FROM lab_training_runs").fetchone() == (7,)
+
+
+def test_held_out_documents_leave_the_curated_training_set_even_when_curation_edited_them(tmp_path):
+    from beyondscale.lab.data import read_corpus
+    from beyondscale.lab.sweep import prepare_data
+
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("".join(json.dumps({"id": f"d{i}", "text": f"doc {i}\n\nsecond line {i}"}) + "\n" for i in range(30)))
+    kept = tmp_path / "cur" / "kept"
+    kept.mkdir(parents=True)  # curation kept every even document and collapsed its blank lines
+    (kept / "p.jsonl").write_text("".join(json.dumps({"id": f"d{i}", "text": f"doc {i}\nsecond line {i}"}) + "\n"
+                                          for i in range(0, 30, 2)))
+    paths = prepare_data(read_corpus(raw), read_corpus(tmp_path / "cur"), tmp_path / "data")
+    train = read_corpus(paths["curated"]).texts
+    assert "doc 0\nsecond line 0" not in train and "doc 20\nsecond line 20" not in train  # held out: 0, 10, 20
+    assert len(train) == 15 - 3
+    assert read_corpus(paths["val_clean"]).texts == [f"doc {i}\n\nsecond line {i}" for i in (0, 10, 20)]
+    assert len(read_corpus(paths["raw"]).texts) == 27

@@ -26,6 +26,7 @@ class Corpus:
     data_hash: str
     recipe: dict[str, Any] | None = None
     variant: str = "raw"
+    ids: list[str | None] = field(default_factory=list)  # JSONL `id` per document when given (curate keeps it)
 
 
 @dataclass
@@ -43,7 +44,7 @@ class TokenSplits:
         return np.load(self.val_path, mmap_mode="r")
 
 
-def _read_jsonl(path: Path) -> list[str]:
+def _read_jsonl(path: Path) -> list[tuple[str, str | None]]:
     texts = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -54,7 +55,7 @@ def _read_jsonl(path: Path) -> list[str]:
             raise UserError(f"--data {path}: line {n} is not JSON") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise UserError(f"--data {path}: line {n} has no string field 'text'")
-        texts.append(row["text"])
+        texts.append((row["text"], str(row["id"]) if "id" in row else None))
     return texts
 
 
@@ -68,7 +69,7 @@ def read_corpus(path: str | Path) -> Corpus:
         files = sorted((p / "kept").glob("*.jsonl")) if (p / "kept").is_dir() else sorted(p.glob("*.jsonl"))
         if not files:
             raise UserError(f"--data {path}: folder has no kept/*.jsonl (not a `beyondscale curate` output)")
-        texts = [t for f in files for t in _read_jsonl(f)]
+        docs = [t for f in files for t in _read_jsonl(f)]
         summary = p / "summary.json"
         if summary.is_file():
             try:
@@ -77,14 +78,15 @@ def read_corpus(path: str | Path) -> Corpus:
                 raise UserError(f"--data {summary}: not valid JSON") from None
             recipe, data_hash, variant = doc.get("recipe"), doc.get("data_hash"), "curated"
     elif p.suffix in (".jsonl", ".json"):
-        texts = _read_jsonl(p)
+        docs = _read_jsonl(p)
     else:
         try:
             raw = p.read_text(encoding="utf-8")
         except UnicodeDecodeError:
             raise UserError(f"--data {path}: not UTF-8 text") from None
-        texts = [d.strip() for d in raw.split("\n\n")]
-    texts = [t for t in texts if t.strip()]
+        docs = [(d.strip(), None) for d in raw.split("\n\n")]
+    docs = [(t, i) for t, i in docs if t.strip()]
+    texts = [t for t, _ in docs]
     if not texts:
         raise UserError(f"--data {path}: empty corpus (no text to train on)")
     if data_hash is None:
@@ -92,7 +94,7 @@ def read_corpus(path: str | Path) -> Corpus:
         for t in texts:
             h.update(t.encode("utf-8") + b"\0")
         data_hash = h.hexdigest()[:24]
-    return Corpus(texts, str(p.resolve()), str(data_hash), recipe, variant)
+    return Corpus(texts, str(p.resolve()), str(data_hash), recipe, variant, [i for _, i in docs])
 
 
 def encode(texts: list[str], tokenizer: Any) -> np.ndarray:

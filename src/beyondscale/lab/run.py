@@ -117,6 +117,15 @@ def _clear(out: Path) -> None:
         (out / name).unlink(missing_ok=True)
 
 
+def _check_same_data(req: TrainRequest, out: Path) -> None:
+    """--resume continues a run only on the very corpus it started with (content, not just the path)."""
+    saved = json.loads((out / LAB_DIR / "data.json").read_text(encoding="utf-8"))
+    now = read_corpus(req.data).data_hash
+    if saved.get("data_hash") != now:
+        raise UserError(f"--resume {out}: --data {req.data} changed since that run started (hash {now}, "
+                        f"run trained on {saved.get('data_hash')}); train into a new --out")
+
+
 def _tokenizer_for(req: TrainRequest, texts: list[str]) -> Any:
     from beyondscale.lab.tokenizer import load_tokenizer, train_bpe
 
@@ -216,6 +225,8 @@ def train_model(req: TrainRequest) -> dict[str, Any] | None:
     device = resolve_device(req.device)
     out = Path(req.out).expanduser().resolve()
     state = _check_out(req, out)
+    if req.resume and state in ("finished", "checkpoint"):
+        _check_same_data(req, out)
     if req.resume and state == "finished":
         return json.loads((out / LAB_MARKER).read_text(encoding="utf-8"))
     if req.resume and state == "checkpoint":

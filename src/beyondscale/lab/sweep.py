@@ -89,19 +89,26 @@ def _write_jsonl(path: Path, texts: list[str]) -> None:
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
 
 
+def _doc_keys(corpus: Corpus) -> list[str]:
+    """Document identity across curation (which may edit text): the JSONL id when given, else the text."""
+    return [f"id:{i}" if i is not None else _hash(t) for t, i in zip(corpus.texts, corpus.ids, strict=True)]
+
+
 def prepare_data(raw: Corpus, curated: Corpus | None, folder: Path) -> dict[str, Path]:
     """Shared validation docs (every 10th raw document) held out of both training corpora."""
+    keys = _doc_keys(raw)
     val = raw.texts[::10]
-    held = {_hash(t) for t in val}
-    raw_train = [t for i, t in enumerate(raw.texts) if i % 10 and _hash(t) not in held]
+    held = set(keys[::10])
+    raw_train = [t for i, (t, k) in enumerate(zip(raw.texts, keys, strict=True)) if i % 10 and k not in held]
     paths = {"val": folder / "val.jsonl", "raw": folder / "raw_train.jsonl"}
     _write_jsonl(paths["val"], val)
     _write_jsonl(paths["raw"], raw_train)
     if curated is not None:
-        kept_hashes = {_hash(t) for t in curated.texts}
-        paths["val_clean"] = folder / "val_clean.jsonl"  # held-out documents the curation would keep
-        _write_jsonl(paths["val_clean"], [t for t in val if _hash(t) in kept_hashes])
-        kept = [t for t in curated.texts if _hash(t) not in held]
+        cur_keys = _doc_keys(curated)
+        kept_keys = set(cur_keys)
+        paths["val_clean"] = folder / "val_clean.jsonl"  # held-out documents the curation keeps (raw text)
+        _write_jsonl(paths["val_clean"], [t for t, k in zip(val, keys[::10], strict=True) if k in kept_keys])
+        kept = [t for t, k in zip(curated.texts, cur_keys, strict=True) if k not in held]
         cur = folder / "curated"
         _write_jsonl(cur / "kept" / "train.jsonl", kept)
         h = hashlib.sha256("".join(_hash(t) for t in kept).encode()).hexdigest()[:24]
