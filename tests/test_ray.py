@@ -265,6 +265,7 @@ def test_two_drivers_on_one_store_never_compute_the_same_items(
     assert not errors
     a, b = executors[0].given, executors[1].given
     assert len(a) + len(b) == 3 * (12 + 4) and not set(a) & set(b)  # each item asked of Ray exactly once
+    assert a and b  # both drivers took a share
     assert results[0].succeeded + results[1].succeeded == 6
     local = tmp_path / "local.db"
     api.evaluate(models, tasks, store=local, settings=settings, show_progress=False)
