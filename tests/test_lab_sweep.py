@@ -53,6 +53,8 @@ def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset, c
     assert set(stored) <= evaluated  # every trained model went through the eval unit of work
     assert conn.execute("SELECT data_variant, recipe FROM lab_training_runs WHERE arch='dense' AND "
                         "data_variant='curated'").fetchone() == ("curated", '{"min_words": 8}')
+    moe, matched = doc["rungs"][4], doc["rungs"][1]  # MoE at dense-1's active size: experts half as wide
+    assert abs(moe["params_active"] - matched["params_active"]) <= 4 * 24  # differs by the router (d x experts)
     mults = {m["name"]: m for m in doc["compute_equivalent"]["multipliers"]}
     assert set(mults) == {r["name"] for r in doc["rungs"] if r["kind"] != "dense"}
     for m in mults.values():

@@ -68,9 +68,11 @@ class Rung:
 def plan_rungs(preset: Preset, has_curated: bool) -> list[Rung]:
     dense = [Rung(f"dense-{i}-d{s.d_model}", "dense", "dense", s, "raw") for i, s in enumerate(preset.dense)]
     base = dense[preset.variant_rung]
-    rungs = [*dense, Rung(f"moe-{preset.n_experts}x{preset.top_k}-d{base.shape.d_model}", "moe", "moe",
-                          replace(base.shape, n_experts=preset.n_experts, top_k=preset.top_k), "raw",
-                          matched_dense=base.name)]
+    # experts 1/top_k as wide as the dense MLP: the top_k active experts together match the rung's active size
+    moe_shape = replace(base.shape, n_experts=preset.n_experts, top_k=preset.top_k,
+                        d_ff=max(1, base.shape.ffn // preset.top_k))
+    rungs = [*dense, Rung(f"moe-{preset.n_experts}x{preset.top_k}-d{base.shape.d_model}", "moe", "moe", moe_shape,
+                          "raw", matched_dense=base.name)]
     if has_curated:
         rungs.append(Rung(f"curated-d{base.shape.d_model}", "curated", "dense", base.shape, "curated",
                           matched_dense=base.name))
