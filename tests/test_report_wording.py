@@ -76,3 +76,12 @@ def test_estimated_cost_axes_are_labelled_in_figures():
     assert energy and all("(estimated)" in f.figure["layout"]["xaxis"]["title"]["text"] for f in energy)
     measured = build_figures(run(_cost_pair("rapl")), None, _cost_pair("rapl")[2])
     assert not any("(estimated)" in f.figure["layout"]["xaxis"]["title"]["text"] for f in measured["pareto"])
+
+
+def test_terminal_paired_columns_print_the_floor():
+    from beyondscale.report.tables import paired_for_terminal
+
+    an = run(_same_size("Intact", "Damaged"), n_boot=1000)
+    t = paired_for_terminal(an.paired)
+    assert list(t["p"]) == ["<0.001"] and list(t["p_holm"]) == ["<0.001"]
+    assert an.paired["p_value"].iloc[0] == 1 / 1001  # the frame keeps the number for notebooks

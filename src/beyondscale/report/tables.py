@@ -294,3 +294,15 @@ def marginal_table(marginal: pd.DataFrame) -> dict[str, Any] | None:
         ]})
     return {"columns": cols, "rows": rows, "has_est": False}
 
+
+
+def paired_for_terminal(paired: pd.DataFrame) -> pd.DataFrame:
+    """The paired frame with `p` and `p_holm` as the verdict prints them ('<0.001' at a bootstrap floor)."""
+    paired = as_frame(paired)
+    if paired.empty or "p_value" not in paired.columns:
+        return paired
+    floor = paired["p_floor"].fillna(0.0) if "p_floor" in paired.columns else pd.Series(0.0, index=paired.index)
+    n = paired["n_tests"].fillna(1) if "n_tests" in paired.columns else pd.Series(1, index=paired.index)
+    adj = paired["p_adjusted"] if "p_adjusted" in paired.columns else paired["p_value"]
+    return paired.assign(p=[pvalue(p, f) for p, f in zip(paired["p_value"], floor, strict=True)],
+                         p_holm=[pvalue(p, f * k) for p, f, k in zip(adj, floor, n, strict=True)])
