@@ -83,7 +83,9 @@ def test_held_out_documents_leave_the_curated_training_set_even_when_curation_ed
     from beyondscale.lab.sweep import prepare_data
 
     raw = tmp_path / "raw.jsonl"
-    raw.write_text("".join(json.dumps({"id": f"d{i}", "text": f"doc {i}\n\nsecond line {i}"}) + "\n" for i in range(30)))
+    rows = [{"id": f"d{i}", "text": f"doc {i}\n\nsecond line {i}"} for i in range(31)]  # held out: 0, 10, 20, 30
+    rows.append({"id": "copy", "text": rows[20]["text"]})  # an exact copy of a held-out document, under another id
+    raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
     kept = tmp_path / "cur" / "kept"
     kept.mkdir(parents=True)  # curation kept every even document and collapsed its blank lines
     (kept / "p.jsonl").write_text("".join(json.dumps({"id": f"d{i}", "text": f"doc {i}\nsecond line {i}"}) + "\n"
@@ -93,4 +95,4 @@ def test_held_out_documents_leave_the_curated_training_set_even_when_curation_ed
     assert "doc 0\nsecond line 0" not in train and "doc 20\nsecond line 20" not in train  # held out: 0, 10, 20
     assert len(train) == 15 - 3
     assert read_corpus(paths["val_clean"]).texts == [f"doc {i}\n\nsecond line {i}" for i in (0, 10, 20)]
-    assert len(read_corpus(paths["raw"]).texts) == 27
+    assert len(read_corpus(paths["raw"]).texts) == 32 - 4 - 1  # the copy of a held-out document leaves too

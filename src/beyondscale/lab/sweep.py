@@ -91,26 +91,27 @@ def _write_jsonl(path: Path, texts: list[str]) -> None:
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
 
 
-def _doc_keys(corpus: Corpus) -> list[str]:
-    """Document identity across curation (which may edit text): the JSONL id when given, else the text."""
-    return [f"id:{i}" if i is not None else _hash(t) for t, i in zip(corpus.texts, corpus.ids, strict=True)]
+def _doc_keys(corpus: Corpus) -> list[set[str]]:
+    """Document identity across curation (which may edit text): its JSONL id when given, and its exact text."""
+    return [{_hash(t), *([f"id:{i}"] if i is not None else [])} for t, i in zip(corpus.texts, corpus.ids, strict=True)]
 
 
 def prepare_data(raw: Corpus, curated: Corpus | None, folder: Path) -> dict[str, Path]:
-    """Shared validation docs (every 10th raw document) held out of both training corpora."""
+    """Shared validation docs (every 10th raw document) held out of both training corpora (by id and by text,
+    so exact copies of a held-out document leave too)."""
     keys = _doc_keys(raw)
-    val = raw.texts[::10]
-    held = set(keys[::10])
-    raw_train = [t for i, (t, k) in enumerate(zip(raw.texts, keys, strict=True)) if i % 10 and k not in held]
+    val, val_keys = raw.texts[::10], keys[::10]
+    held = set().union(*val_keys)
+    raw_train = [t for i, (t, k) in enumerate(zip(raw.texts, keys, strict=True)) if i % 10 and not k & held]
     paths = {"val": folder / "val.jsonl", "raw": folder / "raw_train.jsonl"}
     _write_jsonl(paths["val"], val)
     _write_jsonl(paths["raw"], raw_train)
     if curated is not None:
         cur_keys = _doc_keys(curated)
-        kept_keys = set(cur_keys)
+        kept_keys = set().union(*cur_keys)
         paths["val_clean"] = folder / "val_clean.jsonl"  # held-out documents the curation keeps (raw text)
-        _write_jsonl(paths["val_clean"], [t for t, k in zip(val, keys[::10], strict=True) if k in kept_keys])
-        kept = [t for t, k in zip(curated.texts, cur_keys, strict=True) if k not in held]
+        _write_jsonl(paths["val_clean"], [t for t, k in zip(val, val_keys, strict=True) if k & kept_keys])
+        kept = [t for t, k in zip(curated.texts, cur_keys, strict=True) if not k & held]
         cur = folder / "curated"
         _write_jsonl(cur / "kept" / "train.jsonl", kept)
         h = hashlib.sha256("".join(_hash(t) for t in kept).encode()).hexdigest()[:24]
