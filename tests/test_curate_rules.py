@@ -289,3 +289,25 @@ def test_bad_overrides_are_one_line_user_errors(item, fragment):
     with pytest.raises(UserError, match=fragment) as info:
         rules.parse_overrides([item], list(rules.DEFAULT_RULES))
     assert "\n" not in str(info.value) and item.split("=")[0] in str(info.value)
+
+
+# --- the faster tokenizer gives datatrove's tokens and decisions ----------------------------------
+
+
+def test_keep_vocab_tokenizer_matches_datatroves_tokens_and_decisions():
+    import itertools
+
+    from datatrove.utils.word_tokenizers import load_word_tokenizer
+
+    from beyondscale.lab.curate.synthetic import documents
+    from beyondscale.lab.curate.tokenizer import KeepVocabTokenizer
+
+    docs = [d["text"] for d in itertools.islice(documents(seed=11, files=40), 60)]
+    docs += ["Tabs\tand  double  spaces,\n\n  trailing ", "e.g. U.S.A. don't — “quotes” ... 3.14 #tag", ""]
+    reference = load_word_tokenizer("en")
+    ours = KeepVocabTokenizer(max_lexemes=3000)  # small: the vocabulary is rebuilt several times
+    assert [ours.word_tokenize(t) for t in docs] == [reference.word_tokenize(t) for t in docs]
+    assert ours.resets >= 1
+    table = rules.resolved(list(rules.DEFAULT_RULES), {})
+    theirs, mine = rules.build_filters(table, tokenizer="en"), rules.build_filters(table)
+    assert [rules.apply_filters(t, "d", mine) for t in docs] == [rules.apply_filters(t, "d", theirs) for t in docs]

@@ -27,7 +27,6 @@ from beyondscale.lab.curate.summary import FORMAT, canonical_hash, reusable, wri
 from beyondscale.lab.curate.worker import WorkerConfig, init_pool_worker, init_worker, process_batch
 
 RECIPE_VERSION = 1
-WARM_FROM_BYTES = 4 * 2**20  # below this, seeding the tokenizer's vocabulary costs more than it saves
 Progress = Callable[[int, int, int], None]  # (bytes read, documents read, documents kept so far)
 
 
@@ -189,7 +188,7 @@ def run_curate(inputs: list[str], out: str | Path, settings: CurateSettings,
     try:
         sink = Sink(staging, the_recipe, settings.shard_bytes)
         config = WorkerConfig(the_recipe["thresholds"], settings.dedup, settings.num_perm, settings.ngram,
-                              settings.scorer, scorer_hash, warm=n_bytes >= WARM_FROM_BYTES)
+                              settings.scorer, scorer_hash)
         _stream(inputs, settings, config, sink, progress)
         body = sink.finish()
         seconds = time.perf_counter() - start

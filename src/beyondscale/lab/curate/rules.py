@@ -182,13 +182,21 @@ def _kwargs(rule: str, values: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
-def build_filters(table: dict[str, dict[str, Any]]) -> list[tuple[str, Any]]:
-    """Instantiate the datatrove filter of each rule, in the table's order."""
+def build_filters(table: dict[str, dict[str, Any]], tokenizer: Any = None) -> list[tuple[str, Any]]:
+    """Instantiate the datatrove filter of each rule, in the table's order, sharing one tokenizer.
+
+    The tokenizer defaults to `KeepVocabTokenizer` (datatrove's spaCy English tokens, faster);
+    pass `"en"` for datatrove's own.
+    """
+    if tokenizer is None:
+        from beyondscale.lab.curate.tokenizer import KeepVocabTokenizer
+
+        tokenizer = KeepVocabTokenizer()
     filters = []
     for rule, values in table.items():
         module, _, cls_name = RULES[rule].cls_path.partition(":")
         cls = getattr(importlib.import_module(module), cls_name)
-        filters.append((rule, cls(**_kwargs(rule, values), **RULES[rule].fixed)))
+        filters.append((rule, cls(**_kwargs(rule, values), **RULES[rule].fixed, language=tokenizer)))
     return filters
 
 

@@ -22,7 +22,6 @@ class WorkerConfig:
     ngram: int = 5
     scorer_path: str | None = None
     scorer_hash: str | None = None  # part of the identity: a new file at the same path is reloaded
-    warm: bool = True
 
 
 @dataclass
@@ -41,29 +40,6 @@ class _State:
     config: WorkerConfig | None = None
     filters: list[tuple[str, Any]] = []
     scorer: Any = None
-    warmed = False
-
-
-def warm_tokenizer(max_chars: int = 200_000) -> None:
-    """Teach spaCy's English vocabulary common words once, outside datatrove's memory zones.
-
-    datatrove tokenizes inside `memory_zone()`, which forgets every word it had not seen before,
-    so a cold vocabulary re-creates each lexeme per document. Seeding it with standard-library
-    prose roughly halves the filters' time; the tokens (and so every decision) are unchanged,
-    which `bench/curate_vs_datatrove.py` checks against datatrove run on its own.
-    """
-    from datatrove.utils.word_tokenizers import load_word_tokenizer
-
-    from beyondscale.lab.curate.synthetic import docstrings, stdlib_sources
-
-    nlp = load_word_tokenizer("en").tokenizer
-    used = 0
-    for path in stdlib_sources(80):
-        text = "\n".join(docstrings(path))
-        nlp.make_doc(text)
-        used += len(text)
-        if used >= max_chars:
-            break
 
 
 def init_worker(config: WorkerConfig) -> None:
@@ -75,9 +51,6 @@ def init_worker(config: WorkerConfig) -> None:
         return  # same process, same recipe: the filters and scorer are already built
     _State.config = config
     _State.filters = rules.build_filters(config.table)
-    if config.table and config.warm and not _State.warmed:
-        warm_tokenizer()
-        _State.warmed = True
     if config.scorer_path:
         from beyondscale.lab.curate.scorer import load_scorer
 
