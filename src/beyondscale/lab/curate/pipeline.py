@@ -79,6 +79,7 @@ def validate(settings: CurateSettings) -> None:
 def recipe(settings: CurateSettings, scorer_hash: str | None) -> dict[str, Any]:
     """The recipe: everything that decides which documents are kept (hashed into `recipe_hash`)."""
     import datatrove
+    import spacy
 
     threshold = settings.score_threshold
     if settings.scorer and threshold is None and settings.keep_fraction is None:
@@ -95,6 +96,7 @@ def recipe(settings: CurateSettings, scorer_hash: str | None) -> dict[str, Any]:
             "sha256": scorer_hash, "score_threshold": threshold, "keep_fraction": settings.keep_fraction},
         "text_field": settings.hub.text_field,
         "datatrove": getattr(datatrove, "__version__", "unknown"),
+        "spacy": spacy.__version__,  # its English tokenizer splits the words every rule counts
     }
 
 

@@ -11,7 +11,7 @@ The training lab reads this file to carry a model's data recipe. Fields:
 - `data_hash`: sha256 over the bytes of the kept shards, in order (the data's identity).
 - `input_hash`: sha256 over every input document's id and text; `input_documents`, `input_bytes`.
 - `recipe`: the full recipe (rules in order with every threshold, dedup settings, scorer file hash
-  and keep rule, datatrove version); `recipe_hash`: sha256 of its canonical JSON.
+  and keep rule, datatrove and spaCy versions); `recipe_hash`: sha256 of its canonical JSON.
 - `score_histogram`: {"edges": 11 bin edges over [0, 1], "counts": documents per bin} of the
   documents the scorer saw (those left after filters and dedup), or null; `score_threshold_used`.
 - `seconds`, `docs_per_s`, `mb_per_s`, `workers`: measured throughput of the run.
