@@ -83,16 +83,20 @@ def test_held_out_documents_leave_the_curated_training_set_even_when_curation_ed
     from beyondscale.lab.sweep import prepare_data
 
     raw = tmp_path / "raw.jsonl"
-    rows = [{"id": f"d{i}", "text": f"doc {i}\n\nsecond line {i}"} for i in range(31)]  # held out: 0, 10, 20, 30
-    rows.append({"id": "copy", "text": rows[20]["text"]})  # an exact copy of a held-out document, under another id
-    raw.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows = [{"id": f"d{i}", "text": f"doc {i}\n\nsecond line {i}"} for i in range(40)]
+    copies = [{"id": f"copy{i}", "text": r["text"]} for i, r in enumerate(rows)]  # every doc twice, other ids
+    raw.write_text("".join(json.dumps(r) + "\n" for r in rows + copies))
     kept = tmp_path / "cur" / "kept"
-    kept.mkdir(parents=True)  # curation kept every even document and collapsed its blank lines
+    kept.mkdir(parents=True)  # curation kept the first 20 documents and collapsed their blank lines
     (kept / "p.jsonl").write_text("".join(json.dumps({"id": f"d{i}", "text": f"doc {i}\nsecond line {i}"}) + "\n"
-                                          for i in range(0, 30, 2)))
+                                          for i in range(20)))
     paths = prepare_data(read_corpus(raw), read_corpus(tmp_path / "cur"), tmp_path / "data")
-    train = read_corpus(paths["curated"]).texts
-    assert "doc 0\nsecond line 0" not in train and "doc 20\nsecond line 20" not in train  # held out: 0, 10, 20
-    assert len(train) == 15 - 3
-    assert read_corpus(paths["val_clean"]).texts == [f"doc {i}\n\nsecond line {i}" for i in (0, 10, 20)]
-    assert len(read_corpus(paths["raw"]).texts) == 32 - 4 - 1  # the copy of a held-out document leaves too
+    val = read_corpus(paths["val"]).texts
+    held = {int(t.split()[1]) for t in val}
+    assert len(val) == 8  # 10% of 80
+    raw_train = read_corpus(paths["raw"]).texts
+    assert not held & {int(t.split()[1]) for t in raw_train}  # neither the held-out docs nor their copies
+    assert len(raw_train) == 80 - 2 * len(held)
+    cur_train = read_corpus(paths["curated"]).texts
+    assert sorted(int(t.split()[1]) for t in cur_train) == sorted(set(range(20)) - held)
+    assert sorted(read_corpus(paths["val_clean"]).texts) == sorted(t for t in set(val) if int(t.split()[1]) < 20)

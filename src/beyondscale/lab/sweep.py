@@ -2,8 +2,8 @@
 tokens, and a distilled small rung beside the same rung from scratch; then what each alternative is
 worth in dense compute, memorisation and the generalisation gap per rung.
 
-Every run validates on one shared held-out set (every 10th raw document, removed from both training
-corpora), so losses are comparable across data variants, and uses one tokenizer trained on the raw
+Every run validates on one shared held-out set (a seeded random 10% of the raw documents, removed from
+both training corpora), so losses are comparable across data variants, and uses one tokenizer trained on the raw
 training documents. Each finished model is evaluated through `api.evaluate` (the same unit of work as
 `eval`) on a rolling log-likelihood task over those held-out documents, plus any `tasks` given.
 Re-running a sweep resumes: finished runs are read back, unfinished ones continue from checkpoints.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -92,17 +93,21 @@ def _write_jsonl(path: Path, texts: list[str]) -> None:
 
 
 def _doc_keys(corpus: Corpus) -> list[set[str]]:
-    """Document identity across curation (which may edit text): its JSONL id when given, and its exact text."""
-    return [{_hash(t), *([f"id:{i}"] if i is not None else [])} for t, i in zip(corpus.texts, corpus.ids, strict=True)]
+    """Document identity across curation (which may edit text): its JSONL id when given, its exact text and
+    its text with whitespace collapsed (curation that drops whole lines still escapes these keys)."""
+    return [{_hash(t), "ws:" + _hash(" ".join(t.split())), *([f"id:{i}"] if i is not None else [])}
+            for t, i in zip(corpus.texts, corpus.ids, strict=True)]
 
 
 def prepare_data(raw: Corpus, curated: Corpus | None, folder: Path) -> dict[str, Path]:
-    """Shared validation docs (every 10th raw document) held out of both training corpora (by id and by text,
-    so exact copies of a held-out document leave too)."""
+    """Shared validation docs (a seeded random 10% of the raw documents, so a corpus ordered by kind is sampled
+    fairly) held out of both training corpora, by id and by text (exact copies under other ids leave too)."""
     keys = _doc_keys(raw)
-    val, val_keys = raw.texts[::10], keys[::10]
+    picked = set(random.Random(0).sample(range(len(raw.texts)), max(1, len(raw.texts) // 10)))
+    val = [t for i, t in enumerate(raw.texts) if i in picked]
+    val_keys = [k for i, k in enumerate(keys) if i in picked]
     held = set().union(*val_keys)
-    raw_train = [t for i, (t, k) in enumerate(zip(raw.texts, keys, strict=True)) if i % 10 and not k & held]
+    raw_train = [t for i, (t, k) in enumerate(zip(raw.texts, keys, strict=True)) if i not in picked and not k & held]
     paths = {"val": folder / "val.jsonl", "raw": folder / "raw_train.jsonl"}
     _write_jsonl(paths["val"], val)
     _write_jsonl(paths["raw"], raw_train)
@@ -132,7 +137,7 @@ def check_inputs(preset: str, data: str, curated: str | None) -> tuple[Preset, C
         raise UserError(f"--preset {preset}: expected one of {', '.join(PRESETS)}")
     raw = read_corpus(data)
     if len(raw.texts) < 20:
-        raise UserError(f"--data {data}: {len(raw.texts)} documents; a sweep holds out every 10th, so it needs 20+")
+        raise UserError(f"--data {data}: {len(raw.texts)} documents; a sweep holds out 10% of them, so it needs 20+")
     cur = read_corpus(curated) if curated else None
     return PRESETS[preset], raw, cur
 
