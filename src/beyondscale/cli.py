@@ -380,18 +380,22 @@ def bench_cmd(
 def quickstart_cmd(
     store: StoreOpt = api.DEFAULT_STORE,
     out_path: Annotated[str, typer.Option("--out", help="Where to write the HTML report.")] = "report.html",
-    limit: Annotated[int | None, typer.Option(help="Documents per task (default: the built-in sizes).")] = None,
+    budget_minutes: Annotated[float | None, typer.Option(help="Scale the study to this many minutes "
+                                                       "(default 10: `make run` on 2 CPU cores).")] = None,
+    corpus: Annotated[str | None, typer.Option(help="Your JSONL corpus instead of the standard library.")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Set the earlier study folder aside and retrain.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     batch_size: Annotated[str, typer.Option(help="'auto' or an integer.")] = "auto",
     log_level: LogOpt = "warning",
 ) -> None:
-    """The quickstart study (`make run`): SmolLM2-135M vs Gemma-3-270M on three offline tasks."""
+    """The study (`make run`): a trained ladder, an MoE, raw vs curated data and two real models, one report."""
     import time
 
     _setup_logging(log_level)
     start = time.perf_counter()
     settings = api.EvalSettings(device=device, batch_size=batch_size if batch_size == "auto" else int(batch_size))
-    result = api.quickstart(store=store, out=out_path, limit=limit, settings=settings)
+    result = api.quickstart(store=store, out=out_path, budget_minutes=budget_minutes, corpus=corpus, fresh=fresh,
+                            settings=settings, say=lambda line: err.print(line, highlight=False, markup=False))
     print_analysis(result.analysis, brief=True)
     out.rule("timings")
     for stage, seconds in result.stage_seconds.items():

@@ -43,6 +43,7 @@ __all__ = [
     "load_corpus",
     "split_sentences",
     "stable_unit",
+    "stdlib_files",
 ]
 
 # Folder names under the stdlib dir whose files are not documentation prose (or not stdlib).
@@ -168,7 +169,8 @@ def is_prose_sentence(sentence: str, min_chars: int = 40, max_chars: int = 220) 
     return len(tokens) >= 6 and sum(1 for t in tokens if t.strip(".,;:()\"'").isalpha()) / len(tokens) >= 0.8
 
 
-def _stdlib_files(root: Path) -> list[Path]:
+def stdlib_files(root: Path) -> list[Path]:
+    """The stdlib's .py files in sorted order (tests, site-packages and bundled wheels left out)."""
     files = [p for p in root.rglob("*.py") if not (set(p.relative_to(root).parts[:-1]) & _SKIP_DIRS)]
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())
 
@@ -247,7 +249,7 @@ def load_corpus(stdlib_dir: str | None = None) -> Corpus:
         seen.add(text)
         docs.append(Document(doc_id, group, kind, text))
 
-    for path in _stdlib_files(root):
+    for path in stdlib_files(root):
         rel = path.relative_to(root).as_posix()
         try:
             tree = ast.parse(path.read_bytes(), filename=rel)

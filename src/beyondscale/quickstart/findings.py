@@ -1,0 +1,251 @@
+"""The study's findings, computed from this run's records and scores, and their wording.
+
+Nothing here is typed in: every figure in a finding comes from the training records, the store's
+scores or its probe results, and `word_*` only formats those figures. Fits and intervals use the
+analysis package (`analysis.fits.fit_arrays`, `analysis.compute_equivalent`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from beyondscale.quickstart.study import Study
+
+__all__ = ["StudyFindings", "compute_findings", "verdict_lines"]
+
+BPB = "heldout_source_bpb/bits_per_byte"
+
+
+@dataclass
+class Step:
+    """The largest adjacent step of the dense ladder, on held-out bits per byte."""
+
+    small: str
+    large: str
+    params_small: float
+    params_large: float
+    bpb_small: float
+    bpb_large: float
+
+    @property
+    def doublings(self) -> float:
+        return math.log2(self.params_large / self.params_small)
+
+    @property
+    def gain_per_doubling(self) -> float:
+        return (self.bpb_small - self.bpb_large) / self.doublings
+
+
+@dataclass
+class Worth:
+    """An alternative (MoE, curated data) in dense compute and dense size."""
+
+    name: str
+    kind: str
+    params_active: float
+    params_total: float
+    bpb: float | None
+    multiplier: float
+    low: float
+    high: float
+    extrapolated: bool
+    wall_ratio: float | None
+    size_equivalent: tuple[float, float, float] | None = None  # dense params reaching its bpb (point, low, high)
+
+
+@dataclass
+class Placement:
+    """A real model's held-out bits per byte against the ladder's law at its size."""
+
+    name: str
+    params: float
+    bpb: float
+    predicted: float
+    low: float
+    high: float
+    beyond: float  # its parameters / the largest rung's
+
+
+@dataclass
+class StudyFindings:
+    points: pd.DataFrame
+    law: Any | None = None  # FitResult of dense bpb against parameters
+    law_note: str = ""
+    step: Step | None = None
+    worth: list[Worth] = field(default_factory=list)
+    worth_note: str = ""
+    placements: list[Placement] = field(default_factory=list)
+    probes: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def ladder_points(study: Study) -> pd.DataFrame:
+    """One row per trained model: its record beside its held-out bits per byte."""
+    rows = []
+    for rung in study.rungs:
+        r = study.records[rung.name]
+        rows.append({"model": rung.name, "kind": rung.kind, "data": rung.data, "matched_dense": rung.matched_dense,
+                     "params_total": r["params_total"], "params_active": r["params_active"], "tokens": r["tokens"],
+                     "steps": r["steps"], "train_flops": r["train_flops"], "val_loss": r["val_loss"],
+                     "heldout_bpb": study.metrics.get(rung.name, {}).get(BPB), "wall_s": r["wall_s"],
+                     "tokens_per_s": r["tokens_per_s"]})
+    return pd.DataFrame(rows)
+
+
+def _law(points: pd.DataFrame) -> tuple[Any | None, str]:
+    from beyondscale.analysis.fits import fit_arrays
+
+    dense = points[points["kind"] == "dense"].dropna(subset=["heldout_bpb"])
+    if len(dense) < 4:
+        return None, f"the law needs 4 dense rungs with a held-out score; {len(dense)} have one"
+    return fit_arrays(dense["params_total"], dense["heldout_bpb"], "loss", n_boot=1000, seed=0), ""
+
+
+def _step(points: pd.DataFrame) -> Step | None:
+    dense = points[points["kind"] == "dense"].dropna(subset=["heldout_bpb"]).sort_values("params_total")
+    if len(dense) < 2:
+        return None
+    a, b = dense.iloc[-2], dense.iloc[-1]
+    return Step(a["model"], b["model"], a["params_total"], b["params_total"], a["heldout_bpb"], b["heldout_bpb"])
+
+
+def _worth(points: pd.DataFrame, law: Any | None) -> tuple[list[Worth], str]:
+    from beyondscale.analysis.compute_equivalent import compute_equivalents, dense_flops_for
+    from beyondscale.errors import UserError
+
+    by = points.set_index("model")
+    dense = points[points["kind"] == "dense"].to_dict("records")
+    alts = [{**r, "name": r["model"], "wall_ratio": r["wall_s"] / by.loc[r["matched_dense"], "wall_s"]}
+            for r in points[points["kind"] != "dense"].to_dict("records")]
+    try:
+        eq = compute_equivalents(dense, alts)
+    except UserError as err:
+        return [], str(err)
+    span = (float(points["params_total"][points["kind"] == "dense"].min()),
+            float(points["params_total"][points["kind"] == "dense"].max()))
+    out = []
+    for m, alt in zip(eq["multipliers"], alts, strict=True):
+        size = dense_flops_for(law, alt["heldout_bpb"], span) if law is not None and alt["heldout_bpb"] else None
+        out.append(Worth(alt["name"], alt["kind"], alt["params_active"], alt["params_total"], alt["heldout_bpb"],
+                         m["multiplier"], m["low"], m["high"], m["extrapolated"], m["wall_ratio"], size))
+    return out, ""
+
+
+def _placements(study: Study, points: pd.DataFrame, law: Any | None, frames_models: pd.DataFrame) -> list[Placement]:
+    if law is None:
+        return []
+    largest = float(points["params_total"][points["kind"] == "dense"].max())
+    params = dict(zip(frames_models["model_key"], frames_models["params_total"], strict=False))
+    out = []
+    for name in study.models:
+        if name in set(points["model"]):
+            continue
+        bpb, n = study.metrics.get(name, {}).get(BPB), params.get(study.keys.get(name))
+        if bpb is None or not n:
+            continue
+        mid, lo, hi = law.predict_interval([float(n)])
+        out.append(Placement(name, float(n), float(bpb), float(mid[0]), float(lo[0]), float(hi[0]), float(n) / largest))
+    return out
+
+
+def _probe_rows(study: Study) -> pd.DataFrame:
+    from beyondscale.interpret.report import probe_vs_size
+
+    frame = probe_vs_size(study.store)
+    if frame.empty:
+        return frame
+    keys = {k: n for n, k in study.keys.items()}
+    frame = frame[frame["model_key"].isin(keys)].copy()
+    frame["model"] = frame["model_key"].map(keys)
+    return frame.sort_values("params_total").reset_index(drop=True)
+
+
+def compute_findings(study: Study, frames_models: pd.DataFrame) -> StudyFindings:
+    points = ladder_points(study)
+    law, note = _law(points)
+    worth, worth_note = _worth(points, law)
+    return StudyFindings(points, law, note, _step(points), worth, worth_note,
+                         _placements(study, points, law, frames_models), _probe_rows(study))
+
+
+# -------------------------------------------------------------------------------------------- wording
+
+
+def n_params(x: float) -> str:
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.0f}"
+
+
+def _x(v: float) -> str:
+    return "∞" if math.isinf(v) else f"{v:.3g}×"
+
+
+def word_step(s: Step) -> str:
+    return (f"Scale: going from {n_params(s.params_small)} to {n_params(s.params_large)} parameters "
+            f"({s.doublings:.2f} doublings) took held-out bits per byte from {s.bpb_small:.3f} to {s.bpb_large:.3f}: "
+            f"{s.gain_per_doubling:+.3f} bits per byte per doubling.")
+
+
+def word_law(law: Any, points: pd.DataFrame) -> str:
+    dense = points[points["kind"] == "dense"]
+    lo, hi = law.ci.get("alpha", (float("nan"), float("nan")))
+    return (f"Over the {len(dense)}-rung dense ladder ({n_params(dense['params_total'].min())} to "
+            f"{n_params(dense['params_total'].max())} parameters, {dense['tokens'].iloc[0]:,} tokens each), the fitted "
+            f"law bpb(N) = E + A·N^-α has α = {law.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {law.E:.3g}.")
+
+
+def word_worth(w: Worth) -> str:
+    what = ("the MoE" if w.kind == "moe" else "curated data" if w.kind == "curated" else w.name)
+    ci = f"95% CI {_x(w.low)} to {_x(w.high)}"
+    extra = "; outside the ladder's FLOPs range, so extrapolated" if w.extrapolated else ""
+    wall = f", at {w.wall_ratio:.2f}× the wall time of the dense rung it matches" if w.wall_ratio else ""
+    size = ""
+    if w.size_equivalent and math.isfinite(w.size_equivalent[0]):
+        size = (f"; on held-out bits per byte it matched a dense model of {n_params(w.size_equivalent[0])} parameters, "
+                f"{w.size_equivalent[0] / w.params_active:.3g}× its {n_params(w.params_active)} active")
+    lead = {"moe": f"Architecture: the MoE ({n_params(w.params_active)} active of {n_params(w.params_total)} parameters)",
+            "curated": "Data: the curated arm (same rung, same tokens)"}.get(w.kind, w.name)
+    return f"{lead} was worth {_x(w.multiplier)} dense compute ({ci}{extra}){wall}{size} — what {what} bought."
+
+
+def word_placement(p: Placement) -> str:
+    side = "below (better than)" if p.bpb < p.low else "above (worse than)" if p.bpb > p.high else "within the band of"
+    return (f"{p.name} ({n_params(p.params)} parameters, {p.beyond:.3g}× the largest rung) scored {p.bpb:.3f} bits per "
+            f"byte on the held-out source; the ladder's law extrapolated to its size predicts {p.predicted:.3f} "
+            f"({p.low:.3f} to {p.high:.3f}), so it sits {side} the ladder's curve.")
+
+
+def word_probes(frame: pd.DataFrame, ladder: set[str]) -> list[str]:
+    rows = frame[frame["model"].isin(ladder)]
+    out = []
+    for col, what, unit in (("prediction_depth", "Prediction depth", "layers"),
+                            ("counterfactual_mean_abs_attribute_gap", "The mean absolute counterfactual gap", "nats")):
+        if col not in rows or rows[col].notna().sum() < 2:
+            continue
+        ok = rows.dropna(subset=[col])
+        a, b = ok.iloc[0], ok.iloc[-1]
+        out.append(f"{what} went from {a[col]:.3g} {unit} ({a['model']}, {n_params(a['params_total'])}) to "
+                   f"{b[col]:.3g} {unit} ({b['model']}, {n_params(b['params_total'])}) across the ladder.")
+    return out
+
+
+def verdict_lines(f: StudyFindings) -> list[str]:
+    lines = []
+    if f.step:
+        lines.append(word_step(f.step))
+    if f.law is not None:
+        lines.append(word_law(f.law, f.points))
+    elif f.law_note:
+        lines.append(f"No law fitted: {f.law_note}.")
+    lines += [word_worth(w) for w in f.worth]
+    if f.worth_note:
+        lines.append(f"No compute-equivalent multipliers: {f.worth_note}.")
+    lines += [word_placement(p) for p in f.placements]
+    if not f.probes.empty:
+        lines += word_probes(f.probes, set(f.points["model"]))
+    return lines
