@@ -69,6 +69,16 @@ FIGURE_STATE_JS = """(() => {
           ready: document.readyState};
 })()"""
 
+# JS evaluated in the page: every top-level section of the report, with what it shows (for
+# "every section rendered": a heading, no "empty" placeholder, its tables and plots).
+SECTIONS_JS = """Array.from(document.querySelectorAll('main > section')).map(s => ({
+  id: s.id, title: (s.querySelector('h2') || {}).textContent || '',
+  empty: Array.from(s.querySelectorAll('.empty')).map(e => e.textContent.trim()),
+  subsections: Array.from(s.querySelectorAll('h3')).map(h => h.textContent.trim()),
+  n_tables: s.querySelectorAll('table').length, n_plots: s.querySelectorAll('.bs-plot').length,
+  n_rendered: s.querySelectorAll('.bs-plot svg.main-svg').length,
+  height: s.getBoundingClientRect().height}))"""
+
 
 def artifacts_dir() -> Path:
     """CI artefact folder: $BEYONDSCALE_ARTIFACTS, default ./artifacts/ (created)."""
