@@ -178,8 +178,11 @@ def test_scorer_keep_fraction_and_threshold(tmp_path, monkeypatch, capsys):
     assert frac["kept"] == math.ceil(0.25 * len(mixed)) == len(kept)
     assert sorted(kept) == sorted(sorted(scores, key=lambda i: -scores[i])[:len(kept)])
     assert sum(frac["score_histogram"]["counts"]) == len(mixed)
-    thr = json.loads(run_cli(monkeypatch, capsys, *base, "--out", str(tmp_path / "t"), "--score-threshold",
-                             "0.5")[1])
+    code, stdout, stderr = run_cli(monkeypatch, capsys, *base, "--out", str(tmp_path / "t"), "--score-threshold",
+                                   "0.5", "--workers", "2")  # the pool path: scorer in worker processes
+    assert code == 0, stderr
+    thr = json.loads(stdout)
+    assert thr["workers"] == 2
     assert thr["kept"] == sum(s >= 0.5 for s in scores.values()) and thr["reasons"]["scorer"] == thr["dropped"]
 
 

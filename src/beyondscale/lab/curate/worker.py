@@ -63,11 +63,17 @@ def init_pool_worker(config: WorkerConfig) -> None:
     """In a pool process: keep spaCy's thinc from importing torch, then build the state.
 
     thinc imports torch whenever it is installed; the filters never use it, and it would cost
-    each worker about 300 MB and two seconds. Only pool processes do this, never the caller's.
+    each worker about 300 MB and two seconds. torch is hidden only while thinc is imported, and
+    only in pool processes, never in the caller's.
     """
     import sys
 
-    sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
+    if "torch" not in sys.modules:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` fails while thinc looks
+        try:
+            import thinc.compat  # noqa: F401 - records has_torch = False
+        finally:
+            del sys.modules["torch"]  # scipy and others must see "not imported", not a broken module
     init_worker(config)
 
 
