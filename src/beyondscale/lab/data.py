@@ -108,7 +108,7 @@ def encode(texts: list[str], tokenizer: Any) -> np.ndarray:
 
 
 def tokenize(corpus: Corpus, tokenizer: Any, out_dir: Path, val_fraction: float = 0.1,
-             val_corpus: Corpus | None = None) -> TokenSplits:
+             val_corpus: Corpus | None = None, max_val_tokens: int = 1_000_000) -> TokenSplits:
     """Encode every document + end-of-text and write train/val `.npy` arrays (memory-mapped later).
 
     With `val_corpus` (a shared held-out set, so runs on different data are compared on the same
@@ -118,7 +118,7 @@ def tokenize(corpus: Corpus, tokenizer: Any, out_dir: Path, val_fraction: float 
     if val_corpus is not None:
         train, val = stream, encode(val_corpus.texts, tokenizer)
     else:
-        n_val = int(round(len(stream) * val_fraction))
+        n_val = min(int(round(len(stream) * val_fraction)), max_val_tokens)  # large corpora: a bounded eval
         train, val = stream[: len(stream) - n_val], stream[len(stream) - n_val:]
     out_dir.mkdir(parents=True, exist_ok=True)
     train_path, val_path = out_dir / "train.npy", out_dir / "val.npy"

@@ -40,7 +40,7 @@ def train_cmd(
     distill_from: Annotated[str | None, Opt(help="Teacher model folder (same tokenizer).")] = None,
     distill_alpha: Annotated[float, Opt(help="Weight of the KL term (1 - alpha on the data loss).")] = 0.5,
     distill_temperature: Annotated[float, Opt(help="Softmax temperature of the KL term.")] = 2.0,
-    val_fraction: Annotated[float, Opt(help="Share of the token stream held out for validation.")] = 0.1,
+    val_fraction: Annotated[float, Opt(help="Share of the token stream held out for validation (at most 1M tokens).")] = 0.1,
     val_data: Annotated[str | None, Opt(help="Validation corpus shared across runs (then all of --data trains).")] = None,
     eval_every: Annotated[int | None, Opt(help="Steps between validation points (default 10 per run).")] = None,
     seed: int = 0,
