@@ -47,7 +47,7 @@ class EvalSettings:
     cpu_watts: float | None = None
     region: str | None = None
     grid_gco2_per_kwh: float | None = None
-    pue: float = 1.0
+    pue: float | None = None  # None: not given; 1.0 is used and labelled a default
     usd_per_hour: float | None = None
     # sharing a store: a (model, task) claim whose heartbeat is older than this is taken over
     claim_timeout_s: float = 60.0

@@ -117,7 +117,7 @@ def eval_cmd(
     cpu_watts: Annotated[float | None, typer.Option(help="CPU package power for the energy estimate.")] = None,
     region: Annotated[str | None, typer.Option(help="ISO country/region code for grid carbon intensity.")] = None,
     grid_gco2_per_kwh: Annotated[float | None, typer.Option(help="Grid carbon intensity (overrides --region).")] = None,
-    pue: Annotated[float, typer.Option(help="Power usage effectiveness of the site.")] = 1.0,
+    pue: Annotated[float | None, typer.Option(help="Power usage effectiveness of the site (default 1.0, labelled a default).")] = None,
     usd_per_hour: Annotated[float | None, typer.Option(help="Price of the machine per hour.")] = None,
     executor: xcli.ExecutorOpt = "local", ray_address: xcli.RayAddressOpt = None, max_retries: xcli.MaxRetriesOpt = 2,
     ray_cpus: xcli.RayCpusOpt = 1.0, ray_gpus: xcli.RayGpusOpt = None, ray_memory_gb: xcli.RayMemoryOpt = None,
@@ -206,10 +206,11 @@ def analyze_cmd(
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Only these metrics.")] = None,
     min_gain_per_doubling: Annotated[float | None, typer.Option(help="Knee threshold per doubling.")] = None,
     min_score: Annotated[float | None, typer.Option(help="Constraint: minimum primary score.")] = None,
-    max_latency_ms: Annotated[float | None, typer.Option(help="Constraint: ms per item.")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(help="Constraint: ms/item (batch time).")] = None,
     max_memory_gb: Annotated[float | None, typer.Option(help="Constraint: peak memory.")] = None,
     max_joules_per_token: Annotated[float | None, typer.Option(help="Constraint: energy per token.")] = None,
     max_usd_per_1m_tokens: Annotated[float | None, typer.Option(help="Constraint: cost per 1M tokens.")] = None,
+    primary: Annotated[str | None, typer.Option("--primary", help="Task that decides the recommendation when no model dominates.")] = None,
     seed: int = 0,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
@@ -221,7 +222,8 @@ def analyze_cmd(
                                max_usd_per_1m_tokens=max_usd_per_1m_tokens)
     result, _ = api.analyze(store, models=_split(models or []) or None, family=family,
                             tasks=_split(task or []) or None, metrics=_split(metric or []) or None,
-                            min_gain_per_doubling=min_gain_per_doubling, constraints=constraints, seed=seed)
+                            min_gain_per_doubling=min_gain_per_doubling, constraints=constraints, seed=seed,
+                            primary=primary)
     if json_out:
         print(json.dumps(result.to_json(), default=str))
         return
@@ -230,6 +232,8 @@ def analyze_cmd(
 
 def print_analysis(result: Any, brief: bool = False) -> None:
     """The verdict, then the paired tests (and, unless `brief`, marginal gains and Pareto frontiers)."""
+    from beyondscale.report.tables import paired_for_terminal
+
     out.rule("verdict")
     for line in result.verdict:
         out.print(f"• {line}", highlight=False)
@@ -237,13 +241,15 @@ def print_analysis(result: Any, brief: bool = False) -> None:
         out.print(f"recommendation: {result.recommendation.get('model')} — {result.recommendation.get('reason')}",
                   highlight=False)
     tables = (
-        ("paired", ["task", "metric", "model_a", "model_b", "n_items", "effect", "ci_low", "ci_high", "p_value",
-                    "flag"]),
+        ("paired", ["task", "metric", "model_a", "model_b", "n_items", "effect", "ci_low", "ci_high", "p", "p_holm",
+                    "better", "flag"]),
         ("marginal", ["task", "metric", "axis", "from_model", "to_model", "gain", "gain_per_doubling", "source"]),
         ("pareto", ["task", "metric", "cost_axis", "model", "quality", "cost", "on_frontier"]),
     )
     for name, cols in tables[:1] if brief else tables:
         frame = getattr(result, name)
+        if name == "paired" and not frame.empty:
+            frame = paired_for_terminal(frame)  # p and Holm p worded as the verdict prints them
         if frame.empty:
             continue
         table = Table(title=name, title_justify="left")
@@ -264,12 +270,14 @@ def report_cmd(
     fmt: Annotated[str | None, typer.Option("--format", help="html, md or json (default: from --out).")] = None,
     family: Annotated[str | None, typer.Option(help="Only models tagged with this family.")] = None,
     task: Annotated[list[str] | None, typer.Option("--task", help="Only these tasks.")] = None,
+    primary: Annotated[str | None, typer.Option("--primary", help="Task that decides the recommendation when no model dominates.")] = None,
     title: str = "beyondscale report",
     log_level: LogOpt = "warning",
 ) -> None:
     """Write the self-contained HTML report (or Markdown / JSON)."""
     _setup_logging(log_level)
-    path = api.report(out_path, store=store, fmt=fmt, title=title, family=family, tasks=_split(task or []) or None)
+    path = api.report(out_path, store=store, fmt=fmt, title=title, family=family, tasks=_split(task or []) or None,
+                      primary=primary)
     out.print(f"wrote {path.resolve()}")
 
 
