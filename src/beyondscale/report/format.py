@@ -42,7 +42,7 @@ SOURCE_OF: dict[str, tuple[str, ...]] = {
     "gco2e_per_1k_tokens": ("carbon_source", "energy_source"),
     "usd_per_1m_tokens": ("cost_source",),
     "usd_per_correct": ("cost_source",),
-    "mfu": ("peak_flops_source",),
+    "mfu": ("peak_flops_source", "flops_source"),
 }
 
 
@@ -171,6 +171,10 @@ COLUMNS: dict[str, tuple[str, Any, str]] = {
     "energy_j": ("energy J", lambda v: sig(v, 3), "energy over the run, joules"),
     "energy_source": ("energy source", text, "where the energy figure comes from"),
     "carbon_source": ("carbon source", text, "grid intensity and PUE used"),
+    "energy_scope": ("energy scope", text,
+                     "process: this process only; whole-machine / whole-gpu: the counter includes other processes"),
+    "model_flops": ("model FLOPs", lambda v: sig(v, 3), "model FLOPs counted from the context lengths processed"),
+    "flops_source": ("FLOPs source", text, "counted from the contexts run, or an estimate"),
     "cost_source": ("cost source", text, "price used for the cost figures"),
     "joules_per_token": ("J/token", lambda v: sig(v, 3), "joules per processed token"),
     "gco2e_per_1k_tokens": ("gCO2e/1k tok", lambda v: sig(v, 3), "grams CO2-equivalent per 1,000 tokens"),

@@ -24,7 +24,7 @@ EFFICIENCY_COLUMNS = (
     "seconds", "tokens_in", "tokens_out", "tokens_per_s", "prefill_tokens_per_s", "ms_per_item",
     "peak_memory_bytes", "energy_j", "energy_source", "joules_per_token", "joules_per_correct",
     "gco2e_per_1k_tokens", "carbon_source", "usd_per_1m_tokens", "usd_per_correct", "cost_source", "mfu",
-    "peak_flops_source",
+    "peak_flops_source", "energy_scope", "model_flops", "flops_source",
 )
 RENAMED = {"ms_per_item": "latency_ms_per_item"}  # figures stored before the rename keep their old name
 UNIT = ["model_key", "task_key"]
