@@ -367,7 +367,7 @@ def bench_cmd(
         return
     table = Table(title="generation benchmark (median ± std over repetitions)", title_justify="left")
     for col in ("Model", "Prompt", "New", "TTFT ms", "Prefill tok/s", "Decode tok/s", "Token ms p50", "p95",
-                "Peak MB", "J/generated token", "Energy source"):
+                "Peak MB", "Prefill J", "J/generated token (decode)", "Energy source"):
         table.add_column(col, justify="left" if col in ("Model", "Energy source") else "right")
 
     def spread(d: Any, digits: int = 1) -> str:
@@ -379,7 +379,7 @@ def bench_cmd(
         table.add_row(r["model"], str(r["prompt_tokens"]), str(r["new_tokens"]), spread(r["ttft_ms"]),
                       spread(r["prefill_tokens_per_s"]), spread(r["decode_tokens_per_s"]),
                       _fmt(r["token_latency_ms_p50"], 1), _fmt(r["token_latency_ms_p95"], 1),
-                      _fmt(peak / 2**20 if peak else None, 0),
+                      _fmt(peak / 2**20 if peak else None, 0), spread(r.get("prefill_energy_j"), 3) + est,
                       spread(r["energy_j_per_generated_token"], 3) + est, str(r["energy_source"]))
     out.print(table)
 
