@@ -30,7 +30,8 @@ def tiny_plan() -> StudyPlan:
     shapes = [Shape(d_model=d, n_layer=n, n_head=h, context_length=128) for d, n, h in
               ((8, 1, 1), (16, 1, 2), (32, 1, 2), (48, 2, 2))]
     return StudyPlan(shapes=shapes, tokens=2048, batch_size=8, vocab_size=320, pool_bytes=120_000,
-                     heldout_docs=3, qs_sizes={"qs_bpb": 2, "qs_nextsent": 4, "qs_pattern": 2}, probe_texts=2)
+                     heldout_docs=3, qs_sizes={"qs_bpb": 2, "qs_nextsent": 4, "qs_pattern": 2}, probe_texts=2,
+                     probe_real_models=True)
 
 
 def prose_corpus(path: Path) -> Path:

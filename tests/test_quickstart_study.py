@@ -84,6 +84,7 @@ def test_plan_scales_with_the_budget() -> None:
     assert big.qs_sizes == {n: int(v * k) for n, v in base.qs_sizes.items()}
     params = [1024 * s.d_model for s in base.shapes]  # the embedding alone already grows with the width
     assert len(base.shapes) >= 4 and params == sorted(params)
+    assert not base.probe_real_models and big.probe_real_models
     with pytest.raises(UserError, match="--budget-minutes 5"):
         plan_for(5)
 

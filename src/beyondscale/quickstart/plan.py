@@ -45,6 +45,9 @@ class StudyPlan:
     qs_sizes: dict[str, int] = field(default_factory=lambda: {"qs_bpb": 8, "qs_nextsent": 24, "qs_pattern": 20})
     keep_fraction: float = 0.5  # the quality scorer keeps this share of what the rules let through
     probe_texts: int = 8  # held-out documents (their first lines) read through the logit lens
+    # The real models' probes cost minutes on a CPU (their 49k/262k-token output layers at every layer of
+    # the lens); the default budget probes the trained models only, 20 minutes and more add the real ones.
+    probe_real_models: bool = False
 
     def scale(self) -> float:
         return max(1.0, (self.budget_minutes - FIXED_MINUTES) / (DEFAULT_BUDGET_MINUTES - FIXED_MINUTES))
@@ -63,4 +66,5 @@ def plan_for(budget_minutes: float | None = None, seed: int = 1234) -> StudyPlan
     plan.pool_bytes = int(plan.pool_bytes * k)
     plan.heldout_docs = int(plan.heldout_docs * k)
     plan.qs_sizes = {name: int(n * k) for name, n in plan.qs_sizes.items()}
+    plan.probe_real_models = minutes >= 20
     return plan

@@ -89,7 +89,7 @@ def _run_one(study: Study, name: str, jobs: list[tuple[str, str, str]], texts: l
 
 
 def run_probes(study: Study) -> None:
-    """Every model of the study (the ladder, the MoE, the curated arm and the two real models)."""
+    """The trained models (the ladder, the MoE, the curated arm), and the real ones if the plan says so."""
     from beyondscale.bias import counterfactual as cf
     from beyondscale.interpret.cli import quiet
 
@@ -97,7 +97,10 @@ def run_probes(study: Study) -> None:
     texts = lens_texts_for(study)
     probe_set = cf.load_probe_set()
     have = stored(study.store)
+    trained = {r.name for r in study.rungs}
     for name in study.models:
+        if name not in trained and not study.plan.probe_real_models:
+            continue
         key = study.keys.get(name)
         jobs = [j for j in _wanted(study, name, texts, probe_set) if (key, *j) not in have]
         if jobs:
