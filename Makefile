@@ -1,5 +1,6 @@
 # beyondscale: two commands on a fresh machine.
-#   make run    installs what it needs and runs the quickstart study (two real models, offline)
+#   make run    installs what it needs and runs the study, offline: a trained ladder, an MoE, raw vs curated
+#               data and two real models in one report (ARGS="--budget-minutes 30 --corpus my.jsonl --fresh")
 #   make test   installs what it needs and runs the test suite
 PYTHON ?= python3
 VENV ?= .venv

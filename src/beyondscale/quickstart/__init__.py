@@ -1,4 +1,13 @@
-"""The quickstart: two real PyPI-installed models on three tasks built offline, deterministically.
+"""`make run`: the whole study offline -- a trained ladder, an MoE, raw vs curated data and two real models.
+
+The study (`study.py`, sized by `plan.py`) trains on the standard library's source files
+(`source.py`), curates them (`beyondscale curate`), trains a dense ladder, an MoE and a curated arm
+(`sweep`'s pieces), evaluates them and the two real models below on a held-out bits-per-byte task
+and the three prose tasks described here, runs the probes (`probes.py`), and reports the store's
+analysis with the study's own findings (`findings.py`, `sections.py`).
+
+The pieces the first quickstart was made of, and still uses: two real PyPI-installed models on
+three tasks built offline, deterministically.
 
 `make run` must work on a machine with no access to any model or data hub, so both the models
 and the data come from what `pip install` already put on disk:
