@@ -153,3 +153,16 @@ def test_too_few_rungs_say_why_instead_of_a_law() -> None:
     lines = qf.verdict_lines(f)
     assert any(line.startswith("No law fitted") for line in lines)
     assert any(line.startswith("No compute-equivalent multipliers") for line in lines)
+
+
+def test_fresh_sets_the_old_study_aside_and_keeps_it(tmp_path: Path) -> None:
+    from beyondscale.quickstart.study import fresh_start
+
+    work = tmp_path / "quickstart"
+    (work / "ladder").mkdir(parents=True)
+    (work / "ladder" / "weights.bin").write_bytes(b"x")
+    fresh_start(work)
+    assert not work.exists()
+    (kept,) = [p for p in tmp_path.iterdir() if p.name.startswith("quickstart.before-")]
+    assert (kept / "ladder" / "weights.bin").read_bytes() == b"x"
+    fresh_start(work)  # nothing to set aside: no error
