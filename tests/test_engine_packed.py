@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_engine import TOL, mc_items, ref_result
 
 from _tiny_models import tiny_gemma3, tiny_llama, tiny_tokenizer
 from beyondscale.engine import Engine, scoring
+from test_engine import TOL, mc_items, ref_result
 
 
 def _check(model, tok, items, max_length=128):
