@@ -78,7 +78,7 @@ def test_study_end_to_end_then_reuse_then_browser(tmp_path: Path) -> None:
                for p in (work / "ladder" / "runs").iterdir()}
     assert set(records) == {"dense-0-d8", "dense-1-d16", "dense-2-d32", "dense-3-d48", "moe-8x2-d16", "curated-d16"}
     per_doubling = (b2 - b3) / math.log2(records["dense-3-d48"]["params_total"] / records["dense-2-d32"]["params_total"])
-    assert f"{per_doubling:+.3f} bits per byte per doubling" in first.verdict[0]
+    assert f"{abs(per_doubling):.3f} bits per byte {'less' if per_doubling >= 0 else 'more'} per doubling" in first.verdict[0]
     assert records["curated-d16"]["tokens"] == records["dense-1-d16"]["tokens"]  # equal tokens
     moe = records["moe-8x2-d16"]
     assert moe["params_active"] < moe["params_total"] and len(moe["expert_load"][0]) == 8

@@ -188,7 +188,8 @@ def _x(v: float) -> str:
 def word_step(s: Step) -> str:
     return (f"Scale: going from {n_params(s.params_small)} to {n_params(s.params_large)} parameters "
             f"({s.doublings:.2f} doublings) took held-out bits per byte from {s.bpb_small:.3f} to {s.bpb_large:.3f}: "
-            f"{s.gain_per_doubling:+.3f} bits per byte per doubling.")
+            f"{abs(s.gain_per_doubling):.3f} bits per byte {'less' if s.gain_per_doubling >= 0 else 'more'} "
+            "per doubling.")
 
 
 def word_law(law: Any, points: pd.DataFrame) -> str:

@@ -8,6 +8,7 @@ in the verdict.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -131,6 +132,9 @@ def write_study_report(study: Study, analysis: Any, frames: Any, out: Path) -> P
     runs = api.list_runs(study.store)
     run_info = {"store": study.store, "runs": len(runs), "python": sys.version.split()[0],
                 "study folder": str(study.work), "budget minutes": study.plan.budget_minutes}
-    return write_report(Path(out), None, analysis, models=frames.models, scores=frames.scores,
+    # The report words `analysis.findings` itself when there are any; the study's lines are not typed
+    # findings of the analysis package, so the report gets the worded verdict (study lines first) instead.
+    worded = dataclasses.replace(analysis, findings=[], verdict=list(analysis.verdict))
+    return write_report(Path(out), None, worded, models=frames.models, scores=frames.scores,
                         efficiency=frames.efficiency, title="beyondscale: what scale buys, and what else does",
                         run_info=run_info, extra_sections=study_sections(study, study.findings))
