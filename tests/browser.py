@@ -76,7 +76,7 @@ SECTIONS_JS = """Array.from(document.querySelectorAll('main > section')).map(s =
   empty: Array.from(s.querySelectorAll('.empty')).map(e => e.textContent.trim()),
   subsections: Array.from(s.querySelectorAll('h3')).map(h => h.textContent.trim()),
   n_tables: s.querySelectorAll('table').length, n_plots: s.querySelectorAll('.bs-plot').length,
-  n_rendered: s.querySelectorAll('.bs-plot svg.main-svg').length,
+  n_rendered: Array.from(s.querySelectorAll('.bs-plot')).filter(p => p.querySelector('svg.main-svg')).length,
   height: s.getBoundingClientRect().height}))"""
 
 

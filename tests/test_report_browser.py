@@ -72,3 +72,29 @@ def test_empty_report_opens_cleanly(tmp_path: Path) -> None:
     res = check_report_in_browser(path, artifacts_dir() / "report_empty.png")
     assert res["console_errors"] == [] and res["external_requests"] == []
     assert res["n_figures"] == 0 and res["n_rendered"] == 0
+
+
+def test_every_section_renders_with_its_content(tmp_path: Path) -> None:
+    """Each top-level section has its heading and no 'empty' placeholder; the extra sections' tables show."""
+    import pandas as pd
+
+    from browser import SECTIONS_JS
+
+    inp = make_inputs()
+    extra = [{"title": "Study section", "text": "A table from the extra_sections hook.",
+              "frames": {"rungs": pd.DataFrame({"model": ["a", "b"], "params": [1.0, 2.0]})}}]
+    path = write_report(tmp_path / "sections.html", "html", inp["analysis"], models=inp["models"],
+                        scores=inp["scores"], efficiency=inp["efficiency"], run_info=inp["run_info"],
+                        title="beyondscale sections test", extra_sections=extra)
+    res = check_report_in_browser(path, artifacts_dir() / "report_sections.png", expressions={"sections": SECTIONS_JS})
+    assert res["console_errors"] == [] and res["external_requests"] == []
+    sections = {s["id"]: s for s in res["values"]["sections"]}
+    expected = ["verdict", "leaderboard", "returns", "paired", "pareto", "calibration", "efficiency", "bias", "notes",
+                "methods"]
+    assert list(sections) == expected
+    for sid in expected:
+        assert sections[sid]["title"] and sections[sid]["height"] > 40, sections[sid]
+    for sid in ("verdict", "leaderboard", "returns", "paired", "pareto", "calibration", "efficiency", "bias"):
+        assert sections[sid]["empty"] == [], sections[sid]
+        assert sections[sid]["n_rendered"] == sections[sid]["n_plots"]
+    assert sections["bias"]["subsections"] == ["Study section"] and sections["bias"]["n_tables"] == 1
