@@ -2,7 +2,12 @@
 
 A `Group` is a set of spans (see tokens.Span) whose model inputs share their first `prefix_len`
 tokens: the k choices of a multiple-choice question share the context (and any common start of
-the continuations). One batch is scored in at most two forward passes:
+the continuations). A batch whose groups have spans beyond their prefix (multiple choice) is scored
+in one forward pass (`Scorer._score_packed`): each group is one row [prefix | span 1's rest | span 2's
+rest | ...] with explicit positions and a 4D mask (per attention type, sliding windows applied) that
+lets a span's tokens see the prefix and themselves only, so the prefix runs once and no KV cache is
+built or copied. Rows longer than PACKED_MAX_ROW, and groups with nothing beyond the prefix (rolling
+windows), take the two-phase path, in at most two forward passes:
 
   phase 1: every group's shared prefix, left-padded so all prefixes end in the same column
            (real tokens stay contiguous, so sliding-window layers see true distances);
