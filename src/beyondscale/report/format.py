@@ -167,6 +167,7 @@ COLUMNS: dict[str, tuple[str, Any, str]] = {
                    "tokenizer vocabulary size"),
     "dtype": ("dtype", text, "weight data type"),
     "quantization": ("quant.", text, "weight quantisation (GGUF type, bitsandbytes ...)"),
+    "bytes_in_memory": ("weights in memory", nbytes, "bytes the loaded (possibly quantised) weights occupy"),
     "peak_memory_bytes": ("peak memory", nbytes, "peak resident (CPU) or allocated (GPU) memory"),
     "energy_j": ("energy J", lambda v: sig(v, 3), "energy over the run, joules"),
     "energy_source": ("energy source", text, "where the energy figure comes from"),

@@ -29,7 +29,7 @@ from beyondscale.report.format import (
 
 # Size and the facts that make sizes comparable (or not): shown next to the parameters.
 SIZE_COLUMNS = ("params_total", "params_active", "flops_per_token", "family", "architecture", "vocab_size", "dtype",
-                "quantization")
+                "quantization", "bytes_in_memory")
 TEXT_COLUMNS = {"model", "family", "architecture", "dtype", "quantization"}
 
 

@@ -18,7 +18,7 @@ from beyondscale.store.db import Store
 FACT_COLUMNS = (
     "params_total", "params_embedding", "params_non_embedding", "params_active", "flops_per_token",
     "bytes_on_disk", "dtype", "weights_format", "architecture", "max_context", "training_tokens", "training_flops",
-    "vocab_size", "quantization", "tokenizer_key",
+    "vocab_size", "quantization", "tokenizer_key", "bytes_in_memory",
 )
 EFFICIENCY_COLUMNS = (
     "seconds", "tokens_in", "tokens_out", "tokens_per_s", "prefill_tokens_per_s", "ms_per_item",
