@@ -167,3 +167,18 @@ def test_fresh_sets_the_old_study_aside_and_keeps_it(tmp_path: Path) -> None:
     (kept,) = [p for p in tmp_path.iterdir() if p.name.startswith("quickstart.before-")]
     assert (kept / "ladder" / "weights.bin").read_bytes() == b"x"
     fresh_start(work)  # nothing to set aside: no error
+
+
+def test_lens_openings_fit_the_context_and_keep_whole_lines() -> None:
+    from _tiny_models import tiny_tokenizer
+    from beyondscale.quickstart.probes import _opening
+
+    tok = tiny_tokenizer()
+    text = "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(50))
+    out = _opening(text, tok, 40)
+    ids = tok(out, add_special_tokens=False)["input_ids"]
+    assert 0 < len(ids) <= 40 and text.startswith(out) and out.endswith("dog")
+    assert len(tok(text[: len(out) + 1 + text[len(out) + 1:].index("\n")], add_special_tokens=False)["input_ids"]) > 40
+    long_line = "word " * 500
+    cut = _opening(long_line, tok, 30)
+    assert 0 < len(tok(cut, add_special_tokens=False)["input_ids"]) <= 30 and long_line.startswith(cut)

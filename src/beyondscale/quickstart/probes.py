@@ -14,24 +14,28 @@ from beyondscale.quickstart.study import Study
 
 __all__ = ["lens_texts_for", "run_probes", "stored"]
 
-LENS_CHARS = 200  # about 70 tokens of the ladder's 1024-token vocabulary: within its 128-token context
-
 
 def lens_texts_for(study: Study) -> list[str]:
-    """The first held-out source documents: text no trained arm saw."""
+    """The openings of the first held-out documents (text no trained arm saw), cut to fit the ladder's context."""
+    from beyondscale.lab.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(str(study.work / "ladder" / "tokenizer"))
+    budget = study.plan.shapes[0].context_length - 4  # room for special tokens a tokenizer may add
     path = study.tasks["heldout_source_bpb"].with_suffix(".jsonl")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [_opening(r["text"]) for r in rows[: study.plan.probe_texts]]
+    return [_opening(r["text"], tok, budget) for r in rows[: study.plan.probe_texts]]
 
 
-def _opening(text: str, max_chars: int = LENS_CHARS) -> str:
-    """A document's first whole lines up to `max_chars` (the ladder's context is short)."""
+def _opening(text: str, tok: Any, budget: int) -> str:
+    """A document's first whole lines within `budget` tokens (the first line cut by tokens if it alone is longer)."""
     out = ""
     for line in text.splitlines(keepends=True):
-        if out and len(out) + len(line) > max_chars:
+        if len(tok(out + line, add_special_tokens=False)["input_ids"]) > budget:
             break
         out += line
-    return out[:max_chars].rstrip()
+    if not out.strip():
+        out = tok.decode(tok(text, add_special_tokens=False)["input_ids"][:budget])
+    return out.rstrip()
 
 
 def stored(store: str) -> set[tuple[str, str, str, str]]:
