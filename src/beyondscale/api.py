@@ -562,8 +562,11 @@ def report(
     result, frames = analyzed if analyzed is not None else analyze(store, **analyze_kwargs)
     runs = list_runs(store)
     run_info = {"store": str(store), "runs": len(runs), "python": sys.version.split()[0]}
+    from beyondscale.interpret.report import report_sections
+
+    # Probe results (lens, bias, routing, transparency) stored by `explain` and `bias`: [] when none ran.
     write_report(out, fmt, result, models=frames.models, scores=frames.scores, efficiency=frames.efficiency,
-                 title=title, run_info=run_info)
+                 title=title, run_info=run_info, extra_sections=report_sections(store))
     return out
 
 
