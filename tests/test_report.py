@@ -306,3 +306,25 @@ def test_log2_axis_ticks_are_powers_of_two() -> None:
     assert ax["type"] == "log"
     assert all(math.log2(t).is_integer() for t in ax["tickvals"]) and len(ax["tickvals"]) <= 9
     assert log2_axis([None]) == {"type": "linear"}
+
+
+def test_extra_section_figures_are_plotted_and_escaped(tmp_path):
+    """Probe figures handed to the extra-sections hook get a plot box and a place in the figure payload."""
+    import json as _json
+    import re as _re
+
+    import plotly.graph_objects as go
+
+    from beyondscale.analysis.types import Analysis
+    from beyondscale.report import write_report
+
+    fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4], text=["&lt;script&gt;x"], mode="markers+text"))
+    fig.update_layout(title="prediction depth against parameters")
+    sections = [{"title": "Interpretability", "text": "t", "figures": [fig],
+                 "frames": {"h": pd.DataFrame({"model": ["<b>m</b>"], "v": [1.0]})}}]
+    for fmt in ("html", "md", "json"):
+        write_report(tmp_path / f"r.{fmt}", fmt, Analysis(), extra_sections=sections)
+    page = (tmp_path / "r.html").read_text()
+    assert 'id="extra-0-0"' in page and "<b>m</b>" not in page
+    payload = _re.search(r'id="bs-figures">(.*?)</script>', page, _re.S).group(1)
+    assert _json.loads(payload)["extra-0-0"]["data"][0]["y"] == [3, 4]

@@ -112,7 +112,7 @@ def report_sections(store: str | Path) -> list[dict[str, Any]]:
                          "logit lens's top-1 stays the final top-1 (averaged over positions). CrowS-Pairs and BBQ "
                          "are scored as lm-evaluation-harness scores them. The transparency checklist is inspired "
                          "by the Foundation Model Transparency Index; it is not an FMTI score.",
-                 "frames": {"headline per model": summary}}]
+                 "frames": {"headline per model": summary}, "figures": probe_figures(store)}]
     curves = _lens_curves(probes)
     if not curves.empty:
         sections.append({"title": "Logit lens per layer", "text": "KL(p_final || p_layer) in nats; layer 0 is the "
@@ -163,7 +163,8 @@ def probe_figures(store: str | Path) -> list[Any]:
             data = frame[[axis, metric, "model"]].dropna() if axis in frame else pd.DataFrame()
             if len(data) < 1:
                 continue
-            fig = go.Figure(go.Scatter(x=data[axis], y=data[metric], mode="markers+text", text=data["model"],
+            names = [escape(str(name), quote=False) for name in data["model"]]  # plotly renders HTML
+            fig = go.Figure(go.Scatter(x=data[axis], y=data[metric], mode="markers+text", text=names,
                                        textposition="top center"))
             fig.update_layout(title=f"{metric} against {label}", xaxis_title=label, yaxis_title=metric,
                               xaxis_type="log" if axis != "capability_mean_acc" else "linear")

@@ -67,6 +67,16 @@ def _efficiency_table(efficiency: pd.DataFrame) -> dict[str, Any] | None:
     return frame_table(efficiency, cols)
 
 
+def _extra_figure(fig: Any, figure_id: str) -> F.Figure:
+    """A plotly figure from an extra section (probes against size), sized like the report's own plots."""
+    figure = fig.to_plotly_json() if hasattr(fig, "to_plotly_json") else dict(fig)
+    layout = dict(figure.get("layout") or {})
+    layout.setdefault("height", 360)
+    title = layout.get("title")
+    caption = title.get("text", "") if isinstance(title, dict) else str(title or "")
+    return F.Figure(figure_id, caption, {**figure, "layout": layout})
+
+
 def _plotly_js(n_figures: int) -> str:
     from plotly.offline import get_plotlyjs
 
@@ -89,7 +99,10 @@ def render_html(
     """One self-contained HTML page (plotly.js inlined once, no network) for an analysis."""
     models, scores, efficiency = as_frame(models), as_frame(scores), as_frame(efficiency)
     figs = build_figures(analysis, scores, efficiency)
-    all_figs = figs["returns"] + figs["pareto"] + figs["calibration"]
+    extra = extra_sections_view(extra_sections)
+    for index, sec in enumerate(extra):
+        sec["figures"] = [_extra_figure(fig, f"extra-{index}-{n}") for n, fig in enumerate(sec["figures"])]
+    all_figs = figs["returns"] + figs["pareto"] + figs["calibration"] + [f for sec in extra for f in sec["figures"]]
     lb = leaderboard_frame(analysis, models, scores)
     context = {
         "title": title, "framing": framing_note(analysis), "version": __version__,
@@ -99,7 +112,7 @@ def render_html(
         "leaderboard": leaderboard_table(lb, scores, analysis.versions),
         "returns": returns_groups(analysis, figs["returns"]), "compute_optimal": frame_table(analysis.compute_optimal),
         "paired": paired_table(analysis.paired), "pareto": figs["pareto"], "calibration": figs["calibration"],
-        "efficiency": _efficiency_table(efficiency), "extra": extra_sections_view(extra_sections),
+        "efficiency": _efficiency_table(efficiency), "extra": extra,
         "notes": list(analysis.notes or []), "method_notes": METHOD_NOTES, "n_figures": len(all_figs),
         "figures_json": Markup(F.figures_json(all_figs)), "plotly_js": Markup(_plotly_js(len(all_figs))),
     }

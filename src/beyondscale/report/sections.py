@@ -123,14 +123,16 @@ def run_info_items(run_info: Mapping[str, Any] | None) -> list[tuple[str, str]]:
 
 
 def extra_sections_view(extra: Iterable[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    """extra_sections hook: dicts with 'title', optional 'text' and 'frames' ({caption: DataFrame} or a list)."""
+    """extra_sections hook: dicts with 'title', optional 'text', 'frames' ({caption: DataFrame} or a list) and
+    'figures' (plotly figures; their data strings must already be escaped, as report/figures.e does)."""
     out = []
     for sec in extra or []:
         frames = sec.get("frames") or {}
         items = frames.items() if isinstance(frames, Mapping) else [("", f) for f in frames]
         tables = [{"caption": str(cap), "table": frame_table(df)} for cap, df in items]
         out.append({"title": text(sec.get("title")) or "extra", "text": text(sec.get("text")),
-                    "tables": [t for t in tables if t["table"] is not None]})
+                    "tables": [t for t in tables if t["table"] is not None],
+                    "figures": list(sec.get("figures") or [])})
     return out
 
 
