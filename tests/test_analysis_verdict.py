@@ -299,3 +299,17 @@ def test_same_size_models_not_told_apart_are_both_named():
     rec = an.recommendation
     other = ({"Model-Q4", "Model-F16"} - {rec["model"]}).pop()
     assert f"{other} is the same size and not significantly worse: either will do" in rec["reason"]
+
+
+def test_no_dominant_model_names_each_task_once_per_winner():
+    """Many models: a winner's task is named once, with the models it beats and the weakest p among them."""
+    from beyondscale.analysis.findings import NoDominantModel, PValue, Win
+    from beyondscale.analysis.wording import word
+
+    wins = tuple(Win("bpb", "bits_per_byte", "Big", loser, -0.1, PValue(p, 1 / 1001, min(1.0, 3 * p), 3),
+                     "paired_bootstrap", 50) for loser, p in (("A", 0.0001), ("B", 0.004), ("C", 0.0001)))
+    wins += (Win("mc", "acc", "A", "Big", 0.2, PValue(0.01, 0.0, 0.02, 3), "mcnemar", 50),)
+    text = word(NoDominantModel(wins, ()))
+    assert text.count("on bpb") == 1 and "than A, B and C" in text
+    assert "p=0.004; Holm-adjusted over 3 tasks: p=0.012" in text  # the weakest of Big's three wins
+    assert "A is significantly better on mc than Big" in text

@@ -133,12 +133,23 @@ def _recommendation(f: Recommendation) -> str:
     return f"Recommended: {f.model}: {recommendation_reason(f)}."
 
 
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _task_wins(task: str, wins: list[Win]) -> str:
+    """One task of one winner: the models it beats, and the weakest p among those wins."""
+    weakest = max(wins, key=lambda w: (w.p.adjusted if w.p.adjusted is not None else w.p.raw, w.p.raw))
+    prefix = "weakest: " if len(wins) > 1 else ""
+    return f"{task} than {_names([w.worse for w in wins])} ({prefix}{p_text(weakest.p)})"
+
+
 def _no_dominant(f: NoDominantModel) -> str:
-    by_model: dict[str, list[Win]] = {}
+    by_model: dict[str, dict[str, list[Win]]] = {}
     for w in f.wins:
-        by_model.setdefault(w.better, []).append(w)
-    parts = [f"{m} is significantly better on " + " and ".join(f"{w.task} ({p_text(w.p)})" for w in ws)
-             for m, ws in by_model.items()]
+        by_model.setdefault(w.better, {}).setdefault(w.task, []).append(w)
+    parts = [f"{m} is significantly better on " + " and ".join(_task_wins(t, ws) for t, ws in tasks.items())
+             for m, tasks in by_model.items()]
     s = "No model dominates: " + "; ".join(parts)
     if f.ties:
         s += f"; no significant difference on {', '.join(f.ties)}"
