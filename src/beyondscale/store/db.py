@@ -35,6 +35,31 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
+LOCK_WAIT_S = 30.0
+
+
+def _is_locked(err: sqlite3.Error) -> bool:
+    return isinstance(err, sqlite3.OperationalError) and ("locked" in str(err) or "busy" in str(err))
+
+
+def _when_unlocked(action: Any, path: Path) -> Any:
+    """Run `action`, retrying while SQLite answers 'database is locked'.
+
+    SQLite's busy timeout does not cover every WAL transition: a second process opening a new store while the
+    first one sets it up can be told 'locked' at once. Wait for up to LOCK_WAIT_S, then say so in one line.
+    """
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as err:
+            if not _is_locked(err):
+                raise
+            if time.monotonic() > deadline:
+                raise UserError(f"--store {path}: locked by another process for over {LOCK_WAIT_S:.0f} s") from None
+            time.sleep(0.05)
+
+
 def _read_header(path: Path) -> tuple[set[str], str | None, str | None]:
     """(tables, app, schema_version) of an existing SQLite file, read-only."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -45,6 +70,8 @@ def _read_header(path: Path) -> tuple[set[str], str | None, str | None]:
             meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('app', 'schema_version')"))
         return tables, meta.get("app"), meta.get("schema_version")
     except sqlite3.DatabaseError as err:
+        if _is_locked(err):
+            raise
         raise UserError(f"--store {path}: not a beyondscale database ({err})") from None
     finally:
         conn.close()
@@ -73,12 +100,21 @@ class Store:
         if self.path.exists():
             self._check_header()
         try:
-            self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            self.conn = _when_unlocked(self._connect, self.path)
+        except sqlite3.DatabaseError as err:
+            raise UserError(f"--store {self.path}: not a beyondscale database ({err})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open in WAL mode and create or migrate the schema; a failed attempt leaves no connection open."""
+        self.conn = sqlite3.connect(self.path, timeout=LOCK_WAIT_S, isolation_level=None)
+        try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._init_schema()
-        except sqlite3.DatabaseError as err:
-            raise UserError(f"--store {self.path}: not a beyondscale database ({err})") from None
+        except BaseException:
+            self.conn.close()
+            raise
+        return self.conn
 
     def _check_header(self) -> None:
         if self.path.is_dir():
@@ -88,7 +124,7 @@ class Store:
         with open(self.path, "rb") as f:
             if f.read(16) != b"SQLite format 3\x00":
                 raise UserError(f"--store {self.path}: not a beyondscale database (not an SQLite file)")
-        tables, app, version = _read_header(self.path)
+        tables, app, version = _when_unlocked(lambda: _read_header(self.path), self.path)
         if tables and app != APP:
             raise UserError(f"--store {self.path}: an SQLite file, but not a beyondscale database")
         if tables:
