@@ -313,3 +313,18 @@ def test_no_dominant_model_names_each_task_once_per_winner():
     assert text.count("on bpb") == 1 and "than A, B and C" in text
     assert "p=0.004; Holm-adjusted over 3 tasks: p=0.012" in text  # the weakest of Big's three wins
     assert "A is significantly better on mc than Big" in text
+
+
+def test_no_dominant_model_states_the_trade_off_among_undominated_models_only():
+    """A model beaten by another and better than it nowhere is set aside; the trade-off is among the rest."""
+    from beyondscale.analysis.derive import trade_off_front
+    from beyondscale.analysis.findings import PValue, Win
+
+    def win(better, worse, task):
+        return Win(task, "acc", better, worse, 0.1, PValue(0.01, 0.0, 0.02, 2), "mcnemar", 50)
+
+    wins = (win("Big", "Small", "pattern"), win("Small", "Big", "wiki"), win("Mid", "Tiny", "wiki"),
+            win("Big", "Mid", "wiki"), win("Small", "Mid", "pattern"), win("Big", "Tiny", "pattern"))
+    front, dominated = trade_off_front(wins)
+    assert {(w.better, w.worse) for w in front} == {("Big", "Small"), ("Small", "Big")}
+    assert dominated == ("Mid", "Tiny")

@@ -97,6 +97,18 @@ def size_steps(ctx: Context, lb: pd.DataFrame, paired: pd.DataFrame, primary: di
     return out
 
 
+def trade_off_front(ws: tuple[Win, ...] | list[Win]) -> tuple[list[Win], tuple[str, ...]]:
+    """The wins among models no other model dominates, and the dominated models (sorted).
+
+    A model is dominated when another model is significantly better than it somewhere and it is significantly
+    better than that model nowhere: its wins are not part of the trade-off a reader has to make.
+    """
+    pairs = {(w.better, w.worse) for w in ws}
+    dominated = {worse for better, worse in pairs if (worse, better) not in pairs}
+    front = [w for w in ws if w.better not in dominated and w.worse not in dominated]
+    return (front, tuple(sorted(dominated))) if front else (list(ws), ())
+
+
 def dominance(ctx: Context, paired: pd.DataFrame, primary: dict[str, str]) -> NoDominantModel | None:
     """No dominant model when every model is significantly worse than another somewhere."""
     ws = wins(ctx, paired)
@@ -104,8 +116,9 @@ def dominance(ctx: Context, paired: pd.DataFrame, primary: dict[str, str]) -> No
     models = set(pd.unique(pd.concat([paired["model_a"], paired["model_b"]]))) if not paired.empty else set()
     if not models or not ws or models - beaten:
         return None
-    tied = [t for t in primary if t not in {w.task for w in ws}]
-    return NoDominantModel(tuple(ws), tuple(tied))
+    front, dominated = trade_off_front(ws)
+    tied = [t for t in primary if t not in {w.task for w in front}]
+    return NoDominantModel(tuple(front), tuple(tied), dominated)
 
 
 def cheaper_better(ctx: Context, paired: pd.DataFrame, adjacent: set[tuple[str, str]]) -> list[SignificantDifference]:

@@ -80,6 +80,7 @@ class NoDominantModel:
 
     wins: tuple[Win, ...]
     ties: tuple[str, ...]
+    dominated: tuple[str, ...] = ()  # each significantly worse than some front model, and better than it nowhere
 
 
 @dataclass(frozen=True)

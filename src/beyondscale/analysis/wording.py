@@ -153,6 +153,9 @@ def _no_dominant(f: NoDominantModel) -> str:
     s = "No model dominates: " + "; ".join(parts)
     if f.ties:
         s += f"; no significant difference on {', '.join(f.ties)}"
+    if f.dominated:
+        s += (f" (set aside: {_names(list(f.dominated))}, each significantly worse than another model somewhere"
+              " and better than it nowhere)")
     return s + ". Which to use depends on which of these tasks matters to you."
 
 
