@@ -44,19 +44,24 @@ class TokenSplits:
         return np.load(self.val_path, mmap_mode="r")
 
 
-def _read_jsonl(path: Path) -> list[tuple[str, str | None]]:
-    texts = []
+def jsonl_rows(path: Path, where: str) -> list[tuple[int, dict]]:
+    """(line number, row) of a JSONL corpus whose rows carry a string `text`; `where` names the flag in errors."""
+    rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
         except ValueError:
-            raise UserError(f"--data {path}: line {n} is not JSON") from None
+            raise UserError(f"{where}: line {n} is not JSON") from None
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise UserError(f"--data {path}: line {n} has no string field 'text'")
-        texts.append((row["text"], str(row["id"]) if "id" in row else None))
-    return texts
+            raise UserError(f"{where}: line {n} has no string field 'text'")
+        rows.append((n, row))
+    return rows
+
+
+def _read_jsonl(path: Path) -> list[tuple[str, str | None]]:
+    return [(row["text"], str(row["id"]) if "id" in row else None) for _, row in jsonl_rows(path, f"--data {path}")]
 
 
 def read_corpus(path: str | Path) -> Corpus:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beyondscale.errors import UserError
+from beyondscale.lab.data import jsonl_rows
 from beyondscale.quickstart.corpus import stable_unit, stdlib_files
 
 __all__ = ["SourceSplit", "TEST_SHARE", "bpb_task_rows", "split_sources", "write_bpb_task", "write_jsonl"]
@@ -54,18 +55,7 @@ def _user_docs(corpus: str) -> tuple[list[tuple[str, str]], str]:
     path = Path(corpus).expanduser()
     if not path.is_file():
         raise UserError(f"--corpus {corpus}: no such file (expected JSONL, one {{\"text\": ...}} per line)")
-    docs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            raise UserError(f"--corpus {corpus}: line {n} is not JSON") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise UserError(f"--corpus {corpus}: line {n} has no string field 'text'")
-        if row["text"].strip():
-            docs.append((f"doc:{n}", row["text"]))
+    docs = [(f"doc:{n}", row["text"]) for n, row in jsonl_rows(path, f"--corpus {corpus}") if row["text"].strip()]
     if len(docs) < 40:
         raise UserError(f"--corpus {corpus}: {len(docs)} documents; the study needs at least 40 to split by document")
     return docs, str(path.resolve())
