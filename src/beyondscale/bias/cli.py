@@ -6,37 +6,21 @@ Data files are read and checked before the model loads, so a malformed file cost
 from __future__ import annotations
 
 import json
-import math
 from typing import Annotated, Any
 
 import typer
 
+from beyondscale.interpret.cli import DEFAULT_STORE, DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, StoreOpt
+
 bias_app = typer.Typer(no_args_is_help=True, help="Bias probes: CrowS-Pairs, BBQ, counterfactual sentences.")
 
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Hub id, HF folder or .gguf file.")]
-StoreOpt = Annotated[str, typer.Option("--store", help="Results database (SQLite); '-' stores nothing.")]
-DEFAULT_STORE = "beyondscale.db"  # the same default as every other command
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only a JSON document on stdout.")]
-DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
-DtypeOpt = Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")]
-
-
-def _clean(obj: Any) -> Any:
-    """NaN -> null so the JSON is standard."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def _finish(doc: dict[str, Any], pm: Any, probe: str, version: str, data: str, store: str | None,
             json_out: bool, rows: list[tuple[str, dict[str, Any]]], columns: tuple[str, ...]) -> None:
     from beyondscale.interpret import results
 
-    doc = _clean({"model": pm.name, "model_key": pm.key, **doc})
+    doc = results.nan_to_none({"model": pm.name, "model_key": pm.key, **doc})
     if store != "-":
         results.put_probe(store, model_key=pm.key, probe=probe, probe_version=version, data=data,
                           model_name=pm.name, summary=doc, model_record=pm.record)
@@ -49,7 +33,7 @@ def _finish(doc: dict[str, Any], pm: Any, probe: str, version: str, data: str, s
     table = Table(title=f"{probe}: {pm.name}", title_justify="left")
     for col in ("group", "n", *columns):
         table.add_column(col, justify="left" if col == "group" else "right")
-    for label, values in _clean(rows):
+    for label, values in results.nan_to_none(rows):
         table.add_row(label, str(values.get("n", "")),
                       *("—" if values.get(c) is None else f"{values[c]:.4f}" for c in columns))
     Console(width=160).print(table)

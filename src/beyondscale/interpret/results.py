@@ -21,6 +21,17 @@ TABLE = """CREATE TABLE IF NOT EXISTS probe_results (
     PRIMARY KEY (model_key, probe, probe_version, data_key))"""
 
 
+def nan_to_none(obj: Any) -> Any:
+    """NaN -> None, so a probe's stored and printed JSON is standard."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [nan_to_none(v) for v in obj]
+    return obj
+
+
 def data_key(obj: Any) -> str:
     """Content hash of a probe's input (texts, file bytes, settings)."""
     blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode()

@@ -60,30 +60,19 @@ def _wanted(study: Study, name: str, texts: list[str], probe_set: dict[str, Any]
     return jobs
 
 
-def _no_nan(obj: Any) -> Any:
-    """NaN -> None, so the stored JSON is standard (as `bias counterfactual` stores it)."""
-    if isinstance(obj, float) and obj != obj:
-        return None
-    if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_no_nan(v) for v in obj]
-    return obj
-
-
 def _run_one(study: Study, name: str, jobs: list[tuple[str, str, str]], texts: list[str],
              probe_set: dict[str, Any]) -> None:
     from beyondscale.bias import counterfactual as cf
     from beyondscale.interpret import lens, routing
     from beyondscale.interpret.loading import load_probe_model
-    from beyondscale.interpret.results import put_probe
+    from beyondscale.interpret.results import nan_to_none, put_probe
 
     pm = load_probe_model(study.models[name], device=study.device)
     for probe, version, data in jobs:
         if probe == "logit_lens":
             doc = lens.lens_texts(pm.model, pm.tokenizer, texts, pm.max_length, pm.name).to_json()
         elif probe == "counterfactual":
-            doc = _no_nan({"model": pm.name, "model_key": pm.key, **cf.run_counterfactual(pm.model, pm.tokenizer,
+            doc = nan_to_none({"model": pm.name, "model_key": pm.key, **cf.run_counterfactual(pm.model, pm.tokenizer,
                                                                                           probe_set)})
         else:
             doc = routing.routing(pm.model, pm.tokenizer, texts[0], pm.max_length, pm.name)
