@@ -559,14 +559,23 @@ def report(
     fmt = fmt or {".md": "md", ".json": "json"}.get(out.suffix, "html")
     if fmt not in ("html", "md", "json"):
         raise UserError(f"--format {fmt}: expected html, md or json")
-    result, frames = analyzed if analyzed is not None else analyze(store, **analyze_kwargs)
+    from beyondscale.analysis.ladder import read_ladder
+    from beyondscale.interpret.report import report_sections
+    from beyondscale.report.lab_sections import lab_only, ladder_sections, with_ladder
+
+    ladder = read_ladder(store)  # models trained into this store by `train`/`sweep`: empty when none
+    try:
+        result, frames = analyzed if analyzed is not None else analyze(store, **analyze_kwargs)
+    except UserError:  # nothing evaluated yet: a trained ladder is still worth a report
+        if ladder.empty:
+            raise
+        result, frames = lab_only(), load_store_frames(store)
     runs = list_runs(store)
     run_info = {"store": str(store), "runs": len(runs), "python": sys.version.split()[0]}
-    from beyondscale.interpret.report import report_sections
-
     # Probe results (lens, bias, routing, transparency) stored by `explain` and `bias`: [] when none ran.
-    write_report(out, fmt, result, models=frames.models, scores=frames.scores, efficiency=frames.efficiency,
-                 title=title, run_info=run_info, extra_sections=report_sections(store))
+    write_report(out, fmt, with_ladder(result, ladder), models=frames.models, scores=frames.scores,
+                 efficiency=frames.efficiency, title=title, run_info=run_info,
+                 extra_sections=[*ladder_sections(ladder), *report_sections(store)])
     return out
 
 

@@ -163,8 +163,48 @@ class Recommendation:
     cheaper_wins: tuple[Win, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class LadderLaw:
+    """A trained dense ladder's validation loss against training FLOPs, fitted: L(C) = E + A·C^-alpha."""
+
+    n_rungs: int
+    params_low: float
+    params_high: float
+    flops_low: float
+    flops_high: float
+    alpha: float
+    alpha_ci: tuple[float, float]
+    E: float
+
+
+@dataclass(frozen=True)
+class ComputeWorth:
+    """An alternative to the dense ladder (MoE, other data, distillation) in dense compute: the dense FLOPs the
+    ladder's fit needs to reach its validation loss over the FLOPs it used, with the fit's bootstrap interval."""
+
+    name: str
+    kind: str
+    params_active: float
+    params_total: float
+    multiplier: float
+    low: float
+    high: float
+    extrapolated: bool
+    matched: str | None = None
+    wall_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class LadderNotCompared:
+    """Trained runs left out of the ladder's comparisons, and why (another validation set, too few rungs)."""
+
+    models: tuple[str, ...]
+    reason: str
+
+
 Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | NegativeReturns
-           | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | ConstraintBinds | Recommendation)
+           | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | ConstraintBinds | Recommendation
+           | LadderLaw | ComputeWorth | LadderNotCompared)
 
 
 def _clean(v: Any) -> Any:

@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterable
 
 from beyondscale.analysis.findings import (
     Change,
+    ComputeWorth,
     ConstraintBinds,
     Finding,
     FramingWarning,
+    LadderLaw,
+    LadderNotCompared,
     MixedVersions,
     NegativeReturns,
     NoDominantModel,
@@ -195,13 +198,56 @@ def _mixed_versions(f: MixedVersions) -> str:
             "one, with other items): those means are not directly comparable.")
 
 
+def n_params(x: float) -> str:
+    """A count in k/M/B with 3 significant digits (172k, 1.36M)."""
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.0f}"
+
+
+def times(v: float) -> str:
+    """A multiplier: '1.8×', or '∞' beyond a fit's asymptote."""
+    return "∞" if math.isinf(v) else f"{v:.3g}×"
+
+
+def _ladder_law(f: LadderLaw) -> str:
+    lo, hi = f.alpha_ci
+    return (f"Over the {f.n_rungs}-rung trained dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} "
+            f"parameters, {f.flops_low:.3g} to {f.flops_high:.3g} training FLOPs), validation loss fits "
+            f"L(C) = E + A·C^-α with α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g} nats per token.")
+
+
+def _worth_lead(f: ComputeWorth) -> str:
+    if f.kind == "moe":
+        return f"Architecture: {f.name} ({n_params(f.params_active)} active of {n_params(f.params_total)} parameters)"
+    if f.kind == "distilled":
+        return f"Distillation: {f.name} (its FLOPs include the teacher's forward passes, not the teacher's training)"
+    if "+" not in f.kind and f.kind != "other data":
+        return f"Data: {f.name} ({f.kind} data)"
+    return f"{f.name} ({f.kind})"
+
+
+def _compute_worth(f: ComputeWorth) -> str:
+    extra = "; outside the ladder's FLOPs range, so extrapolated" if f.extrapolated else ""
+    wall = (f", at {f.wall_ratio:.2f}× the wall time of {f.matched}, the dense rung it matches"
+            if f.wall_ratio is not None and f.matched else "")
+    return (f"{_worth_lead(f)} was worth {times(f.multiplier)} dense compute (95% CI {times(f.low)} to "
+            f"{times(f.high)}{extra}){wall}.")
+
+
+def _not_compared(f: LadderNotCompared) -> str:
+    return f"Not compared with the trained ladder: {_names(list(f.models))} ({f.reason})."
+
+
 _WORDERS: dict[type, Callable] = {
     ConstraintBinds: lambda f: f"{f.model} is ruled out by the constraints: {'; '.join(f.fails)}.",
     Recommendation: _recommendation, NoDominantModel: _no_dominant, FramingWarning: _framing,
     SizeStep: _size_step,
     SignificantDifference: lambda f: _win(f.win) + ", although it is smaller.",
     SameMeasurement: _same, ReturnsFlatten: _flatten, NegativeReturns: _negative, VersionMismatch: _version,
-    MixedVersions: _mixed_versions,
+    MixedVersions: _mixed_versions, LadderLaw: _ladder_law, ComputeWorth: _compute_worth,
+    LadderNotCompared: _not_compared,
 }
 
 

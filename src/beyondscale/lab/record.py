@@ -10,11 +10,14 @@ keyed, so writing the same run twice replaces rows instead of duplicating them):
     lab_expert_load(model_key, layer, expert, load, PK(model_key, layer, expert))
 
 `model_key` is `beyondscale.models.model_key(ref, "float32")`, the key `eval` gives the folder on CPU;
-`identity` (the content fingerprint) joins evaluations in other dtypes.
+`identity` (the content fingerprint) joins evaluations in other dtypes. The stored record adds
+`val_tokens_sha256` (runs with equal hashes and context validate on the same windows: their losses compare)
+and, once `store_checks` ran, `checks` (exact memorisation, other held-out losses).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -83,9 +86,22 @@ def store_record(store_path: str | Path, out: Path, record: dict[str, Any]) -> s
     return key
 
 
+def _val_tokens_hash(r: dict[str, Any]) -> str | None:
+    """sha256 of the validation tokens: runs share a validation set exactly when this (and the context) match."""
+    path = Path(str(r.get("val_tokens") or ""))
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _write(conn: Any, key: str, identity: str, out: Path, r: dict[str, Any]) -> None:
     data = r.get("data", {})
     slim = {k: v for k, v in r.items() if k not in CURVES}
+    slim.setdefault("val_tokens_sha256", _val_tokens_hash(r))
     conn.execute(
         "INSERT OR REPLACE INTO lab_training_runs VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (key, identity, str(out), r["arch"], r["params_total"], r["params_active"], r["tokens"], r["train_flops"],
@@ -101,6 +117,25 @@ def _write(conn: Any, key: str, identity: str, out: Path, r: dict[str, Any]) -> 
     conn.executemany("INSERT INTO lab_expert_load VALUES(?,?,?,?)",
                      [(key, layer, e, load) for layer, loads in enumerate(r.get("expert_load") or [])
                       for e, load in enumerate(loads)])
+
+
+def store_checks(store_path: str | Path, key: str, checks: dict[str, Any]) -> None:
+    """Add post-training checks (exact memorisation, loss on other held-out sets) to a stored run's record."""
+    from beyondscale.store import Store
+
+    db = Store(store_path)
+    try:
+        ensure_tables(db.conn)
+        with db.transaction():
+            row = db.conn.execute("SELECT record FROM lab_training_runs WHERE model_key=?", (key,)).fetchone()
+            if row is None:
+                raise KeyError(f"no lab run {key} in {store_path}")
+            record = json.loads(row[0])
+            record["checks"] = {**(record.get("checks") or {}), **checks}
+            db.conn.execute("UPDATE lab_training_runs SET record=? WHERE model_key=?",
+                            (json.dumps(record, default=str), key))
+    finally:
+        db.close()
 
 
 def read_tables(store_path: str | Path) -> dict[str, Any]:
