@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from beyondscale.analysis.wording import n_params
+from beyondscale.analysis.wording import times as _x
 from beyondscale.quickstart.study import Study
 
 __all__ = ["StudyFindings", "compute_findings", "verdict_lines"]
@@ -113,24 +115,22 @@ def _step(points: pd.DataFrame) -> Step | None:
 
 
 def _worth(points: pd.DataFrame, law: Any | None) -> tuple[list[Worth], str]:
-    from beyondscale.analysis.compute_equivalent import compute_equivalents, dense_flops_for
-    from beyondscale.errors import UserError
+    from beyondscale.analysis.compute_equivalent import dense_flops_for
+    from beyondscale.analysis.ladder import worth
 
+    _, _, table, note = worth(points)
+    if note:
+        return [], note
+    dense = points["params_total"][points["kind"] == "dense"]
+    span = (float(dense.min()), float(dense.max()))
     by = points.set_index("model")
-    dense = points[points["kind"] == "dense"].to_dict("records")
-    alts = [{**r, "name": r["model"], "wall_ratio": r["wall_s"] / by.loc[r["matched_dense"], "wall_s"]}
-            for r in points[points["kind"] != "dense"].to_dict("records")]
-    try:
-        eq = compute_equivalents(dense, alts)
-    except UserError as err:
-        return [], str(err)
-    span = (float(points["params_total"][points["kind"] == "dense"].min()),
-            float(points["params_total"][points["kind"] == "dense"].max()))
     out = []
-    for m, alt in zip(eq["multipliers"], alts, strict=True):
-        size = dense_flops_for(law, alt["heldout_bpb"], span) if law is not None and alt["heldout_bpb"] else None
-        out.append(Worth(alt["name"], alt["kind"], alt["params_active"], alt["params_total"], alt["heldout_bpb"],
-                         m["multiplier"], m["low"], m["high"], m["extrapolated"], m["wall_ratio"], size))
+    for m in table.to_dict("records"):
+        alt = by.loc[m["name"]]
+        bpb = alt["heldout_bpb"]
+        size = dense_flops_for(law, bpb, span) if law is not None and bpb else None
+        out.append(Worth(m["name"], m["kind"], alt["params_active"], alt["params_total"], bpb, m["multiplier"],
+                         m["low"], m["high"], m["extrapolated"], m["wall_ratio"], size))
     return out, ""
 
 
@@ -172,17 +172,6 @@ def compute_findings(study: Study, frames_models: pd.DataFrame) -> StudyFindings
 
 
 # -------------------------------------------------------------------------------------------- wording
-
-
-def n_params(x: float) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.0f}"
-
-
-def _x(v: float) -> str:
-    return "∞" if math.isinf(v) else f"{v:.3g}×"
 
 
 def word_step(s: Step) -> str:
