@@ -110,6 +110,8 @@ def _worth_section(s: LadderSet, suffix: str) -> dict[str, Any]:
     table = s.worth.rename(columns={"name": "alternative", "loss": "val_loss", "flops": "train_flops",
                                     "dense_flops": "dense_flops_same_loss", "multiplier": "dense_compute_multiplier",
                                     "low": "ci_low", "high": "ci_high", "wall_ratio": "wall_time_vs_matched_dense"})
+    table = table[["alternative", "kind", "matched_dense", "val_loss", "train_flops", "dense_flops_same_loss",
+                   "dense_compute_multiplier", "ci_low", "ci_high", "extrapolated", "wall_time_vs_matched_dense"]]
     return {"title": title, "text": text, "frames": {"multipliers (95% bootstrap CI)": table},
             "figures": [_worth_figure(s.worth)]}
 
@@ -125,10 +127,10 @@ def _gap_section(s: LadderSet, suffix: str) -> dict[str, Any]:
             "on as many windows as validation, spread over the training tokens). ")
     text += ("Exact memorisation (Carlini et al. 2022): the share of sampled training sequences whose 32-token "
              "continuation the model reproduces greedily from a 32-token prefix." if has_mem else
-             "No exact-memorisation check is recorded for these runs (`beyondscale sweep` records one).")
-    figures = [_against_params(s.runs, "generalisation_gap", "generalisation gap (val − train, nats/token)")]
+             "No exact-memorisation check is stored for these runs.")
+    figures = [_against_params(s.runs, "generalisation_gap", "generalisation gap (nats/token)")]
     if has_mem:
-        figures.append(_against_params(s.runs, "memorised_share", "exactly memorised share of sampled sequences"))
+        figures.append(_against_params(s.runs, "memorised_share", "share exactly memorised"))
     return {"title": "Generalisation gap and memorisation against size" + suffix, "text": text,
             "frames": {"per run": frame}, "figures": figures}
 
