@@ -186,3 +186,23 @@ def test_a_store_without_lab_runs_has_no_ladder_sections(tmp_path):
 
     Store(tmp_path / "s.db").close()
     assert lab_sections(tmp_path / "s.db") == []
+
+
+@pytest.mark.browser
+def test_the_ladder_sections_render_in_a_browser(swept, monkeypatch):
+    from browser import SECTIONS_JS, artifacts_dir, check_report_in_browser, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("headless Chromium not found at /usr/bin/chromium or $BEYONDSCALE_CHROMIUM")
+    tmp, db, _ = swept
+    assert _beyondscale(monkeypatch, "report", "--store", str(db), "--out", str(tmp / "b.html")) == 0
+    res = check_report_in_browser(tmp / "b.html", artifacts_dir() / "lab_report.png",
+                                  expressions={"sections": SECTIONS_JS})
+    assert res["console_errors"] == [] and res["dialogs"] == [] and res["external_requests"] == []
+    assert res["n_figures"] == res["n_rendered"] > 0
+    lab = next(s for s in res["values"]["sections"] if s["id"] == "bias")
+    assert lab["subsections"][:4] == ["The trained ladder: validation loss against training FLOPs",
+                                      "What each alternative is worth in dense compute",
+                                      "Generalisation gap and memorisation against size",
+                                      "Expert load per layer (MoE runs)"]
+    assert lab["n_plots"] == lab["n_rendered"] == 6  # ladder, curves, multipliers, gap, memorisation, load
