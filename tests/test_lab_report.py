@@ -206,3 +206,25 @@ def test_the_ladder_sections_render_in_a_browser(swept, monkeypatch):
                                       "Generalisation gap and memorisation against size",
                                       "Expert load per layer (MoE runs)"]
     assert lab["n_plots"] == lab["n_rendered"] == 6  # ladder, curves, multipliers, gap, memorisation, load
+
+
+def test_two_sweeps_into_one_store_keep_their_runs_apart_by_key(tmp_path):
+    """Rung names repeat across sweeps; each run stays one row, labelled with its key."""
+    from beyondscale.analysis.ladder import read_ladder
+    from beyondscale.lab.record import ensure_tables
+    from beyondscale.store import Store
+
+    db = Store(tmp_path / "s.db")
+    ensure_tables(db.conn)
+    for i, flops in enumerate([1e9, 2e9, 4e9, 8e9, 1e9]):
+        out = f"/sweeps/{'b' if i == 4 else 'a'}/runs/dense-{i % 4}"
+        record = {"context_length": 32, "val_tokens_sha256": "same", "data": {}}
+        db.conn.execute("INSERT INTO lab_training_runs VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (f"key{i}xxxxxx", "id", out, "dense", 1000 * (i + 1), 1000 * (i + 1), 8192, flops, 32,
+                         2.0 + 300.0 * flops ** -0.25 + 0.01 * (i == 4), 1.0, 1.0, 0.0, "x", "h", "raw", "null", None,
+                         json.dumps(record)))
+    db.conn.commit()
+    db.close()
+    runs = read_ladder(tmp_path / "s.db", n_boot=50).main.runs
+    assert len(runs) == 5 and runs["model"].is_unique
+    assert {"dense-0 (key0xxxx)", "dense-0 (key4xxxx)", "dense-1"} <= set(runs["model"])

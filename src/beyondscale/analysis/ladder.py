@@ -101,11 +101,20 @@ def read_ladder(store: str | Path, *, n_boot: int = 1000, seed: int = 0) -> Ladd
     from beyondscale.lab.record import read_tables
 
     tables = read_tables(store)
-    runs = pd.DataFrame([_run_row(r) for _, r in tables["runs"].iterrows()])
+    runs = _unique_names(pd.DataFrame([_run_row(r) for _, r in tables["runs"].iterrows()]))
     names = dict(zip(runs["model_key"], runs["model"], strict=True)) if not runs.empty else {}
     curves = tables["curve"].assign(model=tables["curve"]["model_key"].map(names))
     load = tables["expert_load"].assign(model=tables["expert_load"]["model_key"].map(names))
     return ladder_from_runs(runs, curves, load, n_boot=n_boot, seed=seed)
+
+
+def _unique_names(runs: pd.DataFrame) -> pd.DataFrame:
+    """Folder names label runs; two sweeps into one store repeat them, so repeated names get their key."""
+    if runs.empty:
+        return runs
+    repeated = runs["model"].duplicated(keep=False)
+    runs.loc[repeated, "model"] = runs["model"][repeated] + " (" + runs["model_key"][repeated].str[:8] + ")"
+    return runs
 
 
 def ladder_from_runs(runs: pd.DataFrame, curves: pd.DataFrame | None = None, expert_load: pd.DataFrame | None = None,
