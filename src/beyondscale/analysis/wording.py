@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from beyondscale.analysis.findings import (
     Change,
@@ -249,6 +250,11 @@ _WORDERS: dict[type, Callable] = {
     MixedVersions: _mixed_versions, LadderLaw: _ladder_law, ComputeWorth: _compute_worth,
     LadderNotCompared: _not_compared,
 }
+
+
+def register(kind: type, worder: Callable[[Any], str]) -> None:
+    """Word another package's typed findings (the `make run` study's) through `words` as well."""
+    _WORDERS[kind] = worder
 
 
 def word(f: Finding) -> str:

@@ -1,8 +1,10 @@
 """The study's findings, computed from this run's records and scores, and their wording.
 
 Nothing here is typed in: every figure in a finding comes from the training records, the store's
-scores or its probe results, and `word_*` only formats those figures. Fits and intervals use the
-analysis package (`analysis.fits.fit_arrays`, `analysis.compute_equivalent`).
+scores or its probe results, and `word_*` only formats those figures. The findings are typed
+(`study_findings`) and their wording is registered with `analysis.wording`, so the report words them
+like the store's own. Fits and intervals use the analysis package (`analysis.fits.fit_arrays`,
+`analysis.ladder.worth`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from beyondscale.analysis.wording import n_params
+from beyondscale.analysis.wording import n_params, register, words
 from beyondscale.analysis.wording import times as _x
 from beyondscale.quickstart.study import Study
 
-__all__ = ["StudyFindings", "compute_findings", "verdict_lines"]
+__all__ = ["StudyFindings", "compute_findings", "study_findings", "verdict_lines"]
 
 BPB = "heldout_source_bpb/bits_per_byte"
 
@@ -70,6 +72,41 @@ class Placement:
     low: float
     high: float
     beyond: float  # its parameters / the largest rung's
+
+
+@dataclass(frozen=True)
+class HeldOutLaw:
+    """The dense ladder's held-out bits per byte against parameters, fitted: bpb(N) = E + A·N^-alpha."""
+
+    n_rungs: int
+    params_low: float
+    params_high: float
+    tokens: int
+    alpha: float
+    alpha_ci: tuple[float, float]
+    E: float
+
+
+@dataclass(frozen=True)
+class ProbeTrend:
+    """A probe's headline at the smallest and the largest rung that have it."""
+
+    what: str
+    unit: str
+    small: str
+    params_small: float
+    value_small: float
+    large: str
+    params_large: float
+    value_large: float
+
+
+@dataclass(frozen=True)
+class NotComputed:
+    """A figure the study could not compute, and why."""
+
+    what: str
+    reason: str
 
 
 @dataclass
@@ -181,12 +218,11 @@ def word_step(s: Step) -> str:
             "per doubling.")
 
 
-def word_law(law: Any, points: pd.DataFrame) -> str:
-    dense = points[points["kind"] == "dense"]
-    lo, hi = law.ci.get("alpha", (float("nan"), float("nan")))
-    return (f"Over the {len(dense)}-rung dense ladder ({n_params(dense['params_total'].min())} to "
-            f"{n_params(dense['params_total'].max())} parameters, {dense['tokens'].iloc[0]:,} tokens each), the fitted "
-            f"law bpb(N) = E + A·N^-α has α = {law.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {law.E:.3g}.")
+def word_law(f: HeldOutLaw) -> str:
+    lo, hi = f.alpha_ci
+    return (f"Over the {f.n_rungs}-rung dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} parameters, "
+            f"{f.tokens:,} tokens each), the fitted law bpb(N) = E + A·N^-α has α = {f.alpha:.3g} (95% CI {lo:.3g} to "
+            f"{hi:.3g}) and E = {f.E:.3g}.")
 
 
 def word_worth(w: Worth) -> str:
@@ -210,7 +246,7 @@ def word_placement(p: Placement) -> str:
             f"({p.low:.3f} to {p.high:.3f}), so it sits {side} the ladder's curve.")
 
 
-def word_probes(frame: pd.DataFrame, ladder: set[str]) -> list[str]:
+def probe_trends(frame: pd.DataFrame, ladder: set[str]) -> list[ProbeTrend]:
     rows = frame[frame["model"].isin(ladder)]
     out = []
     for col, what, unit in (("prediction_depth", "Prediction depth", "layers"),
@@ -219,23 +255,43 @@ def word_probes(frame: pd.DataFrame, ladder: set[str]) -> list[str]:
             continue
         ok = rows.dropna(subset=[col])
         a, b = ok.iloc[0], ok.iloc[-1]
-        out.append(f"{what} went from {a[col]:.3g} {unit} ({a['model']}, {n_params(a['params_total'])}) to "
-                   f"{b[col]:.3g} {unit} ({b['model']}, {n_params(b['params_total'])}) across the ladder.")
+        out.append(ProbeTrend(what, unit, a["model"], float(a["params_total"]), float(a[col]), b["model"],
+                              float(b["params_total"]), float(b[col])))
+    return out
+
+
+def word_probe(t: ProbeTrend) -> str:
+    return (f"{t.what} went from {t.value_small:.3g} {t.unit} ({t.small}, {n_params(t.params_small)}) to "
+            f"{t.value_large:.3g} {t.unit} ({t.large}, {n_params(t.params_large)}) across the ladder.")
+
+
+def _held_out_law(law: Any, points: pd.DataFrame) -> HeldOutLaw:
+    dense = points[points["kind"] == "dense"]
+    return HeldOutLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()),
+                      int(dense["tokens"].iloc[0]), law.alpha,
+                      tuple(law.ci.get("alpha", (float("nan"), float("nan")))), law.E)
+
+
+def study_findings(f: StudyFindings) -> list[Any]:
+    """The study's conclusions as typed findings, in verdict order (worded by `analysis.wording.words`)."""
+    out: list[Any] = [f.step] if f.step else []
+    if f.law is not None:
+        out.append(_held_out_law(f.law, f.points))
+    elif f.law_note:
+        out.append(NotComputed("law fitted", f.law_note))
+    out += f.worth
+    if f.worth_note:
+        out.append(NotComputed("compute-equivalent multipliers", f.worth_note))
+    out += f.placements
+    if not f.probes.empty:
+        out += probe_trends(f.probes, set(f.points["model"]))
     return out
 
 
 def verdict_lines(f: StudyFindings) -> list[str]:
-    lines = []
-    if f.step:
-        lines.append(word_step(f.step))
-    if f.law is not None:
-        lines.append(word_law(f.law, f.points))
-    elif f.law_note:
-        lines.append(f"No law fitted: {f.law_note}.")
-    lines += [word_worth(w) for w in f.worth]
-    if f.worth_note:
-        lines.append(f"No compute-equivalent multipliers: {f.worth_note}.")
-    lines += [word_placement(p) for p in f.placements]
-    if not f.probes.empty:
-        lines += word_probes(f.probes, set(f.points["model"]))
-    return lines
+    return words(study_findings(f))
+
+
+for _kind, _worder in ((Step, word_step), (HeldOutLaw, word_law), (Worth, word_worth), (Placement, word_placement),
+                       (ProbeTrend, word_probe), (NotComputed, lambda f: f"No {f.what}: {f.reason}.")):
+    register(_kind, _worder)

@@ -2,13 +2,12 @@
 
 The report's own sections (verdict, leaderboard, returns, paired tests, Pareto, calibration,
 efficiency) come from `api.analyze` over the study's models and tasks; the study adds its sections
-through the report's `extra_sections` hook, and its verdict lines (`findings.verdict_lines`) go first
-in the verdict.
+through the report's `extra_sections` hook, and its typed findings (`findings.study_findings`, worded by
+`analysis.wording`) go first in the verdict.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from beyondscale.quickstart.findings import StudyFindings, compute_findings, verdict_lines
+from beyondscale.quickstart.findings import StudyFindings, compute_findings, study_findings, verdict_lines
 from beyondscale.quickstart.study import Study
 
 __all__ = ["analyze_study", "study_sections", "write_study_report"]
@@ -30,9 +29,10 @@ def analyze_study(study: Study) -> tuple[Any, Any]:
 
     analysis, frames = api.analyze(study.store, models=sorted(set(study.keys.values())),
                                    tasks=sorted(study.tasks), primary=PRIMARY)
-    study_findings = compute_findings(study, frames.models)
-    analysis.verdict = [*verdict_lines(study_findings), *analysis.verdict]
-    study.findings = study_findings
+    found = compute_findings(study, frames.models)
+    analysis.findings = [*study_findings(found), *analysis.findings]
+    analysis.verdict = [*verdict_lines(found), *analysis.verdict]
+    study.findings = found
     return analysis, frames
 
 
@@ -132,9 +132,6 @@ def write_study_report(study: Study, analysis: Any, frames: Any, out: Path) -> P
     runs = api.list_runs(study.store)
     run_info = {"store": study.store, "runs": len(runs), "python": sys.version.split()[0],
                 "study folder": str(study.work), "budget minutes": study.plan.budget_minutes}
-    # The report words `analysis.findings` itself when there are any; the study's lines are not typed
-    # findings of the analysis package, so the report gets the worded verdict (study lines first) instead.
-    worded = dataclasses.replace(analysis, findings=[], verdict=list(analysis.verdict))
-    return write_report(Path(out), None, worded, models=frames.models, scores=frames.scores,
+    return write_report(Path(out), None, analysis, models=frames.models, scores=frames.scores,
                         efficiency=frames.efficiency, title="beyondscale: what scale buys, and what else does",
                         run_info=run_info, extra_sections=study_sections(study, study.findings))
