@@ -100,6 +100,8 @@ def test_report_cli_shows_the_ladder_multipliers_and_expert_load(swept, monkeypa
     assert len(worth) == 1 and "× dense compute (95% CI " in worth[0] and "the wall time of dense-1-d24" in worth[0]
     assert "Expert load per layer (MoE runs)" in page and "expert load per layer" in page
     assert "## Generalisation gap and memorisation against size" in md and "memorised share" in md
+    # the MoE differs from the dense rungs in architecture, but the ladder's own fit is a controlled one
+    assert "the trained dense ladder's fit does, because its rungs differ only in size" in md
     for rung in doc["rungs"]:
         assert rung["name"] in md
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,7 @@ class Recommendation:
 class LadderLaw:
     """A trained dense ladder's validation loss against training FLOPs, fitted: L(C) = E + A·C^-alpha."""
 
+    controlled_scaling: ClassVar[bool] = True  # its rungs differ only in size: the report's framing says so
     n_rungs: int
     params_low: float
     params_high: float

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -78,6 +78,7 @@ class Placement:
 class HeldOutLaw:
     """The dense ladder's held-out bits per byte against parameters, fitted: bpb(N) = E + A·N^-alpha."""
 
+    controlled_scaling: ClassVar[bool] = True  # its rungs differ only in size (see report.sections.framing_note)
     n_rungs: int
     params_low: float
     params_high: float

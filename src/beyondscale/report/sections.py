@@ -36,6 +36,10 @@ def framing_note(analysis: Analysis) -> str:
     """Said under the title when models differ in more than size, whatever the title claims."""
     if not any(isinstance(f, FramingWarning) for f in analysis.findings):
         return ""
+    if any(getattr(f, "controlled_scaling", False) for f in analysis.findings):  # a trained ladder's fit
+        return ("These models differ in more than size (family, tokenizer, vocabulary, architecture or "
+                "quantisation): comparisons across all of them do not measure what scale alone buys; the trained "
+                "dense ladder's fit does, because its rungs differ only in size.")
     return ("These models differ in more than size (family, tokenizer, vocabulary or quantisation): this report "
             "compares models; it does not measure what scale alone buys.")
 
