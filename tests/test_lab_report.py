@@ -182,12 +182,17 @@ def test_trained_but_unevaluated_runs_still_get_a_report_with_names_escaped(tmp_
     assert "r&lt;b&gt;big" in page and "r<b>big" not in page
 
 
-def test_a_store_without_lab_runs_has_no_ladder_sections(tmp_path):
+def test_a_store_without_lab_runs_has_no_ladder_sections(tmp_path, monkeypatch, capsys):
     from beyondscale.report.lab_sections import lab_sections
     from beyondscale.store import Store
 
     Store(tmp_path / "s.db").close()
     assert lab_sections(tmp_path / "s.db") == []
+    # nothing trained and nothing evaluated: the report still refuses in one line, as before
+    for store, says in ((tmp_path / "s.db", "no scored results match"), (tmp_path / "none.db", "no such store")):
+        assert _beyondscale(monkeypatch, "report", "--store", str(store), "--out", str(tmp_path / "r.md")) == 2
+        assert says in capsys.readouterr().err
+    assert not (tmp_path / "none.db").exists() and not (tmp_path / "r.md").exists()
 
 
 @pytest.mark.browser

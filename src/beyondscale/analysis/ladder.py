@@ -100,6 +100,8 @@ def read_ladder(store: str | Path, *, n_boot: int = 1000, seed: int = 0) -> Ladd
     """The store's lab tables (`lab.record`) analysed; an empty Ladder when it holds no lab runs."""
     from beyondscale.lab.record import read_tables
 
+    if not Path(store).exists():  # no store, no records (the caller says what is missing)
+        return Ladder([], pd.DataFrame(), pd.DataFrame())
     tables = read_tables(store)
     runs = _unique_names(pd.DataFrame([_run_row(r) for _, r in tables["runs"].iterrows()]))
     names = dict(zip(runs["model_key"], runs["model"], strict=True)) if not runs.empty else {}
