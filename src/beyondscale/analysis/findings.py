@@ -164,18 +164,24 @@ class Recommendation:
 
 
 @dataclass(frozen=True)
-class LadderLaw:
-    """A trained dense ladder's validation loss against training FLOPs, fitted: L(C) = E + A·C^-alpha."""
+class FittedLaw:
+    """A saturating power law E + A·x^-alpha fitted over a trained dense ladder's rungs."""
 
     controlled_scaling: ClassVar[bool] = True  # its rungs differ only in size: the report's framing says so
     n_rungs: int
     params_low: float
     params_high: float
-    flops_low: float
-    flops_high: float
     alpha: float
     alpha_ci: tuple[float, float]
     E: float
+
+
+@dataclass(frozen=True)
+class LadderLaw(FittedLaw):
+    """The ladder's validation loss against training FLOPs: L(C) = E + A·C^-alpha."""
+
+    flops_low: float = math.nan
+    flops_high: float = math.nan
 
 
 @dataclass(frozen=True)

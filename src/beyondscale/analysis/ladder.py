@@ -269,8 +269,8 @@ def ladder_findings(ladder: Ladder) -> list[Any]:
     dense = main.dense
     if main.fit is not None:
         out.append(LadderLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()),
-                             float(dense["train_flops"].min()), float(dense["train_flops"].max()), main.fit.alpha,
-                             tuple(main.fit.ci.get("alpha", (math.nan, math.nan))), main.fit.E))
+                             main.fit.alpha, tuple(main.fit.ci.get("alpha", (math.nan, math.nan))), main.fit.E,
+                             flops_low=float(dense["train_flops"].min()), flops_high=float(dense["train_flops"].max())))
     by_name = main.runs.set_index("model")
     for w in main.worth.to_dict("records"):
         run = by_name.loc[w["name"]]

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 
+from beyondscale.analysis.findings import FittedLaw
 from beyondscale.analysis.wording import n_params, register, words
 from beyondscale.analysis.wording import times as _x
 from beyondscale.quickstart.study import Study
@@ -75,17 +76,10 @@ class Placement:
 
 
 @dataclass(frozen=True)
-class HeldOutLaw:
+class HeldOutLaw(FittedLaw):
     """The dense ladder's held-out bits per byte against parameters, fitted: bpb(N) = E + A·N^-alpha."""
 
-    controlled_scaling: ClassVar[bool] = True  # its rungs differ only in size (see report.sections.framing_note)
-    n_rungs: int
-    params_low: float
-    params_high: float
-    tokens: int
-    alpha: float
-    alpha_ci: tuple[float, float]
-    E: float
+    tokens: int = 0  # per rung
 
 
 @dataclass(frozen=True)
@@ -268,9 +262,8 @@ def word_probe(t: ProbeTrend) -> str:
 
 def _held_out_law(law: Any, points: pd.DataFrame) -> HeldOutLaw:
     dense = points[points["kind"] == "dense"]
-    return HeldOutLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()),
-                      int(dense["tokens"].iloc[0]), law.alpha,
-                      tuple(law.ci.get("alpha", (float("nan"), float("nan")))), law.E)
+    return HeldOutLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()), law.alpha,
+                      tuple(law.ci.get("alpha", (float("nan"), float("nan")))), law.E, tokens=int(dense["tokens"].iloc[0]))
 
 
 def study_findings(f: StudyFindings) -> list[Any]:
