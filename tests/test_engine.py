@@ -376,7 +376,7 @@ def test_older_logits_to_keep_conventions_give_the_same_scores(mode):
     model, tok = tiny_llama(), tiny_tokenizer()
     items = mc_items() + rolling_items()[:2]
     engine = Engine(model, tok, max_length=128)
-    engine.scorer.mode = mode
+    engine.scorer.mode, engine.scorer.head = mode, None
     for item, res in zip(items, engine.run(items), strict=True):
         lps, greedy, _ = ref_result(model, tok, item, 128)
         assert res.logprobs == pytest.approx(lps, abs=TOL)

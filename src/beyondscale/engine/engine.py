@@ -42,7 +42,8 @@ T = TypeVar("T")
 CPU_TOKEN_BUDGET = 4096
 CUDA_TOKEN_BUDGET = 16384
 # float32 logits elements per forward (512 MiB on CPU, 1 GiB on GPU): bounds the scored positions
-# per batch for big vocabularies (Gemma: 262k -> 512 positions on CPU).
+# per batch for big vocabularies (Gemma: 262k -> 512 positions on CPU) when the model's own head
+# computes them (head.ChunkedHead holds a fixed chunk of rows whatever the batch).
 CPU_LOGIT_BUDGET = 1 << 27
 CUDA_LOGIT_BUDGET = 1 << 28
 
@@ -156,7 +157,7 @@ class Engine:
         return (
             tokens <= self.token_budget
             and cache_rows <= 4 * self.token_budget
-            and scored * self.vocab <= self.logit_budget
+            and (self.scorer.head is not None or scored * self.vocab <= self.logit_budget)
         )
 
     def _gen_fits(self, rows: list[GenRow]) -> bool:
@@ -260,7 +261,7 @@ class Engine:
     def _group_flops(self, g: Group) -> float:
         """FLOPs of one group: its prefix once, each span's remainder after it; logits where computed
         (a prefix position scored by several spans is projected once)."""
-        shape, all_logits = self.flop_shape, self.scorer.mode == "none"
+        shape, all_logits = self.flop_shape, self.scorer.head is None and self.scorer.mode == "none"
         in_prefix: set[int] = set()
         for s in g.spans:
             m = len(s.seq) - 1

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from beyondscale.engine.cache import cache_kwargs, output_cache
+from beyondscale.engine.head import ChunkedHead
 from beyondscale.engine.tokens import Span
 
 
@@ -101,9 +102,16 @@ class Scorer:
         from beyondscale.models.facts import flop_shape
 
         self.windows = flop_shape(model).windows  # per layer: None (full) or the sliding window
+        self.head = ChunkedHead.of(model)  # None: the model's own head, logits_to_keep per `mode`
 
-    def _forward(self, keep: torch.Tensor, use_cache: bool, **kwargs) -> tuple[torch.Tensor, object]:
-        """Forward pass returning logits [K, V] at the True positions of `keep` (row-major)."""
+    def _forward(self, keep: torch.Tensor, use_cache: bool, cache=None, **kwargs) -> tuple[torch.Tensor, object]:
+        """Forward pass (from `cache` when given) returning, at the True positions of `keep` (row-major),
+        the body's hidden states [K, H] when the block head is in use, else the logits [K, V]."""
+        if cache is not None:
+            kwargs.update(cache_kwargs(self.model if self.head is None else self.head.body, cache))
+        if self.head is not None:
+            out = self.head.body(**kwargs, use_cache=use_cache)
+            return out.last_hidden_state[keep], output_cache(out)
         if self.mode == "mask":
             out = self.model(**kwargs, use_cache=use_cache, logits_to_keep=keep)
             return out.logits, output_cache(out)
@@ -114,6 +122,13 @@ class Scorer:
             return out.logits[keep[:, -n:]], output_cache(out)
         out = self.model(**kwargs, use_cache=use_cache)
         return out.logits[keep], output_cache(out)
+
+    def _logprobs(self, out: torch.Tensor, rows: torch.Tensor, targets: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(target), target is argmax) at `rows` of what `_forward` returned."""
+        if self.head is not None:
+            return self.head.logprobs(out, rows, targets)
+        return token_logprobs(out, rows, targets)
 
     @torch.inference_mode()
     def score(self, groups: list[Group]) -> list[list[tuple[float, bool]]]:
@@ -154,7 +169,7 @@ class Scorer:
                                   attention_mask=self._tree_masks(pos, seg))
         index = torch.full(keep.shape, -1, dtype=torch.long)
         index[keep] = torch.arange(int(keep.sum()))  # kept logits come in row-major order
-        lp, greedy = token_logprobs(logits, index[scored[0], scored[1]].to(dev), torch.tensor(scored[2], device=dev))
+        lp, greedy = self._logprobs(logits, index[scored[0], scored[1]].to(dev), torch.tensor(scored[2], device=dev))
         return _span_sums(groups, span_owner, [(scored[3], lp, greedy)])
 
     def _tree_masks(self, pos: torch.Tensor, seg: torch.Tensor):
@@ -229,7 +244,7 @@ class Scorer:
         for phase, (rows, cols, targets, sids) in scored.items():
             if rows:
                 at = indexes[phase][rows, cols].to(dev)
-                parts.append((sids, *token_logprobs(logits[phase], at, torch.tensor(targets, device=dev))))
+                parts.append((sids, *self._logprobs(logits[phase], at, torch.tensor(targets, device=dev))))
         return _span_sums(groups, span_owner, parts)
 
 
@@ -272,7 +287,7 @@ class Scorer:
                 input_ids=ids.to(dev),
                 attention_mask=torch.cat([mask[gidx], own], dim=1).to(dev),
                 position_ids=pos.to(dev),
-                **cache_kwargs(self.model, sub),
+                cache=sub,
             )
             parts.append(out)
             del sub
