@@ -265,21 +265,24 @@ def test_oom_halves_the_batch_and_retries(monkeypatch, error):
     model, tok = tiny_llama(), tiny_tokenizer()
     items = mc_items() + rolling_items() + gen_items()
     expected = Engine(model, tok, max_length=32, batch_size=1).run(items)
-    real_forward = type(model).forward
     state = {"raised": 0}
 
-    def flaky_forward(self, input_ids=None, **kwargs):
-        if input_ids is not None and input_ids.shape[0] > 2 and state["raised"] < 3:
-            state["raised"] += 1
-            msg = (
-                "CUDA out of memory"
-                if error is torch.OutOfMemoryError
-                else "DefaultCPUAllocator: can't allocate memory"
-            )
-            raise error(msg)
-        return real_forward(self, input_ids=input_ids, **kwargs)
+    def flaky(real_forward):
+        def flaky_forward(self, input_ids=None, **kwargs):
+            if input_ids is not None and input_ids.shape[0] > 2 and state["raised"] < 3:
+                state["raised"] += 1
+                msg = (
+                    "CUDA out of memory"
+                    if error is torch.OutOfMemoryError
+                    else "DefaultCPUAllocator: can't allocate memory"
+                )
+                raise error(msg)
+            return real_forward(self, input_ids=input_ids, **kwargs)
+        return flaky_forward
 
-    monkeypatch.setattr(type(model), "forward", flaky_forward)
+    # scoring runs the body (engine.head), generation the whole model
+    for module in (model, model.base_model):
+        monkeypatch.setattr(type(module), "forward", flaky(type(module).forward))
     engine = Engine(model, tok, max_length=32, batch_size=8)
     got = engine.run(items)
     assert state["raised"] == 3
@@ -294,7 +297,8 @@ def test_other_errors_are_not_swallowed(monkeypatch):
     def broken(self, *args, **kwargs):
         raise ValueError("boom")
 
-    monkeypatch.setattr(type(model), "forward", broken)
+    for module in (model, model.base_model):  # scoring runs the body (engine.head)
+        monkeypatch.setattr(type(module), "forward", broken)
     with pytest.raises(ValueError, match="boom"):
         Engine(model, tok).run(mc_items()[:4])
 

@@ -47,6 +47,21 @@ def test_block_head_equals_log_softmax_and_argmax_with_ties(monkeypatch, chunk_r
     assert greedy[first] and not greedy[tied]  # the first of the tied maxima only
 
 
+def test_first_maximum_is_argmax_and_leaves_the_logits_unchanged():
+    """Unique maxima (the fast path), the same entry scored twice, ties; x is restored."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(8, 50, generator=gen)
+    x[6, 40] = x[6, 3] = x[6].max() + 1  # a tie: argmax is column 3
+    rows = torch.tensor([0, 0, 1, 2, 2, 3, 4, 5, 6, 6, 7])
+    cols = x.argmax(1)[rows]
+    cols[[3, 6]] = torch.tensor([7, 11])  # not the maximum
+    cols[9] = 40  # the later of the tied pair
+    before = x.clone()
+    got = head.first_maximum(x, rows, cols)
+    assert got.tolist() == (x.argmax(1)[rows] == cols).tolist()
+    assert got.sum() == 8 and torch.equal(x, before)
+
+
 def test_block_head_applies_bias_and_softcapping():
     gen = torch.Generator().manual_seed(1)
     weight, bias = torch.randn(300, 16, generator=gen), torch.randn(300, generator=gen)
