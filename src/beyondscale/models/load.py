@@ -204,6 +204,20 @@ def _load_gguf(ref: ModelRef, identity: str, dtype: Any, trust_remote_code: bool
     return model, tokenizer, weights_format
 
 
+def preload_libraries() -> None:
+    """Import the code every model's loading shares (transformers' model, generation and cache modules,
+    torchao), so a memory baseline taken after this call counts a model's weights and activations, not
+    ~150 MB of library code that only the first model loaded in a process would otherwise be charged."""
+    from beyondscale.models.quantize import preload
+
+    preload()
+    with quiet_loading():
+        import transformers.cache_utils  # noqa: F401
+        import transformers.generation.utils  # noqa: F401
+        import transformers.masking_utils  # noqa: F401
+        import transformers.modeling_utils  # noqa: F401
+
+
 def load_model(
     ref: ModelRef,
     *,
@@ -223,6 +237,7 @@ def load_model(
         plan_quantization,
         preload,
         quantize_model,
+        release_float_weights,
     )
 
     device = resolve_device(device)
@@ -250,6 +265,7 @@ def load_model(
     )
     if plan is not None:
         model = quantize_model(model, plan)
+        release_float_weights(model)
         facts.quantization = "+".join(q for q in (facts.quantization, plan.label) if q)
     facts.bytes_in_memory = bytes_in_memory(model)
     return LoadedModel(ref, model, tokenizer, facts, device, time.perf_counter() - start)

@@ -10,12 +10,18 @@ On this project's CPU with torch 2.13 and torchao 0.18 (measured when this was w
   int4 -> torchao `IntxWeightOnlyConfig(int4, group 32)`: int4 values, kept unpacked in int8 storage
           (torchao's packed int4 CPU kernels need the separate `mslk` package), so it saves memory only
           as int8 does and scores show the int4 rounding.
-Every nn.Linear is quantised, the output head included; embedding lookups stay in float.
+Every nn.Linear is quantised except the output head, which stays in float like the embedding lookup it is
+usually tied to (bitsandbytes through transformers does the same by default): quantising it would add a
+copy of the vocabulary matrix instead of saving memory, and raise every batch's peak (see `_output_head`).
+After quantising, the float weights are released (`release_float_weights`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import gc
 import importlib.util
 import logging
 import warnings
@@ -29,6 +35,7 @@ from beyondscale.errors import UserError
 
 METHODS = ("none", "int8", "int4")
 INT4_GROUP = 32
+FLOAT_HEAD = "-head-float"  # in the label: variants that quantised the head too were stored under other keys
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,9 @@ class QuantPlan:
     def label(self) -> str:
         """What was applied, as stored in the facts and hashed into the model key."""
         detail = {
-            ("torchao", "int8"): "int8-dynamic-activation-int8-weight",
-            ("torchao", "int4"): f"int4-weight-only-group{INT4_GROUP}",
-            ("torch", "int8"): "int8-dynamic",
+            ("torchao", "int8"): f"int8-dynamic-activation-int8-weight{FLOAT_HEAD}",
+            ("torchao", "int4"): f"int4-weight-only-group{INT4_GROUP}{FLOAT_HEAD}",
+            ("torch", "int8"): f"int8-dynamic{FLOAT_HEAD}",
             ("bitsandbytes", "int8"): "llm-int8",
             ("bitsandbytes", "int4"): "nf4",
         }[(self.backend, self.method)]
@@ -122,7 +129,10 @@ def quantize_model(model: torch.nn.Module, plan: QuantPlan) -> torch.nn.Module:
     if plan.backend == "torch":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+            head = _output_head(model)
+            linears = {name: torch.ao.quantization.default_dynamic_qconfig for name, m in model.named_modules()
+                       if isinstance(m, torch.nn.Linear) and m is not head}
+            return torch.ao.quantization.quantize_dynamic(model, linears, dtype=torch.qint8, inplace=True)
     with _quiet_torchao():
         from torchao.quantization import (
             Int8DynamicActivationInt8WeightConfig,
@@ -135,20 +145,49 @@ def quantize_model(model: torch.nn.Module, plan: QuantPlan) -> torch.nn.Module:
             config: Any = Int8DynamicActivationInt8WeightConfig()
         else:
             config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(INT4_GROUP))
-        _untie_head(model)
-        quantize_(model, config)
+        head = _output_head(model)
+        quantize_(model, config, filter_fn=lambda m, _fqn: isinstance(m, torch.nn.Linear) and m is not head)
     return model
 
 
-def _untie_head(model: torch.nn.Module) -> None:
-    """Give a head tied to the input embedding its own Parameter, so quantising the head leaves the
-    embedding lookup in float (the tie is only shared storage, the values are the same)."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    if head is not None and emb is not None and head.weight is emb.weight:
-        head.weight = torch.nn.Parameter(emb.weight.detach().clone(), requires_grad=False)
-        if hasattr(model.config, "tie_word_embeddings"):
-            model.config.tie_word_embeddings = False
+def release_float_weights(model: torch.nn.Module) -> None:
+    """Let the float weights a quantised model no longer uses leave memory.
+
+    transformers maps the safetensors file, and every tensor loaded from it keeps the whole mapping alive:
+    the norms and the embedding that stay float would keep resident every page of the quantised-away
+    float weights (quantising read them all), so the variant would hold both copies and peak above fp32.
+    Giving the float tensors that remain memory of their own unmaps the file; then the allocator returns
+    the freed conversion buffers to the system. A deployed variant loads its quantised weights directly,
+    so the float copy is no part of serving it."""
+    own: dict[int, torch.Tensor] = {}
+    with torch.no_grad():
+        for module in model.modules():
+            for table in (module._parameters, module._buffers):
+                for name, t in table.items():
+                    if t is not None and type(t) in (torch.Tensor, torch.nn.Parameter) and not t.is_quantized:
+                        if id(t) not in own:  # a tensor shared by two modules stays shared
+                            copy = t.detach().clone()
+                            own[id(t)] = torch.nn.Parameter(copy, t.requires_grad) if type(t) is torch.nn.Parameter \
+                                else copy
+                        table[name] = own[id(t)]
+    own.clear()
+    gc.collect()
+    _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    """glibc keeps freed heap pages in the process; malloc_trim returns them (a no-op elsewhere)."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _output_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The output projection (vocabulary x hidden), which stays in float: usually tied to the input embedding
+    (a float lookup), so quantising it would add a copy rather than save memory, and its vocabulary-wide
+    int32 accumulator plus rescaled copy would raise the peak of every scored batch."""
+    return model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
 
 
 def _tensor_bytes(t: Any) -> tuple[list[tuple[int, int]], int]:

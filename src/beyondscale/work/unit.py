@@ -116,8 +116,10 @@ def run_unit(unit: Unit) -> Iterator[UnitOutput]:
     from beyondscale import measure
     from beyondscale.engine import Engine
     from beyondscale.models import load_model
+    from beyondscale.models.load import preload_libraries
 
     s = unit.model.load
+    preload_libraries()  # shared library code stays out of the model's peak memory
     meter = measure.Meter(device=s.device, cpu_watts=s.cpu_watts)  # memory baseline before the model loads
     loaded = load_model(unit.model.ref, dtype=s.dtype, device=s.device, trust_remote_code=s.trust_remote_code,
                         identity=unit.model.identity, quantize=s.quantize)
