@@ -621,5 +621,6 @@ def quickstart(
     study, analysis, path = run_study(store=str(store), work_dir=Path(work_dir), out=Path(out),
                                       plan=plan or plan_for(budget_minutes), corpus=corpus, fresh=fresh,
                                       device=settings.device, batch_size=settings.batch_size,
-                                      show_progress=show_progress, say=say, real_models=real_models)
+                                      show_progress=show_progress, say=say, real_models=real_models,
+                                      quantize=settings.quantize)
     return QuickstartResult(path, ",".join(study.run_ids), list(analysis.verdict), study.stages, analysis)

@@ -394,6 +394,8 @@ def quickstart_cmd(
     fresh: Annotated[bool, typer.Option("--fresh", help="Set the earlier study folder aside and retrain.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     batch_size: Annotated[str, typer.Option(help="'auto' or an integer.")] = "auto",
+    quantize: Annotated[str, typer.Option(help="int8, int4, both (int8,int4) or none: add the real models' "
+                                          "quantised variants (each its own model).")] = "none",
     log_level: LogOpt = "warning",
 ) -> None:
     """The study (`make run`): a trained ladder, an MoE, raw vs curated data and two real models, one report."""
@@ -401,7 +403,8 @@ def quickstart_cmd(
 
     _setup_logging(log_level)
     start = time.perf_counter()
-    settings = api.EvalSettings(device=device, batch_size=batch_size if batch_size == "auto" else int(batch_size))
+    settings = api.EvalSettings(device=device, batch_size=batch_size if batch_size == "auto" else int(batch_size),
+                                quantize=quantize)
     result = api.quickstart(store=store, out=out_path, budget_minutes=budget_minutes, corpus=corpus, fresh=fresh,
                             settings=settings, say=lambda line: err.print(line, highlight=False, markup=False))
     print_analysis(result.analysis, brief=True)

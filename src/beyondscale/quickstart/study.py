@@ -12,7 +12,8 @@ Stages (each timed; each reuses what an earlier run left, so a second `make run`
                arms), one tokenizer, a dense ladder, an MoE (8 experts, top-2) at a middle rung and
                the curated arm at the same rung and tokens. Finished runs are read back.
 4. evaluate -- every trained model and the two real models through `api.evaluate` (the store's
-               unit of work: finished (model, task) pairs are never recomputed).
+               unit of work: finished (model, task) pairs are never recomputed); with `--quantize`,
+               the real models' quantised variants too (each a model of its own, not probed).
 5. probes   -- prediction depth (logit lens), counterfactual bias and the MoE's routing map; a
                result already in the store for the same model and input is not recomputed.
 6. analyze / report -- the store's analysis plus this study's sections and verdict
@@ -167,16 +168,30 @@ def packaged_models() -> dict[str, str]:
     return {name: f"{name}={entry.path()}" for name, entry in PACKAGED_MODELS.items()}
 
 
+def quantize_variants(value: str | None) -> tuple[str, ...]:
+    """`--quantize int8`, `int8,int4` or `none` (the default: no variants) -> the methods, checked up front."""
+    from beyondscale.models.quantize import check_method
+
+    methods = [check_method(v.strip()) for v in (value or "none").split(",") if v.strip()]
+    return tuple(dict.fromkeys(m for m in methods if m != "none"))
+
+
 def evaluate_all(study: Study, real: dict[str, str], device: str, batch_size: int | str, show_progress: bool,
-                 say: Callable[[str], None] | None = None) -> None:
-    """The ladder and the real models on every task, each group tagged with its family."""
+                 say: Callable[[str], None] | None = None, quantize: tuple[str, ...] = ()) -> None:
+    """The ladder and the real models on every task, each group tagged with its family; then each quantised
+    variant of the real models (`--quantize`), evaluated as `beyondscale eval --quantize` does: a model of its
+    own (key and name), paired with its float original on the same items."""
     from beyondscale import api
 
     tasks = [str(p) for p in study.tasks.values()]
     ladder = [study.models[r.name] for r in study.rungs]
     study.models.update(real)
-    for family, specs in ((LADDER_FAMILY, ladder), (PRETRAINED_FAMILY, list(real.values()))):
-        settings = api.EvalSettings(device=device, batch_size=batch_size, family=family)
+    groups = [(LADDER_FAMILY, ladder, "none"), *((PRETRAINED_FAMILY, list(real.values()), q)
+                                                 for q in ("none", *quantize))]
+    for family, specs, method in groups:
+        if not specs:
+            continue
+        settings = api.EvalSettings(device=device, batch_size=batch_size, family=family, quantize=method)
         result = api.evaluate(specs, tasks, store=study.store, settings=settings, show_progress=show_progress,
                               command="quickstart")
         study.run_ids.append(result.run_id)
@@ -197,14 +212,16 @@ def fresh_start(work: Path) -> None:
 def run_study(*, store: str, work_dir: Path, out: Path, plan: StudyPlan, corpus: str | None = None,
               fresh: bool = False, device: str = "auto", batch_size: int | str = "auto",
               show_progress: bool = True, say: Callable[[str], None] | None = None,
-              real_models: dict[str, str] | None = None) -> tuple[Study, Any, Path]:
+              real_models: dict[str, str] | None = None, quantize: str | None = None) -> tuple[Study, Any, Path]:
     """All stages; returns the study, the store's analysis and the report's path.
 
     `real_models`: name -> model spec of the pretrained models set against the ladder (default: the
-    two PyPI-packaged ones; tests pass tiny local models)."""
+    two PyPI-packaged ones; tests pass tiny local models). `quantize` ("int8", "int8,int4", "none") adds
+    the real models' quantised variants to the study."""
     from beyondscale.models.load import resolve_device
     from beyondscale.quickstart import probes, sections
 
+    variants = quantize_variants(quantize)  # a mistake stops here, before any stage
     work = Path(work_dir).expanduser().resolve()
     if fresh:
         fresh_start(work)
@@ -216,7 +233,7 @@ def run_study(*, store: str, work_dir: Path, out: Path, plan: StudyPlan, corpus:
     with study.stage("train", say):
         train_ladder(study, raw, curated, show_progress)
     with study.stage("evaluate", say):
-        evaluate_all(study, real_models or packaged_models(), device, batch_size, show_progress, say)
+        evaluate_all(study, real_models or packaged_models(), device, batch_size, show_progress, say, variants)
     with study.stage("probes", say):
         probes.run_probes(study)
     with study.stage("analyze", say):
