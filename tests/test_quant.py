@@ -179,3 +179,52 @@ def test_int8_measured_peak_is_below_fp32s(deep_llama, tmp_path) -> None:
     k8, k32 = runs["int8"].results[0].model_key, runs["none"].results[0].model_key
     assert facts[k32] - facts[k8] > 100 * 2**20  # independent of the meter: 4 bytes -> 1 per Linear weight
     assert peak[k8] < peak[k32]
+
+
+def test_variants_are_paired_with_their_originals_by_content() -> None:
+    import pandas as pd
+
+    from beyondscale.analysis.quantised import pairs
+
+    base = {"architecture": "LlamaForCausalLM", "tokenizer_key": "t1", "params_total": 1e6, "dtype": "float32"}
+    rows = [
+        {"model_key": "k1", "model": "A", "quantization": "gguf:Q4_1", **base},
+        {"model_key": "k2", "model": "A-int8", "quantization": "gguf:Q4_1+torchao:int8-x", **base},
+        {"model_key": "k3", "model": "B", "quantization": None, **base, "tokenizer_key": "t2"},
+        {"model_key": "k4", "model": "B-int4", "quantization": "torchao:int4-x", **base, "tokenizer_key": "t2"},
+        # a fine-tune of A's base: same facts as A, so A-int8 fits two originals and the name chooses
+        {"model_key": "k5", "model": "A-tuned", "quantization": "gguf:Q4_1", **base},
+        # another model quantised the same way but with other weights' facts (size): nobody's variant
+        {"model_key": "k6", "model": "C-int8", "quantization": "gguf:Q4_1+torchao:int8-x", **base,
+         "params_total": 2e6},
+        # a GGUF file is not a quantised variant of a float model
+        {"model_key": "k7", "model": "B-gguf", "quantization": "gguf:Q8_0", **base, "tokenizer_key": "t2"},
+    ]
+    assert sorted(pairs(pd.DataFrame(rows))) == [("k1", "k2"), ("k3", "k4")]
+
+
+def test_verdict_says_what_the_variant_kept_and_saved(tiny_llama, mc_task, rolling_task, tmp_path) -> None:
+    """The sentence's figures against the store's own rows, computed here by hand."""
+    from beyondscale import api
+
+    store = tmp_path / "v.db"
+    for q in ("none", "int8"):
+        api.evaluate([str(tiny_llama)], [str(mc_task), str(rolling_task)], store=store, show_progress=False,
+                     settings=api.EvalSettings(device="cpu", quantize=q))
+    analysis, frames = api.analyze(store, n_boot=200)
+    name = tiny_llama.name
+    (line,) = [v for v in analysis.verdict if v.startswith("Cheaper, not bigger:")]
+    acc = frames.scores[frames.scores.metric == "acc"].set_index("model")["value"]
+    kept = 100 * acc[f"{name}-int8"] / acc[name]
+    paired = analysis.paired[analysis.paired.primary.astype(bool)]
+    losses = int((paired.significant.astype(bool) & (paired.better == name)).sum())
+    assert line.startswith(f"Cheaper, not bigger: {name}-int8 kept {kept:.1f}% of {name}'s accuracy, "
+                           f"no significant loss on {2 - losses} of 2 tasks")
+    eff = frames.efficiency.groupby("model")
+    speed = eff["tokens_per_s"].mean()
+    peak = eff["peak_memory_bytes"].max()
+    weights = frames.models.set_index("model")["bytes_in_memory"]
+    for ratio, what in ((speed[f"{name}-int8"] / speed[name], "speed (tokens/s)"),
+                        (peak[f"{name}-int8"] / peak[name], "peak memory"),
+                        (weights[f"{name}-int8"] / weights[name], "weights")):
+        assert f"{ratio:.2g}× the {what}" in line

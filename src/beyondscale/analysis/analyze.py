@@ -34,6 +34,7 @@ from beyondscale.analysis.inputs import (
 )
 from beyondscale.analysis.marginal import higher_is_better
 from beyondscale.analysis.pareto import pareto_rows
+from beyondscale.analysis.quantised import quantised_variants
 from beyondscale.analysis.recommend import choose
 from beyondscale.analysis.types import Analysis
 from beyondscale.analysis.versions import Versions, own_version_rows, task_versions
@@ -146,7 +147,8 @@ def _analyze(models, scores, efficiency, items, versions_frame, *, tasks, metric
                                an.calibration)
     unshared = _comparisons(ctx, an, own_scores, own_eff, eff_model, items, versions, quality, primary, metrics)
     rec, an.recommendation = choose(ctx, an.leaderboard, an.paired, primary, primary_task, constraints)
-    an.findings = [rec, *_findings(ctx, an, primary, versions, unshared)]
+    an.findings = [rec, *quantised_variants(ctx, models, an.leaderboard, an.paired, primary),
+                   *_findings(ctx, an, primary, versions, unshared)]
     an.verdict = words(an.findings)
     an.notes = list(dict.fromkeys(an.notes + ctx.notes))
     return an

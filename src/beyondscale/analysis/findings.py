@@ -209,9 +209,27 @@ class LadderNotCompared:
     reason: str
 
 
+@dataclass(frozen=True)
+class QuantisedVariant:
+    """A quantised variant beside its float original, paired on the same items (analysis/quantised.py).
+
+    kept: the variant's accuracy-like primary scores summed over the original's (None without such a task);
+    losses: the tasks where it is significantly worse (delta = variant - original); the ratios are variant
+    over original (tokens per second, peak memory above the process before loading, weights in memory)."""
+
+    variant: str
+    original: str
+    kept: float | None
+    n_tasks: int
+    losses: tuple[Change, ...]
+    speed_ratio: float
+    memory_ratio: float
+    weights_ratio: float = float("nan")
+
+
 Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | NegativeReturns
            | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | ConstraintBinds | Recommendation
-           | LadderLaw | ComputeWorth | LadderNotCompared)
+           | LadderLaw | ComputeWorth | LadderNotCompared | QuantisedVariant)
 
 
 def _clean(v: Any) -> Any:

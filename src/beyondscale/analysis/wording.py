@@ -24,6 +24,7 @@ from beyondscale.analysis.findings import (
     NegativeReturns,
     NoDominantModel,
     PValue,
+    QuantisedVariant,
     Recommendation,
     ReturnsFlatten,
     SameMeasurement,
@@ -241,6 +242,19 @@ def _not_compared(f: LadderNotCompared) -> str:
     return f"Not compared with the trained ladder: {_names(list(f.models))} ({f.reason})."
 
 
+def _quantised(f: QuantisedVariant) -> str:
+    kept = f" kept {100 * f.kept:.1f}% of {f.original}'s accuracy," if f.kept is not None else ""
+    losses = "; ".join(f"{c.task} {_effect(c.metric, c.delta, c.accuracy_like)}, {p_text(c.p)}" if c.p else c.task
+                       for c in f.losses)
+    held = (f"no significant loss on {f.n_tasks - len(f.losses)} of {f.n_tasks} tasks"
+            + (f" (worse on {losses})" if losses else ""))
+    cost = [f"{v:.2g}× the {what}" for v, what in ((f.speed_ratio, "speed (tokens/s)"),
+                                                    (f.memory_ratio, "peak memory"), (f.weights_ratio, "weights"))
+            if math.isfinite(v)]
+    at = ", ".join(cost[:-1]) + " and " + cost[-1] if len(cost) > 1 else "".join(cost)
+    return f"Cheaper, not bigger: {f.variant}{kept} {held}" + (f", at {at}" if at else "") + "."
+
+
 _WORDERS: dict[type, Callable] = {
     ConstraintBinds: lambda f: f"{f.model} is ruled out by the constraints: {'; '.join(f.fails)}.",
     Recommendation: _recommendation, NoDominantModel: _no_dominant, FramingWarning: _framing,
@@ -248,7 +262,7 @@ _WORDERS: dict[type, Callable] = {
     SignificantDifference: lambda f: _win(f.win) + ", although it is smaller.",
     SameMeasurement: _same, ReturnsFlatten: _flatten, NegativeReturns: _negative, VersionMismatch: _version,
     MixedVersions: _mixed_versions, LadderLaw: _ladder_law, ComputeWorth: _compute_worth,
-    LadderNotCompared: _not_compared,
+    LadderNotCompared: _not_compared, QuantisedVariant: _quantised,
 }
 
 
