@@ -2,7 +2,9 @@
 
 Runs the public CLI (`beyondscale eval --quantize ...`, then `beyondscale analyze`) into one store,
 prints what it printed, then one row per variant (accuracy, bits-per-byte, tokens/s, peak memory,
-bytes in memory) and the paired tests of each quantised variant against its own fp32 on the same items.
+bytes in memory), the paired tests of each quantised variant against its own original on the same items and
+the verdict's sentences about the variants. Each eval is its own process, one after the other (not
+alternated): quote the load average printed with the figures.
 
     python bench/quant_compare.py --model smollm2 --model gemma3 --quantize int8 --quantize int4
 """
@@ -63,46 +65,42 @@ def main() -> int:
 
 
 def summary(store: str) -> None:
-    """One row per variant, and each quantised variant's paired tests against its own fp32."""
+    """One row per variant, each quantised variant's paired tests against its own original (same items, primary
+    metric of each task, effect = variant - original), and the verdict's sentences about the variants."""
     import pandas as pd
 
     from beyondscale import api
+    from beyondscale.analysis.context import Context
+    from beyondscale.analysis.inputs import model_table
+    from beyondscale.analysis.quantised import changes, pairs
 
     analysis, frames = api.analyze(store, n_boot=1000)
     models = frames.models.set_index("model_key")
     wide = frames.scores.pivot_table(index="model_key", columns=["task", "metric"], values="value")
-    eff = frames.efficiency.groupby("model_key")[["tokens_per_s", "peak_memory_bytes"]].agg(
-        {"tokens_per_s": "median", "peak_memory_bytes": "max"})
+    eff = frames.efficiency.groupby("model_key").agg({"tokens_per_s": "mean", "peak_memory_bytes": "max"})
     rows = []
     for key in models.index:
-        facts = api_facts(store, key)
-        rows.append({"model": models.loc[key, "model"] if "model" in models else models.loc[key, "name"],
-                     "quantization": facts.get("quantization"),
+        rows.append({"model": models.loc[key, "model"], "quantization": models.loc[key, "quantization"],
                      "acc nextsent": wide.loc[key].get(("qs_nextsent", "acc")),
                      "exact pattern": wide.loc[key].get(("qs_pattern", "exact_match")),
                      "bpb": wide.loc[key].get(("qs_bpb", "bits_per_byte")),
-                     "tokens/s (median batch)": eff.loc[key, "tokens_per_s"] if key in eff.index else None,
-                     "peak MiB": (eff.loc[key, "peak_memory_bytes"] or 0) / 2**20 if key in eff.index else None,
-                     "weights MiB": (facts.get("bytes_in_memory") or 0) / 2**20})
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+                     "tokens/s (mean of tasks)": eff["tokens_per_s"].get(key),
+                     "peak MiB": eff["peak_memory_bytes"].get(key, float("nan")) / 2**20,
+                     "weights MiB": (models.loc[key, "bytes_in_memory"] or 0) / 2**20})
+    primary = analysis.paired[analysis.paired.primary.astype(bool)].groupby("task")["metric"].first().to_dict()
+    table = model_table(frames.models, frames.scores)
+    name = Context(table, 0, 0, None).name
+    tests = [{"original": name[o], "variant": name[v], "task": c.task, "metric": c.metric,
+              "variant - original": c.delta, "p": c.p.raw, "p (Holm)": c.p.adjusted, "significant": c.significant}
+             for o, v in pairs(table) for c in changes(analysis.paired, o, v, primary)]
+    with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 80):
         print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        paired = analysis.paired
-        base = {k: str(v).rsplit("-int", 1)[0] for k, v in zip(paired.model_a, paired.model_a, strict=True)}
-        same = paired[[base.get(a) == str(b).rsplit("-int", 1)[0] for a, b in
-                       zip(paired.model_a, paired.model_b, strict=True)]]
-        cols = ["task", "metric", "model_a", "model_b", "n_items", "effect", "ci_low", "ci_high", "p_value",
-                "test", "significant"]
-        print("paired tests, each variant against the same model's other precision (same items):")
-        print(same[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-
-
-def api_facts(store: str, key: str) -> dict:
-    import json
-    import sqlite3
-
-    with sqlite3.connect(store) as conn:
-        row = conn.execute("SELECT facts FROM models WHERE model_key=?", (key,)).fetchone()
-    return json.loads(row[0]) if row else {}
+        print("paired tests, each variant against its original (same items, each task's primary metric):")
+        print(pd.DataFrame(tests).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("verdict on the variants:")
+    for line in analysis.verdict:
+        if line.startswith("Cheaper, not bigger:"):
+            print("  " + line)
 
 
 if __name__ == "__main__":

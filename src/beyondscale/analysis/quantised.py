@@ -78,7 +78,7 @@ def changes(paired: pd.DataFrame, o: str, v: str, primary: dict[str, str]) -> li
     for r in rows.itertuples(index=False):
         if primary.get(r.task) != r.metric:
             continue
-        delta = float(r.effect) if r.model_key_b == v else -float(r.effect)
+        delta = (float(r.effect) if r.model_key_b == v else -float(r.effect)) + 0.0  # no -0.0
         improved = delta != 0 and (delta > 0) == higher_is_better(r.metric)
         out.append(Change(r.task, r.metric, delta, improved, is_accuracy_like(r.metric), bool(r.significant),
                           pvalue(r)))
