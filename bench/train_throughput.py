@@ -109,8 +109,9 @@ def run_ours(config, init, train_ids, steps, cfg, moe: bool):
     return model, clock
 
 
-def run_trainer(config, init, train_ids, steps, cfg, out: Path):
-    """transformers' Trainer on the same windows (input = the first ctx tokens, labels shifted by HF)."""
+def run_trainer(config, init, train_ids, steps, cfg, out: Path, compile_model: bool = False):
+    """transformers' Trainer on the same windows (input = the first ctx tokens, labels shifted by HF);
+    `compile_model` sets its own `torch_compile=True`."""
     from transformers import Trainer, TrainingArguments
 
     ctx = config.max_position_embeddings
@@ -132,6 +133,7 @@ def run_trainer(config, init, train_ids, steps, cfg, out: Path):
         lr_scheduler_kwargs={"min_lr_rate": cfg.min_lr_ratio}, weight_decay=cfg.weight_decay,
         adam_beta1=cfg.beta1, adam_beta2=cfg.beta2, max_grad_norm=cfg.clip, logging_steps=10**9, save_strategy="no",
         report_to="none", use_cpu=True, dataloader_num_workers=0, seed=cfg.seed, disable_tqdm=True,
+        torch_compile=compile_model,
     )
     trainer = Trainer(model=model, args=args, train_dataset=Windows())
     trainer.create_optimizer_and_scheduler(num_training_steps=steps)
@@ -150,19 +152,36 @@ def litgpt_config(config):
                   mlp_class_name="LLaMAMLP", intermediate_size=config.intermediate_size, rope_base=10000)
 
 
-def run_litgpt(config, train_ids, steps, cfg, out: Path):
-    """litgpt.pretrain.fit (its own loop: Fabric, chunked cross-entropy, clipping) on the same windows."""
+def litgpt_from_hf(config, init) -> torch.nn.Module:
+    """litgpt's GPT holding the same initial weights as the HF model (litgpt's own HF->litgpt converter),
+    checked to compute the same logits, so every contender starts from one point."""
+    from litgpt.model import GPT
+    from litgpt.scripts.convert_hf_checkpoint import copy_weights_hf_llama
+    from transformers import AutoModelForCausalLM
+
+    model = GPT(litgpt_config(config))
+    state: dict = {}
+    copy_weights_hf_llama(model.config, {}, state, dict(init))
+    model.load_state_dict(state)
+    hf = AutoModelForCausalLM.from_config(config)
+    hf.load_state_dict(init)
+    ids = torch.randint(0, config.vocab_size, (2, config.max_position_embeddings), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        gap = (model(ids) - hf(input_ids=ids).logits).abs().max().item()
+    assert gap < 1e-4, f"litgpt conversion differs from the HF model by {gap}"
+    return model
+
+
+def run_litgpt(config, init, train_ids, steps, cfg, out: Path):
+    """litgpt.pretrain.fit (its own loop: Fabric, chunked cross-entropy, clipping) on the same windows,
+    with the model compiled as litgpt's `pretrain` setup always does (`torch.compile(model)`)."""
     import lightning as L
     from litgpt.args import EvalArgs, TrainArgs
-    from litgpt.model import GPT
-    from litgpt.pretrain import fit, initialize_weights
+    from litgpt.pretrain import fit
 
     ctx = config.max_position_embeddings
     fabric = L.Fabric(accelerator="cpu", devices=1, precision="32-true", loggers=[])
-    torch.manual_seed(cfg.seed)
-    model = GPT(litgpt_config(config))
-    initialize_weights(fabric, model, n_layer=config.num_hidden_layers, n_embd=config.hidden_size)
-    model = fabric.setup(model)
+    model = fabric.setup(torch.compile(litgpt_from_hf(config, init)))
     opt = fabric.setup_optimizers(make_optimizer(model, cfg, "cpu"))
     clock = StepClock(opt)
     batches = Batches(train_ids, ctx, cfg.batch_size, cfg.seed)
@@ -190,23 +209,29 @@ def val_loss(model, windows: np.ndarray) -> float:
     return total / (len(windows) * (windows.shape[1] - 1))
 
 
+OURS = "beyondscale (compiled: `train`'s choice from 1,000 steps)"
+
+
 def contenders(kind: str):
+    """The first name is the one every ratio divides by. Peers run as their users get them by default,
+    plus the Trainer with its own `torch_compile=True` so the compiled loops are compared too."""
     if kind == "dense":
-        return ["beyondscale", "beyondscale --compile", "transformers Trainer", "litgpt pretrain"]
-    return ["beyondscale MoE", "transformers Mixtral (eager per-expert loop)", "transformers Mixtral (grouped_mm)"]
+        return [OURS, "beyondscale (eager: runs under 1,000 steps)", "transformers Trainer",
+                "transformers Trainer (torch_compile=True)", "litgpt pretrain (compiled, as its pretrain does)"]
+    return [f"{OURS} MoE", "beyondscale MoE (eager)", "transformers Mixtral (eager per-expert loop)",
+            "transformers Mixtral (grouped_mm)"]
 
 
 def run_one(name: str, config, init, train_ids, steps, cfg, out: Path):
     import copy
 
-    if name.startswith("beyondscale") and "MoE" not in name:
-        return run_ours(config, init, train_ids, steps, replace(cfg, compile="compile" in name), moe=False)
-    if name == "beyondscale MoE":
-        return run_ours(config, init, train_ids, steps, cfg, moe=True)
-    if name == "transformers Trainer":
-        return run_trainer(config, init, train_ids, steps, cfg, out)
-    if name == "litgpt pretrain":
-        return run_litgpt(config, train_ids, steps, cfg, out)
+    compiled = "(compiled" in name
+    if name.startswith("beyondscale"):
+        return run_ours(config, init, train_ids, steps, replace(cfg, compile=compiled), moe="MoE" in name)
+    if name.startswith("transformers Trainer"):
+        return run_trainer(config, init, train_ids, steps, cfg, out, compile_model="torch_compile" in name)
+    if name.startswith("litgpt"):
+        return run_litgpt(config, init, train_ids, steps, cfg, out)
     hf_config = copy.deepcopy(config)
     hf_config._experts_implementation = "eager" if "eager" in name else "grouped_mm"
     return run_ours(hf_config, init, train_ids, steps, cfg, moe=False)
@@ -226,7 +251,8 @@ def bench(kind: str, args, train_ids, val_ids, vocab: int, peak: float) -> dict:
     tokens_per_step = cfg.batch_size * args.ctx
     steps = args.tokens // tokens_per_step
     windows = eval_windows(val_ids, args.ctx, 32768)
-    names = contenders(kind)
+    names = [n for n in contenders(kind) if not args.only or n == contenders(kind)[0]
+             or any(word.lower() in n.lower() for word in args.only)]
     results: dict[str, dict] = {n: {"tokens_per_s": [], "val_loss": []} for n in names}
     for n in names:  # warm-up: allocator, kernels, imports
         run_one(n, config, init, train_ids, args.skip + 3, cfg, Path(args.scratch))
@@ -262,6 +288,8 @@ def main() -> None:
     p.add_argument("--scratch", default="/tmp/beyondscale-train-bench")
     p.add_argument("--threads", type=int, default=1, help="torch threads for every contender")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--only", action="append", help="run only contenders whose name contains this (repeatable; "
+                   "the first contender, every ratio's numerator, always runs)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     from beyondscale.measure import peak_flops

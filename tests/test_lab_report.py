@@ -35,7 +35,7 @@ def _beyondscale(monkeypatch, *args: str) -> int:
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    """A tiny sweep's store, with the sweep's exact-memorisation checks stored beside each run."""
+    """A tiny sweep's store (the sweep itself stores its exact-memorisation checks beside each run)."""
     yield from _with_one_thread(_sweep, tmp_path_factory)
 
 
@@ -51,7 +51,6 @@ def _with_one_thread(build, *args):
 def _sweep(tmp_path_factory):
     from beyondscale.lab import sweep
     from beyondscale.lab.configs import Shape
-    from beyondscale.lab.record import store_checks
 
     tmp = tmp_path_factory.mktemp("ladder")
     preset = sweep.Preset(dense=[Shape(d_model=d, n_layer=1, n_head=2, context_length=32) for d in (16, 24, 32, 48)],
@@ -70,8 +69,6 @@ def _sweep(tmp_path_factory):
                               store=str(db), device="cpu", show_progress=False)
     finally:
         sweep.PRESETS.pop("tiny-report")
-    for r in doc["rungs"]:
-        store_checks(db, r["model_key"], {"memorisation": r["memorisation"]})
     return tmp, db, doc
 
 

@@ -93,3 +93,65 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, monkeypatch,
                         "--context-length", "16", "--overwrite")
     assert code == 2 and "notes.txt" in stderr
     assert (other / "config.json").read_text() == "{}" and (other / "notes.txt").read_text() == "mine"
+
+
+def test_compile_is_chosen_only_for_runs_that_repay_it(monkeypatch):
+    """Auto compiles long runs when a compiler exists; explicit flags win; no compiler means eager."""
+    from beyondscale.lab import train
+
+    monkeypatch.setattr(train, "compiler_available", lambda device: True)
+    assert train.use_compile(None, train.COMPILE_MIN_STEPS, "cpu") is True
+    assert train.use_compile(None, train.COMPILE_MIN_STEPS - 1, "cpu") is False
+    assert train.use_compile(False, 10**6, "cpu") is False
+    assert train.use_compile(True, 1, "cpu") is True
+    monkeypatch.setattr(train, "compiler_available", lambda device: False)
+    assert train.use_compile(None, 10**6, "cpu") is False
+
+
+def test_a_failing_compiler_falls_back_to_eager_with_a_warning(monkeypatch):
+    """A backend failure (no C++ compiler on the machine) must not end a training run."""
+    import torch
+
+    from beyondscale.lab import train
+
+    def broken(model):
+        def call(**inputs):
+            raise torch._dynamo.exc.BackendCompilerFailed(lambda *a: None, RuntimeError("no g++"), None)
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    model = torch.nn.Linear(3, 2)
+    forward = train.compiled_or_eager(lambda **kw: model(kw["input"]))
+    x = torch.ones(1, 3)
+    with pytest.warns(UserWarning, match="training eagerly"):
+        out = forward(input=x)
+    assert torch.equal(out, model(x))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["dense", "moe"])
+def test_compiled_training_follows_the_eager_losses(tmp_path, arch):
+    """The compiled loop is the same function: per-step losses (and the MoE's balance loss, computed from
+    router statistics the compiled blocks leave behind) agree with eager to float tolerance."""
+    from dataclasses import replace
+
+    from _lab_helpers import tiny_request, write_corpus
+    from beyondscale.lab.run import train_model
+    from beyondscale.lab.train import TrainConfig
+
+    data = write_corpus(tmp_path / "c.txt")
+    runs = {}
+    for flag in (False, True):
+        req = tiny_request(data, tmp_path / f"m{flag}", arch, tokens=4096, train=TrainConfig(batch_size=4, compile=flag))
+        runs[flag] = train_model(replace(req, store=None))
+    assert runs[True]["compiled"] is True and runs[False]["compiled"] is False
+    eager = [p["loss"] for p in runs[False]["loss_curve"]]
+    fast = [p["loss"] for p in runs[True]["loss_curve"]]
+    assert len(eager) == len(fast) > 10
+    assert max(abs(a - b) for a, b in zip(eager, fast, strict=True)) < 2e-3
+    assert abs(runs[True]["val_loss"] - runs[False]["val_loss"]) < 2e-3
+    if arch == "moe":
+        balance = [[p["balance"] for p in runs[flag]["loss_curve"]] for flag in (False, True)]
+        assert max(abs(a - b) for a, b in zip(*balance, strict=True)) < 2e-3
+        for compiled, eager in zip(runs[True]["expert_load"], runs[False]["expert_load"], strict=True):
+            assert compiled == pytest.approx(eager, abs=0.02)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from beyondscale.lab import checkpoint
 from beyondscale.lab.configs import Shape, build_config, neox_init, validate
 from beyondscale.lab.data import Batches, TokenSplits, check_sizes, read_corpus, tokenize
 from beyondscale.lab.progress import TrainHooks
-from beyondscale.lab.train import TrainConfig, lr_lambda, make_optimizer, train_steps
+from beyondscale.lab.train import TrainConfig, lr_lambda, make_optimizer, train_steps, use_compile
 from beyondscale.models.ref import LAB_MARKER
 
 LAB_DIR = "lab"  # inside the output folder: token arrays, the request and the checkpoint
@@ -272,8 +272,9 @@ def _train_and_save(req: TrainRequest, out: Path, steps: int, device: str, model
     m = meter.measure()
     try:
         with m:
-            train_steps(model, cfg, batches, steps, device, hooks, blocks=blocks, teacher=teacher,
-                        optimizer=optimizer, scheduler=scheduler, start=start)
+            train_steps(model, replace(cfg, compile=use_compile(cfg.compile, steps, device)), batches, steps,
+                        device, hooks, blocks=blocks, teacher=teacher, optimizer=optimizer, scheduler=scheduler,
+                        start=start)
     except KeyboardInterrupt:
         save(hooks.last_step)
         raise
@@ -336,6 +337,7 @@ def _finish(req: TrainRequest, out: Path, model: torch.nn.Module, tok: Any, spli
                     "alpha": req.train.distill_alpha, "temperature": req.train.distill_temperature}
         if req.distill_from else None,
         "data": data, "shape": req.shape.to_dict(), "train_config": req.train.to_dict(), "seed": req.train.seed,
+        "compiled": use_compile(req.train.compile, steps, device),
         "loss_curve": hooks.loss_curve, "val_curve": hooks.val_curve,
     }
     write_folder_record(out, record)

@@ -207,6 +207,15 @@ def post_checks(records: dict[str, dict], p: Preset, device: str, clean_val: Pat
     return out
 
 
+def _store_checks(store: str, records: dict[str, dict], checks: dict[str, dict]) -> None:
+    """Memorisation and the clean held-out loss join each stored record, so `beyondscale report` shows them."""
+    from beyondscale.lab.record import store_checks
+
+    for name, found in checks.items():
+        if records[name].get("model_key"):
+            store_checks(store, records[name]["model_key"], found)
+
+
 def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, checks: dict) -> dict[str, Any]:
     from beyondscale.analysis.compute_equivalent import compute_equivalents
 
@@ -252,9 +261,9 @@ def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None =
                           executor=executor)
     metrics = evaluate_rungs(records, [str(paths["task"]), *(tasks or [])], store, p, device, show_progress,
                              executor)
+    checks = post_checks(records, p, device, paths.get("val_clean"), folder / "tokenizer")
+    _store_checks(store, records, checks)
     doc = {"preset": preset, "note": p.note, "tokens_per_rung": p.tokens, "data": raw.source,
-           "curated": cur.source if cur else None,
-           **summarise(rungs, records, metrics,
-                       post_checks(records, p, device, paths.get("val_clean"), folder / "tokenizer"))}
+           "curated": cur.source if cur else None, **summarise(rungs, records, metrics, checks)}
     (folder / "sweep.json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
     return doc

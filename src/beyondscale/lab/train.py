@@ -7,7 +7,11 @@ passes `hooks`; the loop itself only turns batches into updates.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
+import os
+import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -39,10 +43,46 @@ class TrainConfig:
     distill_temperature: float = 2.0
     eval_every: int | None = None  # default: 10 evaluations per run
     eval_tokens: int = 32768  # validation tokens per intermediate evaluation (the final one uses all)
-    compile: bool = False  # torch.compile the forward/backward (first steps pay the compile time)
+    compile: bool | None = None  # torch.compile the model; None = auto (`use_compile`)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# A cold compile costs 20-30 s on 2 CPU cores and saves about a fifth of each step (bench/train_throughput.py):
+# from about 1,000 steps on it pays for itself even with an empty inductor cache.
+COMPILE_MIN_STEPS = 1000
+
+
+def compiler_available(device: str) -> bool:
+    """inductor needs a C++ compiler on CPU and triton on GPU; without them torch.compile cannot run."""
+    if device.startswith("cuda"):
+        return importlib.util.find_spec("triton") is not None
+    return any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "g++", "clang++"))
+
+
+def use_compile(setting: bool | None, steps: int, device: str) -> bool:
+    """--compile / --no-compile decide; by default (None) compile runs long enough to repay the compile time."""
+    if setting is not None:
+        return setting
+    return steps >= COMPILE_MIN_STEPS and compiler_available(device)
+
+
+def compiled_or_eager(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`torch.compile(function)` (same weights, fused kernels), falling back to eager with one warning if
+    the backend fails on this machine (no compiler, unsupported op) instead of ending the run."""
+    fast: Callable[..., Any] = torch.compile(function)
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal fast
+        try:
+            return fast(*args, **kwargs)
+        except torch._dynamo.exc.BackendCompilerFailed as err:
+            warnings.warn(f"torch.compile failed here ({str(err).splitlines()[0][:160]}); training eagerly",
+                          stacklevel=2)
+            fast = function
+            return function(*args, **kwargs)
+    return call
 
 
 class Hooks(Protocol):
@@ -70,35 +110,44 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: str) -> tor
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused)
 
 
+def objective(model: torch.nn.Module, cfg: TrainConfig, blocks: list[FastSparseMoe]) -> Callable[..., Any]:
+    """One micro-batch's loss to minimise, and its parts to log: next-token loss, the KL to a teacher's
+    logits when distilling, the MoE's per-layer balance and z losses. One function, so a compiled run
+    fuses the head's cross-entropy with the model instead of writing out the log-probabilities."""
+    def loss_of(x: torch.Tensor, y: torch.Tensor, teacher_logits: torch.Tensor | None = None) -> Any:
+        logits = model(input_ids=x, use_cache=False).logits
+        data_loss = next_token_loss(logits, y)
+        loss, parts = data_loss, {"loss": data_loss}
+        if teacher_logits is not None:
+            parts["distill"] = distill_loss(logits, teacher_logits, cfg.distill_temperature)
+            loss = (1 - cfg.distill_alpha) * data_loss + cfg.distill_alpha * parts["distill"]
+        if blocks:
+            parts["balance"], parts["z"] = aux_losses(blocks)
+            loss = loss + cfg.aux_coef * parts["balance"] + cfg.z_coef * parts["z"]
+        return loss, parts
+    return loss_of
+
+
 def train_steps(model: torch.nn.Module, cfg: TrainConfig, batches: Batches, steps: int, device: str,
                 hooks: Hooks, *, blocks: list[FastSparseMoe], teacher: torch.nn.Module | None = None,
                 optimizer: Any, scheduler: Any, start: int = 0) -> None:
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda")
            else contextlib.nullcontext())
     model.train()
-    forward = torch.compile(model) if cfg.compile else model  # same weights; fused kernels where inductor can
+    loss_of = objective(model, cfg, blocks)
+    loss_of = compiled_or_eager(loss_of) if cfg.compile else loss_of
     for step in range(start, steps):
         parts: dict[str, float] = {}
         for micro in range(cfg.grad_accum):
             x, y = (torch.from_numpy(a).to(device, non_blocking=True)
                     for a in batches.get(step * cfg.grad_accum + micro))
             with amp:
-                logits = forward(input_ids=x, use_cache=False).logits
-                data_loss = next_token_loss(logits, y)
-                loss = data_loss
-                if teacher is not None:
-                    with torch.no_grad():
-                        teacher_logits = teacher(input_ids=x).logits
-                    kd = distill_loss(logits, teacher_logits, cfg.distill_temperature)
-                    loss = (1 - cfg.distill_alpha) * data_loss + cfg.distill_alpha * kd
-                    parts["distill"] = parts.get("distill", 0.0) + kd.item() / cfg.grad_accum
-                if blocks:
-                    balance, z = aux_losses(blocks)
-                    loss = loss + cfg.aux_coef * balance + cfg.z_coef * z
-                    parts["balance"] = parts.get("balance", 0.0) + balance.item() / cfg.grad_accum
-                    parts["z"] = parts.get("z", 0.0) + z.item() / cfg.grad_accum
+                with torch.no_grad():
+                    teacher_logits = teacher(input_ids=x).logits if teacher is not None else None
+                loss, micro_parts = loss_of(x, y, teacher_logits)
             (loss / cfg.grad_accum).backward()
-            parts["loss"] = parts.get("loss", 0.0) + data_loss.item() / cfg.grad_accum
+            for name, value in micro_parts.items():
+                parts[name] = parts.get(name, 0.0) + value.item() / cfg.grad_accum
             hooks.micro(blocks)
         parts["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
         lr = scheduler.get_last_lr()[0]

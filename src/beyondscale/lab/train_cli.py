@@ -44,7 +44,8 @@ def train_cmd(
     val_data: Annotated[str | None, Opt(help="Validation corpus shared across runs (then all of --data trains).")] = None,
     eval_every: Annotated[int | None, Opt(help="Steps between validation points (default 10 per run).")] = None,
     seed: int = 0,
-    compile_model: Annotated[bool, Opt("--compile", help="torch.compile the model (pays compile time once).")] = False,
+    compile_model: Annotated[bool | None, Opt("--compile/--no-compile", help="torch.compile the model (default: "
+                             "only runs of 1,000+ steps, which repay the compile time).")] = None,
     device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
     resume: Annotated[bool, Opt("--resume", help="Continue the run whose checkpoint is in --out.")] = False,
     overwrite: Annotated[bool, Opt("--overwrite", help="Replace the run in --out.")] = False,
