@@ -66,14 +66,26 @@ def main() -> int:
     manager = TaskManager(include_path=str(work / "lm_eval_tasks"))
     print(f"torch threads: {torch.get_num_threads()}, load average at start {os.getloadavg()}")
 
-    overall_ok = True
+    rows = []
     for model_spec in args.model:
         for spec, items, peer_task in tasks:
             print(f"task {spec.name}: {len(items)} items" + (
                 f" x {len(items[0].continuations)} choices" if items[0].continuations else " (rolling)"))
-            overall_ok &= bench_model(model_spec, spec, items, peer_task, manager, args)
+            rows.append(bench_model(model_spec, spec, items, peer_task, manager, args))
+    print_table(rows)
     print(f"load average at end {os.getloadavg()}")
-    return 0 if overall_ok else 1
+    return 0 if all(r["same"] for r in rows) else 1
+
+
+def print_table(rows: list[dict]) -> None:
+    """One line per model x task: both sides' items/s, the measured and limit ratios, the fraction."""
+    print(f"{'model':<22} {'task':<13} {'items':>5} {'ours it/s':>9} {'lm-eval it/s':>12} {'ratio':>6} "
+          f"{'limit':>6} {'of limit':>8}  scores     load (1/5/15 min)")
+    for r in rows:
+        load = "/".join(f"{x:.1f}" for x in r["load"])
+        print(f"{r['model']:<22} {r['task']:<13} {r['items']:>5} {r['ours']:>9.2f} {r['peer']:>12.2f} "
+              f"{r['ratio']:>5.2f}x {r['limit']:>5.2f}x {r['ratio'] / r['limit']:>8.0%}  "
+              f"{'identical' if r['same'] else 'DIFFERENT':<10} {load}")
 
 
 def limit_ratio(engine, items) -> tuple[dict[str, int], float]:
@@ -118,7 +130,7 @@ def limit_ratio(engine, items) -> tuple[dict[str, int], float]:
     return totals, peer_flops / min_flops
 
 
-def bench_model(model_spec, spec, items, peer_task, manager, args) -> bool:
+def bench_model(model_spec, spec, items, peer_task, manager, args) -> dict:
     """One model: warm-up, then alternate lm-eval and beyondscale; print the ratio and the limit."""
     import torch
     from lm_eval import simple_evaluate
@@ -165,7 +177,8 @@ def bench_model(model_spec, spec, items, peer_task, manager, args) -> bool:
     print(f"{name}: positions lm-eval body {totals['lm_eval_body']} head {totals['lm_eval_head']}; minimum body "
           f"{totals['min_body']} head {totals['min_head']} -> limit ratio {limit:.2f}x (forward FLOPs); measured "
           f"{measured:.2f}x = {measured / limit:.0%} of the limit; load average {os.getloadavg()}")
-    return same
+    return {"model": name, "task": spec.name, "items": len(items), "ours": len(items) / ours_t,
+            "peer": len(items) / peer_t, "ratio": measured, "limit": limit, "same": same, "load": os.getloadavg()}
 
 
 if __name__ == "__main__":
