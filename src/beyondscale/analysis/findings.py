@@ -210,6 +210,40 @@ class LadderNotCompared:
 
 
 @dataclass(frozen=True)
+class LadderNDLaw:
+    """A dense ladder at several sizes and token budgets: L(N, D) = E + A·N^-alpha + B·D^-beta (N total
+    parameters), the compute-optimal (N, D) at its largest compute (C = 6·N·D), and the inference-aware
+    model (Sardana et al. 2024) reaching the best rung's loss beside the Chinchilla-optimal one (NaN: none)."""
+
+    n_points: int
+    sizes: int
+    budgets: int
+    params_low: float
+    params_high: float
+    tokens_low: float
+    tokens_high: float
+    E: float
+    alpha: float
+    alpha_ci: tuple[float, float]
+    beta: float
+    beta_ci: tuple[float, float]
+    top_compute: float
+    top_n_opt: float
+    top_d_opt: float
+    best: str
+    target_loss: float
+    inference_tokens: float
+    inference_assumed: bool
+    chinchilla_params: float
+    chinchilla_tokens: float
+    chinchilla_flops: float
+    optimal_params: float
+    optimal_tokens: float
+    optimal_flops: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class QuantisedVariant:
     """A quantised variant beside its float original, paired on the same items (analysis/quantised.py).
 
@@ -229,7 +263,7 @@ class QuantisedVariant:
 
 Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | NegativeReturns
            | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | ConstraintBinds | Recommendation
-           | LadderLaw | ComputeWorth | LadderNotCompared | QuantisedVariant)
+           | LadderLaw | ComputeWorth | LadderNotCompared | QuantisedVariant | LadderNDLaw)
 
 
 def _clean(v: Any) -> Any:

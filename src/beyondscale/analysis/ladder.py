@@ -10,7 +10,8 @@ Within a set the dense baseline is every dense run trained from scratch on the s
 (arch, data variant, distillation) and matched to the dense baseline rung nearest in active
 parameters (then tokens): the MoE at the active size of a dense rung, curated data at the same shape
 and tokens, a distilled rung beside the same rung from scratch. Each alternative's worth in dense
-compute inverts the baseline's loss-vs-FLOPs fit (`analysis.compute_equivalent`).
+compute inverts the baseline's loss-vs-FLOPs fit (`analysis.compute_equivalent`). When the baseline
+varies both size and training tokens, it also gets L(N, D) (`analysis.ladder_nd`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class LadderSet:
     span: tuple[float, float] | None = None  # the dense baseline's FLOPs range
     worth: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per alternative (Multiplier fields)
     note: str = ""  # why there is no fit or no multiplier
+    nd: Any | None = None  # ladder_nd.LadderND when the dense baseline varies both N and D
+    nd_note: str = ""  # why there is no L(N, D) fit
+
 
     @property
     def dense(self) -> pd.DataFrame:
@@ -96,8 +100,10 @@ def _run_row(row: pd.Series) -> dict[str, Any]:
             "memorisation_samples": mem.get("samples"), "val_set": _val_set(record)}
 
 
-def read_ladder(store: str | Path, *, n_boot: int = 1000, seed: int = 0) -> Ladder:
-    """The store's lab tables (`lab.record`) analysed; an empty Ladder when it holds no lab runs."""
+def read_ladder(store: str | Path, *, n_boot: int = 1000, seed: int = 0,
+                inference_tokens: float | None = None) -> Ladder:
+    """The store's lab tables (`lab.record`) analysed; an empty Ladder when it holds no lab runs.
+    `inference_tokens`: served tokens for the inference-aware optimum (default: an assumed multiple)."""
     from beyondscale.lab.record import read_tables
 
     if not Path(store).exists():  # no store, no records (the caller says what is missing)
@@ -107,7 +113,7 @@ def read_ladder(store: str | Path, *, n_boot: int = 1000, seed: int = 0) -> Ladd
     names = dict(zip(runs["model_key"], runs["model"], strict=True)) if not runs.empty else {}
     curves = tables["curve"].assign(model=tables["curve"]["model_key"].map(names))
     load = tables["expert_load"].assign(model=tables["expert_load"]["model_key"].map(names))
-    return ladder_from_runs(runs, curves, load, n_boot=n_boot, seed=seed)
+    return ladder_from_runs(runs, curves, load, n_boot=n_boot, seed=seed, inference_tokens=inference_tokens)
 
 
 def _unique_names(runs: pd.DataFrame) -> pd.DataFrame:
@@ -120,8 +126,11 @@ def _unique_names(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def ladder_from_runs(runs: pd.DataFrame, curves: pd.DataFrame | None = None, expert_load: pd.DataFrame | None = None,
-                     *, n_boot: int = 1000, seed: int = 0) -> Ladder:
-    """Group runs by validation set, classify each group and fit its dense baseline."""
+                     *, n_boot: int = 1000, seed: int = 0, inference_tokens: float | None = None) -> Ladder:
+    """Group runs by validation set, classify each group and fit its dense baseline (L(C), and L(N, D)
+    when it varies both)."""
+    from beyondscale.analysis.ladder_nd import fit_nd
+
     curves = curves if curves is not None else pd.DataFrame()
     expert_load = expert_load if expert_load is not None else pd.DataFrame()
     if runs.empty:
@@ -130,7 +139,10 @@ def ladder_from_runs(runs: pd.DataFrame, curves: pd.DataFrame | None = None, exp
     for val_set, group in runs.groupby("val_set", sort=False):
         classified = classify(group.reset_index(drop=True))
         fit, span, table, note = worth(classified, n_boot=n_boot, seed=seed)
-        sets.append(LadderSet(str(val_set), classified, fit, span, table, note))
+        dense = classified[classified["kind"] == "dense"]
+        nd, nd_note = fit_nd(dense, inference_tokens=inference_tokens, n_boot=n_boot, seed=seed) \
+            if len(dense) else (None, "no L(N, D) fit: no dense baseline")
+        sets.append(LadderSet(str(val_set), classified, fit, span, table, note, nd, nd_note))
     sets.sort(key=lambda s: -len(s.runs))
     return Ladder(sets, curves, expert_load, _set_notes(sets))
 
@@ -271,6 +283,8 @@ def ladder_findings(ladder: Ladder) -> list[Any]:
         out.append(LadderLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()),
                              main.fit.alpha, tuple(main.fit.ci.get("alpha", (math.nan, math.nan))), main.fit.E,
                              flops_low=float(dense["train_flops"].min()), flops_high=float(dense["train_flops"].max())))
+    if main.nd is not None:
+        out.append(nd_finding(main.nd, dense))
     by_name = main.runs.set_index("model")
     for w in main.worth.to_dict("records"):
         run = by_name.loc[w["name"]]
@@ -284,3 +298,24 @@ def ladder_findings(ladder: Ladder) -> list[Any]:
         out.append(LadderNotCompared(apart, "validated on another validation set than the ladder, so their "
                                             "losses are in other units"))
     return out
+
+
+def nd_finding(nd: Any, dense: pd.DataFrame) -> Any:
+    """The typed finding of a ladder's L(N, D): constants, the allocation at its largest compute, and the
+    inference-aware optimum against the Chinchilla-optimal model of the best rung's loss."""
+    from beyondscale.analysis.findings import LadderNDLaw
+
+    top = nd.allocation.iloc[-1]
+    ci = {k: tuple(nd.fit.ci.get(k, (math.nan, math.nan))) for k in ("alpha", "beta")}
+    chin, best = nd.chinchilla or {}, nd.inference_optimal or {}
+    return LadderNDLaw(
+        n_points=nd.n_points, sizes=nd.sizes, budgets=nd.budgets, params_low=float(dense["params_total"].min()),
+        params_high=float(dense["params_total"].max()), tokens_low=float(dense["tokens"].min()),
+        tokens_high=float(dense["tokens"].max()), E=nd.fit.E, alpha=nd.fit.alpha, alpha_ci=ci["alpha"],
+        beta=nd.fit.beta, beta_ci=ci["beta"], top_compute=float(top["C_6ND"]), top_n_opt=float(top["N_opt"]),
+        top_d_opt=float(top["D_opt"]), best=nd.best, target_loss=nd.target_loss,
+        inference_tokens=nd.inference_tokens, inference_assumed=nd.inference_assumed,
+        chinchilla_params=chin.get("params", math.nan), chinchilla_tokens=chin.get("train_tokens", math.nan),
+        chinchilla_flops=chin.get("total_flops", math.nan), optimal_params=best.get("params", math.nan),
+        optimal_tokens=best.get("train_tokens", math.nan), optimal_flops=best.get("total_flops", math.nan),
+        note=nd.note)

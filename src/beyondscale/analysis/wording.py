@@ -19,6 +19,7 @@ from beyondscale.analysis.findings import (
     Finding,
     FramingWarning,
     LadderLaw,
+    LadderNDLaw,
     LadderNotCompared,
     MixedVersions,
     NegativeReturns,
@@ -220,6 +221,29 @@ def _ladder_law(f: LadderLaw) -> str:
             f"L(C) = E + A·C^-α with α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g} nats per token.")
 
 
+def _ladder_nd(f: LadderNDLaw) -> str:
+    from beyondscale.analysis.ladder_nd import INFERENCE_MULTIPLE
+
+    (alo, ahi), (blo, bhi) = f.alpha_ci, f.beta_ci
+    s = (f"Over the {f.n_points} dense runs ({f.sizes} sizes × {f.budgets} token budgets; {n_params(f.params_low)} to "
+         f"{n_params(f.params_high)} parameters, {n_params(f.tokens_low)} to {n_params(f.tokens_high)} tokens), "
+         f"validation loss fits L(N, D) = E + A·N^-α + B·D^-β (N = total parameters) with α = {f.alpha:.3g} (95% CI "
+         f"{alo:.3g} to {ahi:.3g}), β = {f.beta:.3g} (95% CI {blo:.3g} to {bhi:.3g}) and E = {f.E:.3g}; at the "
+         f"ladder's largest compute (C = 6·N·D = {f.top_compute:.3g} FLOPs) the compute-optimal model has "
+         f"{n_params(f.top_n_opt)} parameters on {n_params(f.top_d_opt)} tokens "
+         f"({f.top_d_opt / f.top_n_opt:.3g} tokens per parameter).")
+    served = f"{f.inference_tokens:.3g} tokens" + (
+        f" (assumed: {INFERENCE_MULTIPLE:g}× its training tokens)" if f.inference_assumed else "")
+    if f.note or not math.isfinite(f.optimal_flops):
+        return s + f" For {f.best}'s loss served {served}: {f.note or 'no inference-aware optimum'}."
+    saved = 1 - f.optimal_flops / f.chinchilla_flops
+    return s + (f" To reach {f.best}'s loss ({f.target_loss:.4g}) and serve {served}, the inference-aware optimum "
+                f"(Sardana et al. 2024) is {n_params(f.optimal_params)} parameters on {n_params(f.optimal_tokens)} "
+                f"tokens: {f.optimal_flops:.3g} training + inference FLOPs against {f.chinchilla_flops:.3g} for the "
+                f"Chinchilla-optimal model of that loss ({n_params(f.chinchilla_params)} on "
+                f"{n_params(f.chinchilla_tokens)} tokens), {100 * saved:.1f}% saved.")
+
+
 def _worth_lead(f: ComputeWorth) -> str:
     if f.kind == "moe":
         return f"Architecture: {f.name} ({n_params(f.params_active)} active of {n_params(f.params_total)} parameters)"
@@ -243,7 +267,8 @@ def _not_compared(f: LadderNotCompared) -> str:
 
 
 def _quantised(f: QuantisedVariant) -> str:
-    kept = f" kept {100 * f.kept:.1f}% of {f.original}'s accuracy," if f.kept is not None else ""
+    kept = f" kept {100 * f.kept:.1f}% of {f.original}'s accuracy," if f.kept is not None \
+        else f" had, against {f.original},"
     losses = "; ".join(f"{c.task} {_effect(c.metric, c.delta, c.accuracy_like)}, {p_text(c.p)}" if c.p else c.task
                        for c in f.losses)
     held = (f"no significant loss on {f.n_tasks - len(f.losses)} of {f.n_tasks} tasks"
@@ -262,7 +287,7 @@ _WORDERS: dict[type, Callable] = {
     SignificantDifference: lambda f: _win(f.win) + ", although it is smaller.",
     SameMeasurement: _same, ReturnsFlatten: _flatten, NegativeReturns: _negative, VersionMismatch: _version,
     MixedVersions: _mixed_versions, LadderLaw: _ladder_law, ComputeWorth: _compute_worth,
-    LadderNotCompared: _not_compared, QuantisedVariant: _quantised,
+    LadderNotCompared: _not_compared, QuantisedVariant: _quantised, LadderNDLaw: _ladder_nd,
 }
 
 

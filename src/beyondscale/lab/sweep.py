@@ -2,6 +2,10 @@
 tokens, and a distilled small rung beside the same rung from scratch; then what each alternative is
 worth in dense compute, memorisation and the generalisation gap per rung.
 
+Several token budgets (`Preset.more_tokens`, `--tokens` repeated) train every dense rung at each of
+them, so the ladder varies both N and D and `analysis.ladder` can fit L(N, D); the alternatives stay at
+the main (first) budget, matched with the dense rung of that budget.
+
 Every run validates on one shared held-out set (a seeded random 10% of the raw documents, removed from
 both training corpora), so losses are comparable across data variants, and uses one tokenizer trained on the raw
 training documents. Each finished model is evaluated through `api.evaluate` (the same unit of work as
@@ -40,6 +44,11 @@ class Preset:
     memorisation_samples: int = 64
     note: str = ""
     train: dict = field(default_factory=dict)
+    more_tokens: tuple[int, ...] = ()  # further budgets for the dense rungs (the alternatives stay at `tokens`)
+
+    @property
+    def budgets(self) -> list[int]:
+        return [self.tokens, *self.more_tokens]
 
 
 PRESETS = {
@@ -64,15 +73,35 @@ class Rung:
     data: str  # raw | curated
     teacher: str | None = None
     matched_dense: str | None = None  # the dense rung this alternative is compared with
+    tokens: int | None = None  # training budget; None: the preset's main budget
+
+
+def budget_label(tokens: int, budgets: list[int]) -> str:
+    """'160k', '2B': three significant digits, or the exact count where that would repeat another budget's."""
+    def short(t: int) -> str:
+        for unit, scale in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
+            if t >= scale:
+                return f"{t / scale:.3g}{unit}"
+        return str(t)
+
+    return short(tokens) if len({short(b) for b in budgets}) == len(budgets) else str(tokens)
+
+
+def _dense_rungs(preset: Preset) -> list[Rung]:
+    """Every dense shape at every budget; names carry the budget only when there are several."""
+    budgets = preset.budgets
+    return [Rung(f"dense-{i}-d{s.d_model}" + (f"-{budget_label(t, budgets)}" if len(budgets) > 1 else ""),
+                 "dense", "dense", s, "raw", tokens=t) for t in budgets for i, s in enumerate(preset.dense)]
 
 
 def plan_rungs(preset: Preset, has_curated: bool) -> list[Rung]:
-    dense = [Rung(f"dense-{i}-d{s.d_model}", "dense", "dense", s, "raw") for i, s in enumerate(preset.dense)]
+    """Dense rungs (at every budget), then the MoE, curated and distilled alternatives at the main budget."""
+    dense = _dense_rungs(preset)[:len(preset.dense)]  # the main budget's rungs, which the alternatives match
     base = dense[preset.variant_rung]
     # experts 1/top_k as wide as the dense MLP: the top_k active experts together match the rung's active size
     moe_shape = replace(base.shape, n_experts=preset.n_experts, top_k=preset.top_k,
                         d_ff=max(1, base.shape.ffn // preset.top_k))
-    rungs = [*dense, Rung(f"moe-{preset.n_experts}x{preset.top_k}-d{base.shape.d_model}", "moe", "moe", moe_shape,
+    rungs = [*_dense_rungs(preset), Rung(f"moe-{preset.n_experts}x{preset.top_k}-d{base.shape.d_model}", "moe", "moe", moe_shape,
                           "raw", matched_dense=base.name)]
     if has_curated:
         rungs.append(Rung(f"curated-d{base.shape.d_model}", "curated", "dense", base.shape, "curated",
@@ -142,6 +171,24 @@ def check_inputs(preset: str, data: str, curated: str | None) -> tuple[Preset, C
     return PRESETS[preset], raw, cur
 
 
+def with_budgets(p: Preset, tokens: int | list[int] | None) -> Preset:
+    """The preset at the budgets asked for (the first is the main one); one clear line for a bad list."""
+    if tokens is None:
+        return p
+    budgets = [tokens] if isinstance(tokens, int) else list(tokens)
+    if not budgets:
+        return p
+    per_step = p.batch_size * int(p.train.get("grad_accum", 1)) * p.dense[0].context_length
+    for t in budgets:
+        if t < per_step:
+            raise UserError(f"--tokens {t}: budget too small for one step ({per_step} tokens)")
+    steps = [t // per_step for t in budgets]
+    if len(set(steps)) < len(steps):
+        raise UserError(f"--tokens {' '.join(map(str, budgets))}: two budgets round to the same number of "
+                        f"steps ({per_step} tokens each); give budgets that differ by at least one step")
+    return replace(p, tokens=budgets[0], more_tokens=tuple(budgets[1:]))
+
+
 def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path, *, store: str | None,
                 device: str, show_progress: bool, executor: Any = None) -> dict[str, dict]:
     from beyondscale.lab.run import TrainRequest, train_model
@@ -153,7 +200,8 @@ def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path,
     records, requests = {}, {}
     for rung in rungs:
         req = TrainRequest(
-            data=str(paths[rung.data]), out=str(out / "runs" / rung.name), arch=rung.arch, tokens=p.tokens,
+            data=str(paths[rung.data]), out=str(out / "runs" / rung.name), arch=rung.arch,
+            tokens=rung.tokens or p.tokens,
             shape=rung.shape, train=TrainConfig(batch_size=p.batch_size, lr=p.lr, **p.train),
             tokenizer=str(tok_dir), val_data=str(paths["val"]),
             distill_from=str(out / "runs" / rung.teacher) if rung.teacher else None, device=device, resume=True,
@@ -244,15 +292,15 @@ def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, checks
 
 
 def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None = None, tasks: list[str] | None = None,
-              tokens: int | None = None, store: str = "beyondscale.db", device: str = "auto",
+              tokens: int | list[int] | None = None, store: str = "beyondscale.db", device: str = "auto",
               show_progress: bool = True, executor: Any = None) -> dict[str, Any]:
     """Train, evaluate and analyse a ladder; writes OUT/sweep.json and returns the same document.
+    `tokens`: one budget, or several (the dense rungs train at each; the first is the alternatives').
     `executor` (a RayExecutor): trains and evaluates the rungs on a Ray cluster."""
     from beyondscale.models.load import resolve_device
 
     p, raw, cur = check_inputs(preset, data, curated)
-    if tokens is not None:
-        p = replace(p, tokens=tokens)
+    p = with_budgets(p, tokens)
     device = executor.resolve_device(device) if hasattr(executor, "resolve_device") else resolve_device(device)
     folder = Path(out).expanduser().resolve()
     paths = prepare_data(raw, cur, folder / "data")
@@ -263,7 +311,8 @@ def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None =
                              executor)
     checks = post_checks(records, p, device, paths.get("val_clean"), folder / "tokenizer")
     _store_checks(store, records, checks)
-    doc = {"preset": preset, "note": p.note, "tokens_per_rung": p.tokens, "data": raw.source,
+    doc = {"preset": preset, "note": p.note, "tokens_per_rung": p.tokens, "token_budgets": p.budgets,
+           "data": raw.source,
            "curated": cur.source if cur else None, **summarise(rungs, records, metrics, checks)}
     (folder / "sweep.json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
     return doc

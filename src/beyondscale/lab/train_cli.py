@@ -101,7 +101,9 @@ def sweep_cmd(
     out: Annotated[str, Opt("--out", help="Sweep folder (runs/, data/, sweep.json); re-running resumes.")],
     curated: Annotated[str | None, Opt(help="A `beyondscale curate` output of the same corpus.")] = None,
     preset: Annotated[str, Opt(help="cpu (minutes on 2 cores) or gpu (a single GPU, hours).")] = "cpu",
-    tokens: Annotated[int | None, Opt(help="Training tokens per rung (default: the preset's).")] = None,
+    tokens: Annotated[list[int] | None, Opt(help="Training tokens per rung (default: the preset's); repeat it "
+                                                 "to train the dense rungs at each budget (an L(N, D) ladder; "
+                                                 "the alternatives train at the first).")] = None,
     task: Annotated[list[str] | None, Opt("--task", "-t", help="Extra tasks to evaluate every model on.")] = None,
     device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
     store: Annotated[str, Opt("--store", help="Results database (SQLite).")] = "beyondscale.db",
@@ -128,13 +130,19 @@ def _print_sweep(doc: dict) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 150)
     clean = any("val_loss_clean" in r for r in doc["rungs"])
-    table = Table(title=f"sweep ({doc['preset']}, {doc['tokens_per_rung']:,} tokens per rung)", title_justify="left")
-    for col in ("rung", "params", "active", "FLOPs", "val loss", *(["val loss (clean)"] if clean else []),
-                "train loss", "gap", "memorised", "wall s"):
+    budgets = doc.get("token_budgets") or [doc["tokens_per_rung"]]
+    several = len(budgets) > 1
+    title = (f"{doc['tokens_per_rung']:,} tokens per rung" if not several else
+             f"dense rungs at {' and '.join(f'{t:,}' for t in budgets)} tokens, the alternatives at "
+             f"{doc['tokens_per_rung']:,}")
+    table = Table(title=f"sweep ({doc['preset']}, {title})", title_justify="left")
+    for col in ("rung", "params", "active", *(["tokens"] if several else []), "FLOPs", "val loss",
+                *(["val loss (clean)"] if clean else []), "train loss", "gap", "memorised", "wall s"):
         table.add_column(col, justify="left" if col == "rung" else "right")
     for r in doc["rungs"]:
         m = r["memorisation"]
-        table.add_row(r["name"], f"{r['params_total']:,}", f"{r['params_active']:,}", f"{r['train_flops']:.3g}",
+        table.add_row(r["name"], f"{r['params_total']:,}", f"{r['params_active']:,}",
+                      *([f"{r['tokens']:,}"] if several else []), f"{r['train_flops']:.3g}",
                       f"{r['val_loss']:.4f}", *([f"{r.get('val_loss_clean', float('nan')):.4f}"] if clean else []),
                       f"{r['train_loss']:.4f}", f"{r['generalisation_gap']:+.4f}", f"{m['memorised']}/{m['samples']}",
                       f"{r['wall_s']:.1f}")

@@ -34,9 +34,10 @@ RUN_TABLE = ["model", "kind", "arch", "data_variant", "teacher", "params_total",
              "train_flops", "val_loss", "train_loss", "generalisation_gap", "wall_s", "matched_dense"]
 
 
-def lab_sections(store: str | Path) -> list[dict[str, Any]]:
-    """Sections for report.render(extra_sections=...): [] when no model was trained into this store."""
-    return ladder_sections(read_ladder(store))
+def lab_sections(store: str | Path, *, inference_tokens: float | None = None) -> list[dict[str, Any]]:
+    """Sections for report.render(extra_sections=...): [] when no model was trained into this store.
+    `inference_tokens`: served tokens for the inference-aware optimum (default: an assumed multiple)."""
+    return ladder_sections(read_ladder(store, inference_tokens=inference_tokens))
 
 
 def lab_only() -> Analysis:
@@ -63,6 +64,8 @@ def ladder_sections(ladder: Ladder) -> list[dict[str, Any]]:
         suffix = "" if len(ladder.sets) == 1 else f" (validation set {index + 1}: {s.val_set})"
         sections += [_curve_section(s, ladder, suffix, ladder.notes if index == 0 else []),
                      _worth_section(s, suffix), _gap_section(s, suffix)]
+        if s.nd is not None:
+            sections.append(_nd_section(s, suffix))
     experts = expert_table(ladder.expert_load)
     if not experts.empty:
         sections.append({"title": "Expert load per layer (MoE runs)",
@@ -84,6 +87,8 @@ def _curve_section(s: LadderSet, ladder: Ladder, suffix: str, notes: list[str]) 
             "the band and the intervals).")
     if s.note:
         text += f" No fit: {s.note}."
+    if s.nd_note:
+        text += f" {s.nd_note[0].upper()}{s.nd_note[1:]}."
     text += "".join(" " + n for n in notes)
     frames = {"runs": s.runs[[c for c in RUN_TABLE if c in s.runs]]}
     if s.fit is not None:
@@ -133,6 +138,42 @@ def _gap_section(s: LadderSet, suffix: str) -> dict[str, Any]:
         figures.append(_against_params(s.runs, "memorised_share", "share exactly memorised"))
     return {"title": "Generalisation gap and memorisation against size" + suffix, "text": text,
             "frames": {"per run": frame}, "figures": figures}
+
+
+def _nd_section(s: LadderSet, suffix: str) -> dict[str, Any]:
+    from beyondscale.analysis.ladder_nd import INFERENCE_MULTIPLE
+
+    nd = s.nd
+    served = (f"{nd.inference_tokens:.3g} served tokens (an assumption: {INFERENCE_MULTIPLE:g}× the rung's training "
+              "tokens)" if nd.inference_assumed else f"{nd.inference_tokens:.3g} served tokens (given)")
+    text = (f"The dense baseline trained {nd.sizes} sizes at {nd.budgets} token budgets ({nd.n_points} runs), so it "
+            "fits L(N, D) = E + A·N^-alpha + B·D^-beta (Chinchilla approach 3, as `beyondscale fit` does: Huber on "
+            "log loss, 1000 bootstrap refits for the intervals), with N the total parameters (embeddings "
+            "included, as Hoffmann et al. 2022 count them) and D the training tokens. The compute-optimal "
+            "allocation is Chinchilla's closed form for C = 6·N·D over the ladder's compute range (the records' "
+            "own FLOPs also count attention); its intervals come from the bootstrap refits. The inference-aware "
+            f"optimum (Sardana et al. 2024) minimises 6·N·D_train + 2·N·D_inference at the validation loss of "
+            f"{nd.best} ({nd.target_loss:.4f}) for {served}, beside the Chinchilla-optimal model of the same loss.")
+    if nd.note:
+        text += f" {nd.note[0].upper()}{nd.note[1:]}."
+    ci = nd.fit.ci
+    constants = pd.DataFrame([{"parameter": k, "value": v, "ci_low": ci.get(k, (math.nan,) * 2)[0],
+                               "ci_high": ci.get(k, (math.nan,) * 2)[1]} for k, v in nd.constants.items()])
+    frames = {"fit of the dense baseline: L(N, D) = E + A·N^-alpha + B·D^-beta": constants,
+              "compute-optimal allocation (C = 6·N·D)": nd.allocation}
+    if nd.inference_optimal is not None:
+        frames["inference-aware optimum vs Chinchilla-optimal, same loss"] = _inference_frame(nd)
+    return {"title": "L(N, D): compute-optimal and inference-aware allocation" + suffix, "text": text,
+            "frames": frames}
+
+
+def _inference_frame(nd: Any) -> pd.DataFrame:
+    rows = [{"model": what, "params": p["params"], "train_tokens": p["train_tokens"], "train_flops": p["train_flops"],
+             "inference_flops": p["inference_flops"], "total_flops": p["total_flops"]}
+            for what, p in (("Chinchilla-optimal", nd.chinchilla), ("inference-aware optimum", nd.inference_optimal))]
+    frame = pd.DataFrame(rows)
+    frame["saved_vs_chinchilla"] = 1 - frame["total_flops"] / frame["total_flops"].iloc[0]
+    return frame
 
 
 # ------------------------------------------------------------------------------------------ figures
