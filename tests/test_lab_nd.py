@@ -119,6 +119,10 @@ def test_verdict_and_report_section_state_the_fit_and_the_saving(planted):
     frame = section["frames"]["inference-aware optimum vs Chinchilla-optimal, same loss"]
     assert frame["saved_vs_chinchilla"].iloc[1] == pytest.approx(saved)
     assert "an assumption" in section["text"]
+    alloc = nd.allocation  # the planted ladder's optima lie below its sizes: said, not hidden
+    outside = (alloc["N_opt"] < 6e4) | (alloc["N_opt"] > 1e6) | (alloc["D_opt"] < 1e5) | (alloc["D_opt"] > 4e5)
+    assert list(alloc["extrapolated"]) == list(outside) and outside.iloc[-1]
+    assert "the compute-optimal model, the inference-aware optimum and the Chinchilla-optimal one lie outside" in line
 
 
 def test_served_tokens_can_be_given_and_are_then_not_an_assumption():

@@ -241,6 +241,7 @@ class LadderNDLaw:
     optimal_tokens: float
     optimal_flops: float
     note: str = ""
+    extrapolated: tuple[str, ...] = ()  # which of these models lie outside the ladder's sizes or budgets
 
 
 @dataclass(frozen=True)

@@ -318,4 +318,14 @@ def nd_finding(nd: Any, dense: pd.DataFrame) -> Any:
         chinchilla_params=chin.get("params", math.nan), chinchilla_tokens=chin.get("train_tokens", math.nan),
         chinchilla_flops=chin.get("total_flops", math.nan), optimal_params=best.get("params", math.nan),
         optimal_tokens=best.get("train_tokens", math.nan), optimal_flops=best.get("total_flops", math.nan),
-        note=nd.note)
+        note=nd.note, extrapolated=_nd_extrapolated(nd, dense))
+
+
+def _nd_extrapolated(nd: Any, dense: pd.DataFrame) -> tuple[str, ...]:
+    from beyondscale.analysis.ladder_nd import outside
+
+    models = [("the compute-optimal model", nd.allocation["N_opt"].iloc[-1], nd.allocation["D_opt"].iloc[-1])]
+    models += [(what, p["params"], p["train_tokens"]) for what, p in
+               (("the inference-aware optimum", nd.inference_optimal), ("the Chinchilla-optimal one", nd.chinchilla))
+               if p is not None]
+    return tuple(what for what, n, d in models if outside(dense, n, d))

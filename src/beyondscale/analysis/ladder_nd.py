@@ -80,6 +80,12 @@ def _tokens(dense: pd.DataFrame) -> str:
     return f"{int(dense['tokens'].iloc[0]):,}" if len(dense) else "0"
 
 
+def outside(dense: pd.DataFrame, params: float, tokens: float) -> bool:
+    """True when (params, tokens) lies outside the sizes or the budgets the ladder measured (an extrapolation)."""
+    n, d = dense["params_total"].astype(float), dense["tokens"].astype(float)
+    return not (n.min() <= params <= n.max() and d.min() <= tokens <= d.max())
+
+
 def _allocation(fit: Any, flops: np.ndarray) -> pd.DataFrame:
     """Chinchilla's closed form over the ladder's compute range, with the bootstrap's 95% intervals."""
     from beyondscale.analysis.fits import _natural, _quantiles, compute_optimal
@@ -121,6 +127,8 @@ def fit_nd(dense: pd.DataFrame, *, inference_tokens: float | None = None, n_boot
     law = LadderND(fit, len(points), int(dense["params_total"].nunique()), int(dense["tokens"].nunique()),
                    _allocation(fit, 6.0 * points["params"].to_numpy() * points["tokens"].to_numpy()),
                    str(best["model"]), float(best["val_loss"]), served, inference_tokens is None)
+    law.allocation["extrapolated"] = [outside(dense, n, d) for n, d in
+                                      zip(law.allocation["N_opt"], law.allocation["D_opt"], strict=True)]
     return _with_inference(law), ""
 
 

@@ -235,13 +235,21 @@ def _ladder_nd(f: LadderNDLaw) -> str:
     served = f"{f.inference_tokens:.3g} tokens" + (
         f" (assumed: {INFERENCE_MULTIPLE:g}× its training tokens)" if f.inference_assumed else "")
     if f.note or not math.isfinite(f.optimal_flops):
-        return s + f" For {f.best}'s loss served {served}: {f.note or 'no inference-aware optimum'}."
+        return s[:-1] + _nd_outside(f) + f". For {f.best}'s loss served {served}: " \
+            f"{f.note or 'no inference-aware optimum'}."
     saved = 1 - f.optimal_flops / f.chinchilla_flops
     return s + (f" To reach {f.best}'s loss ({f.target_loss:.4g}) and serve {served}, the inference-aware optimum "
                 f"(Sardana et al. 2024) is {n_params(f.optimal_params)} parameters on {n_params(f.optimal_tokens)} "
                 f"tokens: {f.optimal_flops:.3g} training + inference FLOPs against {f.chinchilla_flops:.3g} for the "
                 f"Chinchilla-optimal model of that loss ({n_params(f.chinchilla_params)} on "
-                f"{n_params(f.chinchilla_tokens)} tokens), {100 * saved:.1f}% saved.")
+                f"{n_params(f.chinchilla_tokens)} tokens), {100 * saved:.1f}% saved" + _nd_outside(f) + ".")
+
+
+def _nd_outside(f: LadderNDLaw) -> str:
+    if not f.extrapolated:
+        return ""
+    return (f" ({_names(list(f.extrapolated))} lie{'s' if len(f.extrapolated) == 1 else ''} outside the ladder's "
+            "sizes or token budgets: extrapolated)")
 
 
 def _worth_lead(f: ComputeWorth) -> str:

@@ -153,7 +153,8 @@ def _nd_section(s: LadderSet, suffix: str) -> dict[str, Any]:
             "allocation is Chinchilla's closed form for C = 6·N·D over the ladder's compute range (the records' "
             "own FLOPs also count attention); its intervals come from the bootstrap refits. The inference-aware "
             f"optimum (Sardana et al. 2024) minimises 6·N·D_train + 2·N·D_inference at the validation loss of "
-            f"{nd.best} ({nd.target_loss:.4f}) for {served}, beside the Chinchilla-optimal model of the same loss.")
+            f"{nd.best} ({nd.target_loss:.4f}) for {served}, beside the Chinchilla-optimal model of the same loss. 'extrapolated': outside the sizes or token budgets the "
+            "ladder measured (believe it less).")
     if nd.note:
         text += f" {nd.note[0].upper()}{nd.note[1:]}."
     ci = nd.fit.ci
@@ -162,14 +163,17 @@ def _nd_section(s: LadderSet, suffix: str) -> dict[str, Any]:
     frames = {"fit of the dense baseline: L(N, D) = E + A·N^-alpha + B·D^-beta": constants,
               "compute-optimal allocation (C = 6·N·D)": nd.allocation}
     if nd.inference_optimal is not None:
-        frames["inference-aware optimum vs Chinchilla-optimal, same loss"] = _inference_frame(nd)
+        frames["inference-aware optimum vs Chinchilla-optimal, same loss"] = _inference_frame(nd, s.dense)
     return {"title": "L(N, D): compute-optimal and inference-aware allocation" + suffix, "text": text,
             "frames": frames}
 
 
-def _inference_frame(nd: Any) -> pd.DataFrame:
+def _inference_frame(nd: Any, dense: pd.DataFrame) -> pd.DataFrame:
+    from beyondscale.analysis.ladder_nd import outside
+
     rows = [{"model": what, "params": p["params"], "train_tokens": p["train_tokens"], "train_flops": p["train_flops"],
-             "inference_flops": p["inference_flops"], "total_flops": p["total_flops"]}
+             "inference_flops": p["inference_flops"], "total_flops": p["total_flops"],
+             "extrapolated": outside(dense, p["params"], p["train_tokens"])}
             for what, p in (("Chinchilla-optimal", nd.chinchilla), ("inference-aware optimum", nd.inference_optimal))]
     frame = pd.DataFrame(rows)
     frame["saved_vs_chinchilla"] = 1 - frame["total_flops"] / frame["total_flops"].iloc[0]
