@@ -52,7 +52,7 @@ def _ratio(frame: pd.DataFrame, col: str, o: str, v: str) -> float:
     if col not in frame.columns or o not in frame.index or v not in frame.index:
         return float("nan")
     a, b = num(frame.at[o, col]), num(frame.at[v, col])
-    return b / a if math.isfinite(a) and math.isfinite(b) and a > 0 else float("nan")
+    return b / a if math.isfinite(a) and math.isfinite(b) and a > 0 and b > 0 else float("nan")  # 0: not measured
 
 
 def _kept(lb: pd.DataFrame, o: str, v: str, columns: list[str]) -> float | None:

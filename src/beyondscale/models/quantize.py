@@ -123,13 +123,17 @@ def preload() -> None:
 
 
 def quantize_model(model: torch.nn.Module, plan: QuantPlan) -> torch.nn.Module:
-    """Quantise a loaded float model in place (torchao, torch); bitsandbytes is applied at load time."""
+    """Quantise a loaded float model in place (torchao, torch); bitsandbytes is applied at load time.
+    A model with no nn.Linear to quantise (GPT-2's Conv1D layers) is refused: its "variant" would be fp32."""
     if plan.backend == "bitsandbytes":
         return model
+    head = _output_head(model)
+    if not any(isinstance(m, torch.nn.Linear) and m is not head for m in model.modules()):
+        raise UserError(f"--quantize {plan.method}: {type(model).__name__} has no nn.Linear layer besides its output "
+                        "head to quantise (e.g. GPT-2's Conv1D layers); evaluate it without --quantize")
     if plan.backend == "torch":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            head = _output_head(model)
             linears = {name: torch.ao.quantization.default_dynamic_qconfig for name, m in model.named_modules()
                        if isinstance(m, torch.nn.Linear) and m is not head}
             return torch.ao.quantization.quantize_dynamic(model, linears, dtype=torch.qint8, inplace=True)
@@ -145,7 +149,6 @@ def quantize_model(model: torch.nn.Module, plan: QuantPlan) -> torch.nn.Module:
             config: Any = Int8DynamicActivationInt8WeightConfig()
         else:
             config = IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(INT4_GROUP))
-        head = _output_head(model)
         quantize_(model, config, filter_fn=lambda m, _fqn: isinstance(m, torch.nn.Linear) and m is not head)
     return model
 
