@@ -265,7 +265,8 @@ def load_model(
     )
     if plan is not None:
         model = quantize_model(model, plan)
-        release_float_weights(model)
+        if plan.backend != "bitsandbytes":  # bitsandbytes quantised while loading: no float copy to release
+            release_float_weights(model)
         facts.quantization = "+".join(q for q in (facts.quantization, plan.label) if q)
     facts.bytes_in_memory = bytes_in_memory(model)
     return LoadedModel(ref, model, tokenizer, facts, device, time.perf_counter() - start)
