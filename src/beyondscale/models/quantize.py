@@ -14,6 +14,9 @@ Every nn.Linear is quantised except the output head, which stays in float like t
 usually tied to (bitsandbytes through transformers does the same by default): quantising it would add a
 copy of the vocabulary matrix instead of saving memory, and raise every batch's peak (see `_output_head`).
 After quantising, the float weights are released (`release_float_weights`).
+Speed (README, alternated in one process on 2 cores): torchao int8 ran at 1.20x (SmolLM2) and 1.43x
+(Gemma-3) fp32's tokens/s, torch's dynamic int8 at 1.53x and 1.74x (torchao's CPU int8 path multiplies in
+int32); torchao stays the default as the maintained library, torch's is the fallback.
 """
 
 from __future__ import annotations
