@@ -15,8 +15,10 @@ windows), take the two-phase path, in at most two forward passes:
            (`Cache.batch_select_indices`), and the span's remaining input tokens are run
            right-padded, attending to [prefix | own tokens] with explicit position ids.
 
-Both passes ask the model for logits only at scored positions (`logits_to_keep`), so the
-vocabulary projection (262k wide for Gemma) is paid per scored token, not per input token.
+Logits are computed only at scored positions, so the vocabulary projection (262k wide for Gemma) is
+paid per scored token, not per input token: by `head.ChunkedHead` on the body's hidden states (a chunk
+of rows at a time, no [K, V] tensor), or, for a model whose logits are not head(body), by the model
+itself through `logits_to_keep`.
 Each span's tokens see exactly the tokens they would see in a separate forward pass, so the
 result is lm-eval's up to float rounding, whatever the batching.
 """
