@@ -133,6 +133,22 @@ def test_served_tokens_can_be_given_and_are_then_not_an_assumption():
     assert nd.inference_optimal["inference_flops"] == pytest.approx(2 * nd.inference_optimal["params"] * 1e9)
 
 
+def test_multipliers_use_the_alternatives_budget_alone():
+    """At other budgets the same FLOPs buy other losses: L(C) and the multipliers keep to the alternatives' budget,
+    so they equal those of a ladder holding that budget's dense rungs only."""
+    from beyondscale.analysis.ladder import ladder_from_runs
+
+    runs = _planted_runs()
+    moe = _run("moe", 1.2e5, 2e5, _law(3e5, 2e5), arch="moe")
+    both = ladder_from_runs(pd.concat([runs, pd.DataFrame([moe])], ignore_index=True), n_boot=100).main
+    one = ladder_from_runs(pd.concat([runs[runs["tokens"] == 2e5], pd.DataFrame([moe])], ignore_index=True),
+                           n_boot=100).main
+    assert both.lc_tokens == 2e5 and one.lc_tokens is None and both.nd is not None and one.nd is None
+    assert (both.fit.E, both.fit.A, both.fit.alpha) == pytest.approx((one.fit.E, one.fit.A, one.fit.alpha))
+    assert both.worth.loc[0, "multiplier"] == pytest.approx(one.worth.loc[0, "multiplier"])
+    assert both.worth.loc[0, "matched_dense"] == "dense-1-200000"
+
+
 def test_one_budget_ladder_says_why_there_is_no_nd_fit():
     from beyondscale.analysis.findings import LadderNDLaw
     from beyondscale.analysis.ladder import ladder_findings, ladder_from_runs

@@ -11,7 +11,10 @@ Within a set the dense baseline is every dense run trained from scratch on the s
 parameters (then tokens): the MoE at the active size of a dense rung, curated data at the same shape
 and tokens, a distilled rung beside the same rung from scratch. Each alternative's worth in dense
 compute inverts the baseline's loss-vs-FLOPs fit (`analysis.compute_equivalent`). When the baseline
-varies both size and training tokens, it also gets L(N, D) (`analysis.ladder_nd`).
+varies both size and training tokens, it also gets L(N, D) (`analysis.ladder_nd`), and its loss-vs-FLOPs
+fit keeps to one budget (the alternatives', when 4+ sizes trained at it): at other budgets the same FLOPs
+buy other losses, and making the dense model bigger at the alternatives' budget is what they are
+measured against.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class LadderSet:
     note: str = ""  # why there is no fit or no multiplier
     nd: Any | None = None  # ladder_nd.LadderND when the dense baseline varies both N and D
     nd_note: str = ""  # why there is no L(N, D) fit
+    lc_tokens: float | None = None  # when set, the L(C) fit used only the dense rungs at this token budget
 
 
     @property
@@ -138,13 +142,28 @@ def ladder_from_runs(runs: pd.DataFrame, curves: pd.DataFrame | None = None, exp
     sets = []
     for val_set, group in runs.groupby("val_set", sort=False):
         classified = classify(group.reset_index(drop=True))
-        fit, span, table, note = worth(classified, n_boot=n_boot, seed=seed)
+        lc_tokens = _lc_budget(classified)
+        in_lc = (classified["kind"] != "dense") | (lc_tokens is None) | (classified["tokens"] == lc_tokens)
+        fit, span, table, note = worth(classified[in_lc], n_boot=n_boot, seed=seed)
         dense = classified[classified["kind"] == "dense"]
         nd, nd_note = fit_nd(dense, inference_tokens=inference_tokens, n_boot=n_boot, seed=seed) \
             if len(dense) else (None, "no L(N, D) fit: no dense baseline")
-        sets.append(LadderSet(str(val_set), classified, fit, span, table, note, nd, nd_note))
+        sets.append(LadderSet(str(val_set), classified, fit, span, table, note, nd, nd_note, lc_tokens))
     sets.sort(key=lambda s: -len(s.runs))
     return Ladder(sets, curves, expert_load, _set_notes(sets))
+
+
+def _lc_budget(runs: pd.DataFrame) -> float | None:
+    """The one token budget the L(C) fit keeps to when the dense baseline has several: the alternatives' most
+    common budget (else the dense baseline's most common, then largest), if 4+ sizes trained at it."""
+    dense, alts = runs[runs["kind"] == "dense"], runs[runs["kind"] != "dense"]
+    if dense["tokens"].nunique() < 2:
+        return None
+    sizes = dense.groupby("tokens")["params_total"].nunique()
+    pool = alts["tokens"][alts["tokens"].isin(sizes.index)]
+    counts = (pool if len(pool) else dense["tokens"]).value_counts()
+    budget = max(counts.index, key=lambda t: (counts[t], t))
+    return float(budget) if sizes[budget] >= 4 else None
 
 
 def _set_notes(sets: list[LadderSet]) -> list[str]:
@@ -278,13 +297,13 @@ def ladder_findings(ladder: Ladder) -> list[Any]:
     if main is None:
         return []
     out: list[Any] = []
-    dense = main.dense
+    dense = main.dense if main.lc_tokens is None else main.dense[main.dense["tokens"] == main.lc_tokens]
     if main.fit is not None:
         out.append(LadderLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()),
                              main.fit.alpha, tuple(main.fit.ci.get("alpha", (math.nan, math.nan))), main.fit.E,
                              flops_low=float(dense["train_flops"].min()), flops_high=float(dense["train_flops"].max())))
     if main.nd is not None:
-        out.append(nd_finding(main.nd, dense))
+        out.append(nd_finding(main.nd, main.dense))
     by_name = main.runs.set_index("model")
     for w in main.worth.to_dict("records"):
         run = by_name.loc[w["name"]]

@@ -277,7 +277,8 @@ def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, checks
                                               "energy_j", "energy_source", "model_key", "expert_load", "out")},
                      **checks[rung.name], "eval": metrics.get(rung.name, {})})
     by_name = {row["name"]: row for row in rows}
-    dense = [row for row in rows if row["kind"] == "dense"]
+    main_budget = next(r.tokens for r in rungs if r.kind == "dense")  # the alternatives' budget: L(C) keeps to it
+    dense = [row for row, rung in zip(rows, rungs, strict=True) if rung.kind == "dense" and rung.tokens == main_budget]
     alts = [{**row, "wall_ratio": row["wall_s"] / by_name[row["matched_dense"]]["wall_s"]}
             for row in rows if row["kind"] != "dense"]
     doc: dict[str, Any] = {"rungs": rows}

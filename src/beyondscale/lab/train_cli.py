@@ -133,7 +133,8 @@ def _print_sweep(doc: dict) -> None:
     budgets = doc.get("token_budgets") or [doc["tokens_per_rung"]]
     several = len(budgets) > 1
     title = (f"{doc['tokens_per_rung']:,} tokens per rung" if not several else
-             f"dense rungs at {' and '.join(f'{t:,}' for t in budgets)} tokens, the alternatives at "
+             f"dense rungs at {', '.join(f'{t:,}' for t in budgets[:-1])} and {budgets[-1]:,} tokens, the "
+             f"alternatives and the multipliers' dense fit at "
              f"{doc['tokens_per_rung']:,}")
     table = Table(title=f"sweep ({doc['preset']}, {title})", title_justify="left")
     for col in ("rung", "params", "active", *(["tokens"] if several else []), "FLOPs", "val loss",

@@ -87,6 +87,10 @@ def _curve_section(s: LadderSet, ladder: Ladder, suffix: str, notes: list[str]) 
             "the band and the intervals).")
     if s.note:
         text += f" No fit: {s.note}."
+    if s.lc_tokens is not None:
+        text += (f" The dense baseline trained at several token budgets: the L(C) fit and the multipliers use its "
+                 f"rungs at {s.lc_tokens:,.0f} tokens (the alternatives' budget), where only size varies; the "
+                 "section on L(N, D) uses them all.")
     if s.nd_note:
         text += f" {s.nd_note[0].upper()}{s.nd_note[1:]}."
     text += "".join(" " + n for n in notes)
