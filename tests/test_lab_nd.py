@@ -115,6 +115,11 @@ def test_verdict_and_report_section_state_the_fit_and_the_saving(planted):
     assert "L(N, D) = E + A·N^-α + B·D^-β (N = total parameters)" in line
     assert f"α = {nd.fit.alpha:.3g}" in line and f"β = {nd.fit.beta:.3g}" in line
     assert f"{100 * saved:.1f}% saved" in line and "(assumed: 100× its training tokens)" in line
+    assert f"E = {nd.fit.E:.3g};" in line  # the planted floor (1.8) is measured, so no 'near zero' caveat
+    import dataclasses
+
+    assert "E = 1e-11 (near zero: these runs are too far above their floor" in word(
+        dataclasses.replace(found[0], E=1e-11))
     section = next(s for s in ladder_sections(planted) if s["title"].startswith("L(N, D)"))
     frame = section["frames"]["inference-aware optimum vs Chinchilla-optimal, same loss"]
     assert frame["saved_vs_chinchilla"].iloc[1] == pytest.approx(saved)

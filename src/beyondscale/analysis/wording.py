@@ -228,7 +228,7 @@ def _ladder_nd(f: LadderNDLaw) -> str:
     s = (f"Over the {f.n_points} dense runs ({f.sizes} sizes × {f.budgets} token budgets; {n_params(f.params_low)} to "
          f"{n_params(f.params_high)} parameters, {n_params(f.tokens_low)} to {n_params(f.tokens_high)} tokens), "
          f"validation loss fits L(N, D) = E + A·N^-α + B·D^-β (N = total parameters) with α = {f.alpha:.3g} (95% CI "
-         f"{alo:.3g} to {ahi:.3g}), β = {f.beta:.3g} (95% CI {blo:.3g} to {bhi:.3g}) and E = {f.E:.3g}; at the "
+         f"{alo:.3g} to {ahi:.3g}), β = {f.beta:.3g} (95% CI {blo:.3g} to {bhi:.3g}) and E = {f.E:.3g}{_floor_unmeasured(f)}; at the "
          f"ladder's largest compute (C = 6·N·D = {f.top_compute:.3g} FLOPs) the compute-optimal model has "
          f"{n_params(f.top_n_opt)} parameters on {n_params(f.top_d_opt)} tokens "
          f"({f.top_d_opt / f.top_n_opt:.3g} tokens per parameter).")
@@ -243,6 +243,12 @@ def _ladder_nd(f: LadderNDLaw) -> str:
                 f"tokens: {f.optimal_flops:.3g} training + inference FLOPs against {f.chinchilla_flops:.3g} for the "
                 f"Chinchilla-optimal model of that loss ({n_params(f.chinchilla_params)} on "
                 f"{n_params(f.chinchilla_tokens)} tokens), {100 * saved:.1f}% saved" + _nd_outside(f) + ".")
+
+
+def _floor_unmeasured(f: LadderNDLaw) -> str:
+    """An irreducible loss fitted near zero is not a measured floor: the runs are far above it."""
+    return (" (near zero: these runs are too far above their floor to measure the irreducible loss)"
+            if f.E < 0.01 * f.target_loss else "")
 
 
 def _nd_outside(f: LadderNDLaw) -> str:
