@@ -219,6 +219,13 @@ def test_two_budget_sweep_stores_every_rung_once_and_resumes(tmp_path, tiny, mon
     report = json.loads((tmp_path / "r.json").read_text())
     nd = next(s for s in report["extra_sections"] if s["title"].startswith("L(N, D)"))
     assert "3 sizes at 2 token budgets (6 runs)" in nd["text"]
+    assert "(an assumption: 100× the rung" in nd["text"]
+    served = ["report", "--store", str(db), "--out", str(tmp_path / "s.json"), "--inference-tokens", "2.5e9"]
+    assert _beyondscale(monkeypatch, *served) == 0  # served tokens given: used, and no longer an assumption
+    nd = next(s for s in json.loads((tmp_path / "s.json").read_text())["extra_sections"]
+              if s["title"].startswith("L(N, D)"))
+    assert "an assumption" not in nd["text"] and "2.5e+09 served tokens (given)" in nd["text"]
+    assert _beyondscale(monkeypatch, "report", "--store", str(db), "--inference-tokens", "-1") == 2
 
 
 def test_one_budget_sweep_keeps_its_names_and_its_report_says_why_no_nd_fit(tmp_path, tiny, monkeypatch):

@@ -550,9 +550,11 @@ def report(
     fmt: str | None = None,
     title: str = "beyondscale report",
     analyzed: tuple[Any, Any] | None = None,
+    inference_tokens: float | None = None,
     **analyze_kwargs: Any,
 ) -> Path:
-    """Write the report; `analyzed` = (Analysis, Frames) from `analyze()` skips computing them again."""
+    """Write the report; `analyzed` = (Analysis, Frames) from `analyze()` skips computing them again;
+    `inference_tokens`: tokens a trained ladder's model will serve (its inference-aware optimum)."""
     from beyondscale.report import write_report
 
     out = Path(out)
@@ -563,7 +565,9 @@ def report(
     from beyondscale.interpret.report import report_sections
     from beyondscale.report.lab_sections import lab_only, ladder_sections, with_ladder
 
-    ladder = read_ladder(store)  # models trained into this store by `train`/`sweep`: empty when none
+    if inference_tokens is not None and not inference_tokens >= 0:
+        raise UserError(f"--inference-tokens {inference_tokens}: must be a non-negative number of tokens")
+    ladder = read_ladder(store, inference_tokens=inference_tokens)  # models trained into this store by `train`/`sweep`: empty when none
     try:
         result, frames = analyzed if analyzed is not None else analyze(store, **analyze_kwargs)
     except UserError:  # nothing evaluated yet: a trained ladder is still worth a report

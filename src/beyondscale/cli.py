@@ -272,12 +272,15 @@ def report_cmd(
     task: Annotated[list[str] | None, typer.Option("--task", help="Only these tasks.")] = None,
     primary: Annotated[str | None, typer.Option("--primary", help="Task that decides the recommendation when no model dominates.")] = None,
     title: str = "beyondscale report",
+    inference_tokens: Annotated[float | None, typer.Option(
+        help="Tokens a trained ladder's model will serve (its inference-aware optimum; default: an assumed "
+             "100x the best rung's training tokens).")] = None,
     log_level: LogOpt = "warning",
 ) -> None:
     """Write the self-contained HTML report (or Markdown / JSON)."""
     _setup_logging(log_level)
     path = api.report(out_path, store=store, fmt=fmt, title=title, family=family, tasks=_split(task or []) or None,
-                      primary=primary)
+                      primary=primary, inference_tokens=inference_tokens)
     out.print(f"wrote {path.resolve()}")
 
 
