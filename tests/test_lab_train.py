@@ -129,7 +129,7 @@ def test_a_failing_compiler_falls_back_to_eager_with_a_warning(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["dense", "moe"])
+@pytest.mark.parametrize("arch", ["moe"])  # the MoE model holds the dense layers too; one cold compile in CI
 def test_compiled_training_follows_the_eager_losses(tmp_path, arch):
     """The compiled loop is the same function: per-step losses (and the MoE's balance loss, computed from
     router statistics the compiled blocks leave behind) agree with eager to float tolerance."""
