@@ -254,8 +254,8 @@ def bench(kind: str, args, train_ids, val_ids, vocab: int, peak: float) -> dict:
     names = [n for n in contenders(kind) if not args.only or n == contenders(kind)[0]
              or any(word.lower() in n.lower() for word in args.only)]
     results: dict[str, dict] = {n: {"tokens_per_s": [], "val_loss": []} for n in names}
-    for n in names:  # warm-up: allocator, kernels, imports
-        run_one(n, config, init, train_ids, args.skip + 3, cfg, Path(args.scratch))
+    for n in names:  # warm-up: allocator, kernels, imports, and every shape a compiled MoE recompiles for
+        run_one(n, config, init, train_ids, max(args.skip + 3, args.warmup_steps), cfg, Path(args.scratch))
     for r in range(args.rounds):
         for n in names if r % 2 == 0 else names[::-1]:
             model, clock = run_one(n, config, init, train_ids, steps, cfg, Path(args.scratch))
@@ -278,6 +278,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=160_000)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--skip", type=int, default=3, help="steps excluded from the steady-state clock")
+    p.add_argument("--warmup-steps", type=int, default=30, help="steps of each contender's untimed warm-up run")
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--n-layer", type=int, default=4)
     p.add_argument("--n-head", type=int, default=4)
