@@ -31,3 +31,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def run_cli(monkeypatch, *args: str) -> int:
+    """Run the real `beyondscale` entry point in-process; its exit status (0 when it returns)."""
+    import sys
+
+    from beyondscale.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["beyondscale", *args])
+    try:
+        main()
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0

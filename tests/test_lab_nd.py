@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from _lab_helpers import one_thread as _lab_one_thread
-from _lab_helpers import write_corpus
+from _lab_helpers import run_cli, write_corpus
 
 one_thread = pytest.fixture(autouse=True)(_lab_one_thread)
 
@@ -173,15 +172,7 @@ def test_one_budget_ladder_says_why_there_is_no_nd_fit():
 # ------------------------------------------------------------------------------------------ the sweep
 
 
-def _beyondscale(monkeypatch, *args: str) -> int:
-    from beyondscale.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["beyondscale", *args])
-    try:
-        main()
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
+_beyondscale = run_cli
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import sys
 
 import numpy as np
 import pandas as pd
@@ -16,21 +15,12 @@ import pytest
 from scipy.optimize import brentq
 
 from _lab_helpers import one_thread as _lab_one_thread
-from _lab_helpers import write_corpus
+from _lab_helpers import run_cli, write_corpus
 
 one_thread = pytest.fixture(autouse=True)(_lab_one_thread)
 
 
-def _beyondscale(monkeypatch, *args: str) -> int:
-    """Run the real entry point in-process; its exit status (0 when it returns)."""
-    from beyondscale.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["beyondscale", *args])
-    try:
-        main()
-    except SystemExit as done:
-        return int(done.code or 0)
-    return 0
+_beyondscale = run_cli
 
 
 @pytest.fixture(scope="module")
