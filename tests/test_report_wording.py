@@ -85,3 +85,14 @@ def test_terminal_paired_columns_print_the_floor():
     t = paired_for_terminal(an.paired)
     assert list(t["p"]) == ["<0.001"] and list(t["p_holm"]) == ["<0.001"]
     assert an.paired["p_value"].iloc[0] == 1 / 1001  # the frame keeps the number for notebooks
+
+
+def test_a_floor_fitted_near_zero_is_said_to_be_unmeasured():
+    """E = 2e-9 bits per byte under rungs at 3.1 is not a floor the ladder measured; E = 2.1 under 3.1 is."""
+    from beyondscale.analysis.findings import LadderLaw
+    from beyondscale.analysis.wording import word
+
+    near_zero = LadderLaw(4, 2.5e4, 4.3e5, 0.05, (0.04, 0.06), 2.14e-9, lowest=3.144, flops_low=1e10, flops_high=1e12)
+    measured = LadderLaw(4, 2.5e4, 4.3e5, 0.05, (0.04, 0.06), 2.1, lowest=3.144, flops_low=1e10, flops_high=1e12)
+    assert "near zero: these runs are too far above their floor" in word(near_zero)
+    assert "near zero" not in word(measured) and word(measured).endswith("E = 2.1 nats per token.")

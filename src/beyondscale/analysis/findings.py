@@ -174,6 +174,7 @@ class FittedLaw:
     alpha: float
     alpha_ci: tuple[float, float]
     E: float
+    lowest: float = math.nan  # the lowest fitted value a rung reached: a floor far below it is not measured
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,8 @@ def ladder_findings(ladder: Ladder) -> list[Any]:
     if main.fit is not None:
         out.append(LadderLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()),
                              main.fit.alpha, tuple(main.fit.ci.get("alpha", (math.nan, math.nan))), main.fit.E,
-                             flops_low=float(dense["train_flops"].min()), flops_high=float(dense["train_flops"].max())))
+                             lowest=float(dense["val_loss"].min()), flops_low=float(dense["train_flops"].min()),
+                             flops_high=float(dense["train_flops"].max())))
     if main.nd is not None:
         out.append(nd_finding(main.nd, main.dense))
     by_name = main.runs.set_index("model")

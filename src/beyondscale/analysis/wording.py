@@ -218,7 +218,8 @@ def _ladder_law(f: LadderLaw) -> str:
     lo, hi = f.alpha_ci
     return (f"Over the {f.n_rungs}-rung trained dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} "
             f"parameters, {f.flops_low:.3g} to {f.flops_high:.3g} training FLOPs), validation loss fits "
-            f"L(C) = E + A·C^-α with α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g} nats per token.")
+            f"L(C) = E + A·C^-α with α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g} nats per token"
+            f"{floor_unmeasured(f.E, f.lowest)}.")
 
 
 def _ladder_nd(f: LadderNDLaw) -> str:
@@ -245,10 +246,15 @@ def _ladder_nd(f: LadderNDLaw) -> str:
                 f"{n_params(f.chinchilla_tokens)} tokens), {100 * saved:.1f}% saved" + _nd_outside(f) + ".")
 
 
-def _floor_unmeasured(f: LadderNDLaw) -> str:
-    """An irreducible loss fitted near zero is not a measured floor: the runs are far above it."""
+def floor_unmeasured(E: float, lowest: float) -> str:
+    """An irreducible loss fitted near zero (under 1% of the best value reached) is not a measured floor:
+    the runs are too far above it for the fit to place it."""
     return (" (near zero: these runs are too far above their floor to measure the irreducible loss)"
-            if f.E < 0.01 * f.target_loss else "")
+            if E < 0.01 * lowest else "")
+
+
+def _floor_unmeasured(f: LadderNDLaw) -> str:
+    return floor_unmeasured(f.E, f.target_loss)
 
 
 def _nd_outside(f: LadderNDLaw) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from beyondscale.analysis.findings import FittedLaw
-from beyondscale.analysis.wording import n_params, register, words
+from beyondscale.analysis.wording import floor_unmeasured, n_params, register, words
 from beyondscale.analysis.wording import times as _x
 from beyondscale.quickstart.study import Study
 
@@ -217,7 +217,7 @@ def word_law(f: HeldOutLaw) -> str:
     lo, hi = f.alpha_ci
     return (f"Over the {f.n_rungs}-rung dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} parameters, "
             f"{f.tokens:,} tokens each), the fitted law bpb(N) = E + A·N^-α has α = {f.alpha:.3g} (95% CI {lo:.3g} to "
-            f"{hi:.3g}) and E = {f.E:.3g}.")
+            f"{hi:.3g}) and E = {f.E:.3g}{floor_unmeasured(f.E, f.lowest)}.")
 
 
 def word_worth(w: Worth) -> str:
@@ -263,7 +263,8 @@ def word_probe(t: ProbeTrend) -> str:
 def _held_out_law(law: Any, points: pd.DataFrame) -> HeldOutLaw:
     dense = points[points["kind"] == "dense"]
     return HeldOutLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()), law.alpha,
-                      tuple(law.ci.get("alpha", (float("nan"), float("nan")))), law.E, tokens=int(dense["tokens"].iloc[0]))
+                      tuple(law.ci.get("alpha", (float("nan"), float("nan")))), law.E,
+                      lowest=float(dense["heldout_bpb"].min()), tokens=int(dense["tokens"].iloc[0]))
 
 
 def study_findings(f: StudyFindings) -> list[Any]:
