@@ -78,11 +78,7 @@ class Rung:
 
 def budget_label(tokens: int, budgets: list[int]) -> str:
     """'160k', '2B': three significant digits, or the exact count where that would repeat another budget's."""
-    def short(t: int) -> str:
-        for unit, scale in (("B", 10**9), ("M", 10**6), ("k", 10**3)):
-            if t >= scale:
-                return f"{t / scale:.3g}{unit}"
-        return str(t)
+    from beyondscale.analysis.wording import n_params as short
 
     return short(tokens) if len({short(b) for b in budgets}) == len(budgets) else str(tokens)
 
@@ -96,12 +92,13 @@ def _dense_rungs(preset: Preset) -> list[Rung]:
 
 def plan_rungs(preset: Preset, has_curated: bool) -> list[Rung]:
     """Dense rungs (at every budget), then the MoE, curated and distilled alternatives at the main budget."""
-    dense = _dense_rungs(preset)[:len(preset.dense)]  # the main budget's rungs, which the alternatives match
+    every_dense = _dense_rungs(preset)
+    dense = every_dense[:len(preset.dense)]  # the main budget's rungs, which the alternatives match
     base = dense[preset.variant_rung]
     # experts 1/top_k as wide as the dense MLP: the top_k active experts together match the rung's active size
     moe_shape = replace(base.shape, n_experts=preset.n_experts, top_k=preset.top_k,
                         d_ff=max(1, base.shape.ffn // preset.top_k))
-    rungs = [*_dense_rungs(preset), Rung(f"moe-{preset.n_experts}x{preset.top_k}-d{base.shape.d_model}", "moe", "moe", moe_shape,
+    rungs = [*every_dense, Rung(f"moe-{preset.n_experts}x{preset.top_k}-d{base.shape.d_model}", "moe", "moe", moe_shape,
                           "raw", matched_dense=base.name)]
     if has_curated:
         rungs.append(Rung(f"curated-d{base.shape.d_model}", "curated", "dense", base.shape, "curated",
