@@ -9,6 +9,7 @@ import time
 import pytest
 
 from beyondscale import api
+from beyondscale.executors import LocalExecutor
 from beyondscale.models import load_model, parse_model_ref
 from beyondscale.store import Store
 from beyondscale.store.claims import new_owner, try_claim
@@ -153,8 +154,9 @@ def test_eval_waits_for_a_live_claim_then_takes_it_over_when_stale(tiny_llama, m
     assert conn.execute("SELECT COUNT(*) FROM claims").fetchone()[0] == 0  # released
 
 
-class _OtherProcessExecutor:
-    """Runs each unit in a fresh interpreter (as a Ray worker would): only pickles cross over."""
+class _OtherProcessExecutor(LocalExecutor):
+    """Runs each unit in a fresh interpreter (as a Ray worker would): only pickles cross over. The rest of
+    the protocol (jobs, devices) is the local executor's."""
 
     capacity = 2
 

@@ -63,8 +63,8 @@ def local_map(jobs: Iterable[Job]) -> Iterator[JobResult]:
 
 
 def map_jobs(executor: Any, jobs: Iterable[Job]) -> Iterator[JobResult]:
-    """Through the executor when it runs jobs (Ray), else here, one after the other."""
-    return executor.map(jobs) if executor is not None and hasattr(executor, "map") else local_map(jobs)
+    """Through the executor (Ray, or here one after the other when none is given)."""
+    return executor.map(jobs) if executor is not None else local_map(jobs)
 
 
 def raise_failures(results: Iterable[JobResult], what: str) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from beyondscale.executors.jobs import Job, map_jobs, raise_failures
+from beyondscale.executors.resources import Resources
 
 
 def train_job(req: Any) -> dict[str, Any] | None:
@@ -81,13 +82,13 @@ def train_all(
 
 
 def _job(name: str, req: Any, executor: Any) -> Job:
-    resources = getattr(executor, "resources", None)
-    memory_gb = getattr(resources, "memory_gb", None)
+    resources = executor.resources if executor is not None else Resources()
+    memory_gb = resources.memory_gb
     return Job(
         name,
         train_job,
         (req,),
-        num_cpus=getattr(resources, "num_cpus", 1.0),
+        num_cpus=resources.num_cpus,
         num_gpus=_gpus(req, resources),
         memory_bytes=int(memory_gb * 2**30) if memory_gb else None,
     )
@@ -99,7 +100,7 @@ def _done_line(record: dict | None) -> str:
     return f"trained, validation loss {record['val_loss']:.4f}, {record['wall_s']:.1f} s"
 
 
-def _gpus(req: Any, resources: Any) -> float:
-    if getattr(resources, "num_gpus", None) is not None:
+def _gpus(req: Any, resources: Resources) -> float:
+    if resources.num_gpus is not None:
         return float(resources.num_gpus)
     return 1.0 if str(req.device).startswith("cuda") else 0.0

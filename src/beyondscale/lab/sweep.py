@@ -8,7 +8,7 @@ the main (first) budget, matched with the dense rung of that budget.
 
 Every run validates on one shared held-out set (a seeded random 10% of the raw documents, removed from
 both training corpora), so losses are comparable across data variants, and uses one tokenizer trained on the raw
-training documents. Each finished model is evaluated through `api.evaluate` (the same unit of work as
+training documents. Each finished model is evaluated through `evaluator.evaluate` (the same unit of work as
 `eval`) on a rolling log-likelihood task over those held-out documents, plus any `tasks` given.
 Re-running a sweep resumes: finished runs are read back, unfinished ones continue from checkpoints.
 """
@@ -215,12 +215,12 @@ def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path,
 
 def evaluate_rungs(records: dict[str, dict], tasks: list[str], store: str, p: Preset, device: str,
                    show_progress: bool, executor: Any = None) -> dict[str, dict]:
-    """Every model through `api.evaluate` (stored, resumable), metrics collected per model name."""
-    from beyondscale import api
+    """Every model through `evaluator.evaluate` (stored, resumable), metrics collected per model name."""
+    from beyondscale.evaluator import EvalSettings, evaluate
 
-    result = api.evaluate([f"{name}={r['out']}" for name, r in records.items()], tasks, store=store,
-                          settings=api.EvalSettings(limit=p.eval_limit, device=device),
-                          show_progress=show_progress, command="sweep", executor=executor)
+    result = evaluate([f"{name}={r['out']}" for name, r in records.items()], tasks, store=store,
+                      settings=EvalSettings(limit=p.eval_limit, device=device),
+                      show_progress=show_progress, command="sweep", executor=executor)
     result.raise_failures("sweep")
     metrics: dict[str, dict] = {name: {} for name in records}
     for pair in result.results:
@@ -295,11 +295,11 @@ def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None =
     """Train, evaluate and analyse a ladder; writes OUT/sweep.json and returns the same document.
     `tokens`: one budget, or several (the dense rungs train at each; the first is the alternatives').
     `executor` (a RayExecutor): trains and evaluates the rungs on a Ray cluster."""
-    from beyondscale.models.load import resolve_device
+    from beyondscale.executors import LocalExecutor
 
     p, raw, cur = check_inputs(preset, data, curated)
     p = with_budgets(p, tokens)
-    device = executor.resolve_device(device) if hasattr(executor, "resolve_device") else resolve_device(device)
+    device = (executor or LocalExecutor()).resolve_device(device)  # None: train here, in this process
     folder = Path(out).expanduser().resolve()
     paths = prepare_data(raw, cur, folder / "data")
     rungs = plan_rungs(p, cur is not None)

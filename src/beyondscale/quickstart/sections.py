@@ -25,9 +25,9 @@ PRIMARY = "heldout_source_bpb"
 
 def analyze_study(study: Study) -> tuple[Any, Any]:
     """The store's analysis over this study's models and tasks, with the study's verdict lines first."""
-    from beyondscale import api
+    from beyondscale.results import analyze
 
-    analysis, frames = api.analyze(study.store, models=sorted(set(study.keys.values())),
+    analysis, frames = analyze(study.store, models=sorted(set(study.keys.values())),
                                    tasks=sorted(study.tasks), primary=PRIMARY)
     found = compute_findings(study, frames.models)
     analysis.findings = [*study_findings(found), *analysis.findings]
@@ -126,10 +126,10 @@ def study_sections(study: Study, f: StudyFindings) -> list[dict[str, Any]]:
 
 
 def write_study_report(study: Study, analysis: Any, frames: Any, out: Path) -> Path:
-    from beyondscale import api
     from beyondscale.report import write_report
+    from beyondscale.results import list_runs
 
-    runs = api.list_runs(study.store)
+    runs = list_runs(study.store)
     run_info = {"store": study.store, "runs": len(runs), "python": sys.version.split()[0],
                 "study folder": str(study.work), "budget minutes": study.plan.budget_minutes}
     return write_report(Path(out), None, analysis, models=frames.models, scores=frames.scores,

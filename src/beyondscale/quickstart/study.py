@@ -11,7 +11,7 @@ Stages (each timed; each reuses what an earlier run left, so a second `make run`
 3. train    -- `sweep`'s pieces: one shared validation set (every 10th pool file, removed from both
                arms), one tokenizer, a dense ladder, an MoE (8 experts, top-2) at a middle rung and
                the curated arm at the same rung and tokens. Finished runs are read back.
-4. evaluate -- every trained model and the two real models through `api.evaluate` (the store's
+4. evaluate -- every trained model and the two real models through `evaluator.evaluate` (the store's
                unit of work: finished (model, task) pairs are never recomputed); with `--quantize`,
                the real models' quantised variants too (each a model of its own, not probed).
 5. probes   -- prediction depth (logit lens), counterfactual bias and the MoE's routing map; a
@@ -181,7 +181,7 @@ def evaluate_all(study: Study, real: dict[str, str], device: str, batch_size: in
     """The ladder and the real models on every task, each group tagged with its family; then each quantised
     variant of the real models (`--quantize`), evaluated as `beyondscale eval --quantize` does: a model of its
     own (key and name), paired with its float original on the same items."""
-    from beyondscale import api
+    from beyondscale.evaluator import EvalSettings, evaluate
 
     tasks = [str(p) for p in study.tasks.values()]
     ladder = [study.models[r.name] for r in study.rungs]
@@ -191,8 +191,8 @@ def evaluate_all(study: Study, real: dict[str, str], device: str, batch_size: in
     for family, specs, method in groups:
         if not specs:
             continue
-        settings = api.EvalSettings(device=device, batch_size=batch_size, family=family, quantize=method)
-        result = api.evaluate(specs, tasks, store=study.store, settings=settings, show_progress=show_progress,
+        settings = EvalSettings(device=device, batch_size=batch_size, family=family, quantize=method)
+        result = evaluate(specs, tasks, store=study.store, settings=settings, show_progress=show_progress,
                               command="quickstart")
         study.run_ids.append(result.run_id)
         for failure in result.failed:

@@ -4,4 +4,6 @@ from beyondscale.store.db import Store
 from beyondscale.store.frames import Frames, load_frames, results_table
 from beyondscale.store.schema import SCHEMA_VERSION
 
-__all__ = ["SCHEMA_VERSION", "Frames", "Store", "load_frames", "results_table"]
+__all__ = ["DEFAULT_STORE", "SCHEMA_VERSION", "Frames", "Store", "load_frames", "results_table"]
+
+DEFAULT_STORE = "beyondscale.db"  # where every command reads and writes unless --store says otherwise

@@ -1,0 +1,227 @@
+"""`evaluate`: plan -> executor -> the single writer -> scores, every (model, task) pair resumable.
+
+Packages that load torch (work, models, tasks) are imported where a function needs them, so the
+command line starts without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from beyondscale.errors import UserError
+from beyondscale.evaluator.keys import model_key_for, task_key_for
+from beyondscale.evaluator.outcome import EvalResult, PairResult, UnitFailure
+from beyondscale.evaluator.progress import PairBars, progress_bars
+from beyondscale.evaluator.settings import EvalSettings
+from beyondscale.store import DEFAULT_STORE
+
+if TYPE_CHECKING:
+    from beyondscale.executors import Executor
+
+
+def evaluate(
+    models: Sequence[str],
+    tasks: Sequence[str],
+    *,
+    store: str | Path = DEFAULT_STORE,
+    settings: EvalSettings | None = None,
+    show_progress: bool = True,
+    command: str = "eval",
+    executor: Executor | None = None,
+) -> EvalResult:
+    """Score and meter every (model, task) pair; everything lands in the store, resumably.
+
+    plan -> executor (default: a local loop) -> the single writer -> score. Items already stored are
+    not computed again, and a model is loaded only if some item still needs it.
+    """
+    from beyondscale import measure
+    from beyondscale.executors import LocalExecutor
+    from beyondscale.store import Store
+
+    settings = settings or EvalSettings()
+    # Validate every input before any model loads: user mistakes fail fast and store nothing.
+    _check_inputs(models, tasks, settings)
+    costs = measure.CostConfig(
+        usd_per_hour=settings.usd_per_hour, region=settings.region, grid_gco2_per_kwh=settings.grid_gco2_per_kwh,
+        pue=settings.pue,
+    )
+    executor = executor or LocalExecutor()
+    device = executor.resolve_device(settings.device)
+    refs = _parse_models(models)
+    built_tasks = _build_tasks(tasks, settings)
+    db = Store(store)
+    environment = measure.environment()
+    run_id = db.start_run(command, {"models": list(models), "tasks": list(tasks), **asdict(settings)}, environment)
+    out = EvalResult(run_id, str(store))
+    try:
+        _evaluate_all(db, out, refs, built_tasks, settings, device, costs, environment.get("environment_key", ""),
+                      executor, show_progress)
+    except KeyboardInterrupt:
+        db.finish_run(run_id, "interrupted")
+        raise
+    except BaseException:
+        db.finish_run(run_id, "failed")
+        raise
+    db.finish_run(run_id, "failed" if out.failed else "done")
+    db.close()
+    return out
+
+
+def _check_inputs(models: Sequence[str], tasks: Sequence[str], settings: EvalSettings) -> None:
+    from beyondscale.measure.meter import check_positive
+
+    if not models:
+        raise UserError("--model: give at least one model")
+    if not tasks:
+        raise UserError("--tasks: give at least one task")
+    if settings.limit is not None and settings.limit <= 0:
+        raise UserError(f"--limit {settings.limit}: must be a positive number of documents")
+    if settings.cpu_watts is not None:
+        check_positive(settings.cpu_watts, "--cpu-watts")
+    from beyondscale.models.quantize import check_method
+
+    check_method(settings.quantize)
+
+
+def _parse_models(models: Sequence[str]) -> list[Any]:
+    from beyondscale.models import parse_model_ref
+
+    return [parse_model_ref(m) for m in models]
+
+
+@dataclass
+class _BuiltTask:
+    spec: Any
+    spec_hash: str
+    built: Any
+    job: Any  # work.TaskJob with every item
+
+
+def _build_tasks(tasks: Sequence[str], settings: EvalSettings) -> list[_BuiltTask]:
+    """Load and render every task; the task key covers its spec, data (hashed once) and scoring settings."""
+    from beyondscale.tasks import build_task, load_task
+    from beyondscale.work import TaskJob
+
+    out = []
+    for name in tasks:
+        spec = load_task(name)
+        if settings.num_fewshot is not None:
+            spec = spec.model_copy(update={"num_fewshot": settings.num_fewshot})
+        built = build_task(spec, limit=settings.limit, seed=settings.seed)
+        if not built.items:
+            raise UserError(f"task {spec.name}: no documents to evaluate")
+        spec_hash = spec.spec_hash()
+        job = TaskJob(task_key_for(spec_hash, settings), spec.name, tuple(built.items),
+                      tuple(item.key() for item in built.items))
+        out.append(_BuiltTask(spec, spec_hash, built, job))
+    return out
+
+
+def _model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[Any, Any]:
+    """The model's job (identity, key, load settings) and label; stored facts get the lab record's fields."""
+    from beyondscale.work import LoadSettings, ModelJob, ModelLabel, with_lab_record
+
+    identity = ref.identity()
+    key = model_key_for(ref, identity, settings, device)
+    load = LoadSettings(device=device, dtype=settings.dtype, trust_remote_code=settings.trust_remote_code,
+                        batch_size=settings.batch_size, max_length=settings.max_length,
+                        add_bos_token=settings.add_bos_token, rolling_stride=settings.rolling_stride,
+                        cpu_watts=settings.cpu_watts, quantize=settings.quantize)
+    record = ref.lab_record()
+    if settings.quantize not in ("none", None):  # a display name of its own (the key already differs)
+        ref = replace(ref, name=f"{ref.name}-{settings.quantize}")
+    label = ModelLabel(ref.name, settings.family, ref.to_dict(), identity, record)
+    if record is not None:
+        db.put_training_record(key, record)
+    if (facts := db.model_facts(key)) is not None:
+        db.put_model(key, label.name, label.family, label.ref, identity, with_lab_record(facts, record))
+    return ModelJob(ref, key, identity, load), label
+
+
+def _evaluate_all(db: Any, out: EvalResult, refs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
+                  device: str, costs: Any, env_key: str, executor: Executor, show_progress: bool) -> None:
+    from beyondscale import measure
+    from beyondscale.store.claims import new_owner
+    from beyondscale.work import Writer, run_all
+
+    run_id = out.run_id
+    jobs, labels = [], {}
+    for ref in refs:
+        job, label = _model_job(db, ref, settings, device)
+        jobs.append(job)
+        labels[job.model_key] = label
+    for t in tasks:
+        db.put_task(t.job.task_key, t.spec.name, t.spec.output_type, t.spec_hash,
+                    json.loads(t.spec.model_dump_json()), settings.score_config())
+        for job in jobs:
+            db.put_run_unit(run_id, job.model_key, t.job.task_key, "running", t.built.info.to_json())
+    scorer = PairScorer(db, run_id, jobs, tasks, settings, costs, measure.peak_flops(device))
+    with progress_bars(show_progress) as progress:
+        bars = PairBars(db, progress, jobs, [t.job for t in tasks])
+        scorer.writer = Writer(db, run_id, env_key, labels, on_batch=bars.advance,
+                               on_notice=lambda line: progress.console.print(line, highlight=False, markup=False))
+        summary = run_all(db, jobs, [t.job for t in tasks], executor, scorer.writer, owner=new_owner(),
+                          timeout_s=settings.claim_timeout_s, on_round=bars.sync, on_done=scorer.score)
+    _record_summary(db, out, summary, {k: v.name for k, v in labels.items()}, {t.job.task_key: t.spec.name for t in tasks})
+    out.results = [scorer.result(job.model_key, t.job.task_key) for job in jobs for t in tasks
+                   if (job.model_key, t.job.task_key) not in summary.failed]
+
+
+def _record_summary(db: Any, out: EvalResult, summary: Any, models: dict[str, str], tasks: dict[str, str]) -> None:
+    """Failed pairs are marked in run_units and listed once each with their cause; counts for the rest."""
+    for (model_key, task_key), failure in summary.failed.items():
+        db.put_run_unit(out.run_id, model_key, task_key, "failed")
+        out.failed.append(UnitFailure(models[model_key], tasks[task_key], failure.cause, failure.attempts,
+                                      failure.user_error))
+    for model_key, failure in summary.failed_models.items():
+        if not any(m == model_key for m, _ in summary.failed):
+            out.failed.append(UnitFailure(models[model_key], "(facts)", failure.cause, failure.attempts,
+                                          failure.user_error))
+    out.succeeded, out.skipped = len(summary.succeeded), len(summary.skipped)
+
+
+class PairScorer:
+    """Scores each (model, task) once its items are all stored: as soon as its unit is done here, or at the
+    end for units another process computed. Scoring needs no model."""
+
+    def __init__(self, db: Any, run_id: str, jobs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
+                 costs: Any, peak: Any):
+        self.db, self.run_id, self.settings, self.costs, self.peak = db, run_id, settings, costs, peak
+        self.jobs = {j.model_key: j for j in jobs}
+        self.tasks = {t.job.task_key: t for t in tasks}
+        self.writer: Any = None
+        self.results: dict[tuple[str, str], PairResult] = {}
+
+    def score(self, pairs: list[tuple[str, str]]) -> None:
+        for pair in pairs:
+            self.results[pair] = self._score(*pair)
+
+    def result(self, model_key: str, task_key: str) -> PairResult:
+        if (model_key, task_key) not in self.results:
+            self.score([(model_key, task_key)])
+        return self.results[(model_key, task_key)]
+
+    def _score(self, model_key: str, task_key: str) -> PairResult:
+        from beyondscale.models import ModelFacts
+        from beyondscale.work.score import score_unit
+
+        job, task, t = self.jobs[model_key], self.tasks[task_key], self.tasks[task_key].job
+        facts = ModelFacts.from_dict(self.db.model_facts(model_key))
+        aggregates, efficiency = score_unit(self.db, model_key, task_key, task.spec, t.items, t.item_keys,
+                                            facts=facts, costs=self.costs, peak=self.peak, seed=self.settings.seed)
+        computed = self.writer.computed[(model_key, task_key)]
+        self.db.put_run_unit(self.run_id, model_key, task_key, "done", items_computed=computed)
+        metrics: dict[str, float | None] = {}
+        for name, (value, stderr) in aggregates.items():
+            metrics[name] = value
+            metrics[f"{name}_stderr"] = stderr
+        # `seconds` is the measured evaluation time, resumed pieces included.
+        return PairResult(job.ref.name, model_key, t.task, task_key, metrics, len(t.items),
+                          round(efficiency.get("seconds") or 0.0, 3), efficiency,
+                          resumed_items=len(t.items) - computed)
+
+
