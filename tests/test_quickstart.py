@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from beyondscale.corpora.stdlib_prose import assign_group, load_corpus, split_sentences
 from beyondscale.errors import UserError
 from beyondscale.quickstart import build as qs_build
 from beyondscale.quickstart import packaged
 from beyondscale.quickstart.build import DEFAULT_SIZES, POOLS, build_quickstart_tasks
-from beyondscale.quickstart.corpus import assign_group, load_corpus, split_sentences
 
 # Written out here (not imported) so the test checks the templates against lm-eval's own names.
 LM_EVAL_TASK_FIELDS = {

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from beyondscale import api
+from beyondscale.corpora.stdlib_prose import load_corpus
 from beyondscale.lab.configs import Shape
-from beyondscale.quickstart.corpus import load_corpus
 from beyondscale.quickstart.plan import StudyPlan
 from browser import SECTIONS_JS, artifacts_dir, check_report_in_browser, find_chromium
 from conftest import build_tiny_model

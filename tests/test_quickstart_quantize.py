@@ -16,7 +16,8 @@ import pytest
 from beyondscale import api
 from beyondscale.errors import UserError
 from beyondscale.quickstart.plan import plan_for
-from beyondscale.quickstart.study import PRETRAINED_FAMILY, Study, evaluate_all, quantize_variants
+from beyondscale.quickstart.spec import quantize_variants, study_spec
+from beyondscale.quickstart.study import PRETRAINED_FAMILY, evaluate_models
 
 
 @pytest.fixture(autouse=True)
@@ -41,10 +42,11 @@ def _rows(store: Path, key: str, task_key: str) -> dict[str, list[float]]:
 def test_variants_join_the_study_as_models_of_their_own_paired_on_the_same_items(tiny_llama, mc_task,
                                                                                  tmp_path) -> None:
     store = tmp_path / "study.db"
-    study = Study(plan=plan_for(), work=tmp_path / "work", store=str(store), tasks={"tiny_mc": mc_task})
-    evaluate_all(study, {"tiny": f"tiny={tiny_llama}"}, "cpu", "auto", False, quantize=("int8",))
+    spec = study_spec(store=store, work_dir=tmp_path / "work", out=tmp_path / "r.html", plan=plan_for(),
+                      device="cpu", real_models={"tiny": f"tiny={tiny_llama}"}, quantize="int8", show_progress=False)
+    study = evaluate_models(spec, {"tiny_mc": mc_task}, ladder={})
     assert set(study.keys) == {"tiny", "tiny-int8"} and study.keys["tiny"] != study.keys["tiny-int8"]
-    assert "tiny-int8" not in study.models  # not probed: the probes load the float weights of a spec
+    assert "tiny-int8" not in study.specs  # not probed: the probes load the float weights of a spec
     analysis, frames = api.analyze(store, n_boot=20)
     models = frames.models.set_index("model")
     assert models.at["tiny-int8", "quantization"].startswith("torchao:int8")

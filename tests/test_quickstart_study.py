@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from beyondscale.analysis.findings import Placement
+from beyondscale.analysis.wording import word, words
 from beyondscale.errors import UserError
-from beyondscale.quickstart import findings as qf
+from beyondscale.quickstart import conclude as qf
 from beyondscale.quickstart.plan import DEFAULT_BUDGET_MINUTES, FIXED_MINUTES, plan_for
 from beyondscale.quickstart.source import TEST_SHARE, bpb_task_rows, split_sources
 
@@ -107,7 +109,7 @@ def test_law_recovers_a_planted_power_law_and_step_matches_hand_arithmetic() -> 
     n1, n2 = 4e5, 9e5
     b1, b2 = 1.5 + 40 * n1 ** -0.35, 1.5 + 40 * n2 ** -0.35
     assert step.gain_per_doubling == pytest.approx((b1 - b2) / math.log2(n2 / n1))
-    text = qf.word_step(step)
+    text = word(step)
     assert f"{b1:.3f}" in text and f"{b2:.3f}" in text
     assert f"{(b1 - b2) / math.log2(n2 / n1):.3f} bits per byte less per doubling" in text
 
@@ -129,7 +131,7 @@ def test_alternative_on_the_dense_curve_at_4x_compute_is_worth_4x() -> None:
     assert w.multiplier == pytest.approx(4.0, rel=0.05) and w.low <= w.multiplier <= w.high
     assert w.wall_ratio == pytest.approx(4.0 / 2.0)  # its wall time over dense-1's
     assert w.size_equivalent[0] == pytest.approx(3e5, rel=0.05)  # the dense size with its bpb
-    text = qf.word_worth(w)
+    text = word(w)
     assert f"{w.multiplier:.3g}×" in text and f"{w.wall_ratio:.2f}×" in text and "active" in text
 
 
@@ -137,11 +139,11 @@ def test_placement_of_a_model_on_the_law_is_within_its_band() -> None:
     E, A, alpha = 1.5, 40.0, 0.35
     law, _ = qf._law(_points(E, A, alpha))
     mid, lo, hi = law.predict_interval([2e6])
-    p = qf.Placement("real", 2e6, E + A * 2e6 ** -alpha, float(mid[0]), float(lo[0]), float(hi[0]), 2e6 / 9e5)
-    assert p.predicted == pytest.approx(p.bpb, rel=0.02)
-    assert "2M parameters" in qf.word_placement(p)
-    better = qf.Placement("real", 2e6, p.low - 0.5, p.predicted, p.low, p.high, 2.2)
-    assert "below (better than)" in qf.word_placement(better)
+    p = Placement("real", 2e6, E + A * 2e6 ** -alpha, float(mid[0]), float(lo[0]), float(hi[0]), 2e6 / 9e5)
+    assert p.predicted == pytest.approx(p.value, rel=0.02)
+    assert "2M parameters" in word(p)
+    better = Placement("real", 2e6, p.low - 0.5, p.predicted, p.low, p.high, 2.2)
+    assert "below (better than)" in word(better)
 
 
 def test_too_few_rungs_say_why_instead_of_a_law() -> None:
@@ -150,8 +152,8 @@ def test_too_few_rungs_say_why_instead_of_a_law() -> None:
     assert law is None and "3 have one" in note
     worth, why = qf._worth(pts, None)
     assert worth == [] and "at least 4 dense rungs" in why
-    f = qf.StudyFindings(pts, law, note, qf._step(pts), worth, why)
-    lines = qf.verdict_lines(f)
+    f = qf.Conclusions(pts, law, note, qf._step(pts), worth, why)
+    lines = words(f.findings())
     assert any(line.startswith("No law fitted") for line in lines)
     assert any(line.startswith("No compute-equivalent multipliers") for line in lines)
 

@@ -32,31 +32,20 @@ class QuickstartResult:
     analysis: Any = None
 
 
-def quickstart(
-    *,
-    store: str | Path = DEFAULT_STORE,
-    out: str | Path = "report.html",
-    work_dir: str | Path = "out/quickstart",
-    budget_minutes: float | None = None,
-    corpus: str | None = None,
-    fresh: bool = False,
-    settings: EvalSettings | None = None,
-    show_progress: bool = True,
-    say: Any = None,
-    plan: Any = None,
-    real_models: dict[str, str] | None = None,
-) -> QuickstartResult:
+def quickstart(*, store: str | Path = DEFAULT_STORE, out: str | Path = "report.html",
+               work_dir: str | Path = "out/quickstart", budget_minutes: float | None = None, corpus: str | None = None,
+               fresh: bool = False, settings: EvalSettings | None = None, show_progress: bool = True,
+               say: Any = None, plan: Any = None, real_models: dict[str, str] | None = None) -> QuickstartResult:
     """`make run`: corpus -> curate -> trained ladder (dense, MoE, curated) + two real models -> eval -> probes
-    -> analyze -> report (`beyondscale.quickstart.study`). Re-running reuses the store and the checkpoints.
-    `plan` (a quickstart.plan.StudyPlan) replaces the one sized from `budget_minutes`; `real_models`
-    (name -> model spec) replaces the two packaged models."""
-    from beyondscale.quickstart.plan import plan_for
+    -> analyze -> report. Re-running reuses the store and the checkpoints. `plan` (a quickstart.plan.StudyPlan)
+    replaces the one sized from `budget_minutes`; `real_models` (name -> model spec) the two packaged models."""
+    from beyondscale.quickstart.spec import study_spec  # the study loads torch: only when it runs
     from beyondscale.quickstart.study import run_study
 
     settings = settings or EvalSettings()
-    study, analysis, path = run_study(store=str(store), work_dir=Path(work_dir), out=Path(out),
-                                      plan=plan or plan_for(budget_minutes), corpus=corpus, fresh=fresh,
-                                      device=settings.device, batch_size=settings.batch_size,
-                                      show_progress=show_progress, say=say, real_models=real_models,
-                                      quantize=settings.quantize)
-    return QuickstartResult(path, ",".join(study.run_ids), list(analysis.verdict), study.stages, analysis)
+    spec = study_spec(store=store, work_dir=work_dir, out=out, budget_minutes=budget_minutes, plan=plan,
+                      corpus=corpus, fresh=fresh, device=settings.device, batch_size=settings.batch_size,
+                      real_models=real_models, quantize=settings.quantize, show_progress=show_progress)
+    study = run_study(spec, say)
+    return QuickstartResult(study.report, ",".join(study.evaluation.run_ids), list(study.analysis.verdict),
+                            study.stages, study.analysis)

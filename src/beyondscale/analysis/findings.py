@@ -179,10 +179,14 @@ class FittedLaw:
 
 @dataclass(frozen=True)
 class LadderLaw(FittedLaw):
-    """The ladder's validation loss against training FLOPs: L(C) = E + A·C^-alpha."""
+    """A trained dense ladder's law: validation loss against training FLOPs, L(C) = E + A·C^-alpha (the lab's
+    report), or a held-out score against parameters at one token budget, L(N) = E + A·N^-alpha (the study)."""
 
     flops_low: float = math.nan
     flops_high: float = math.nan
+    against: str = "training FLOPs"  # or "parameters"
+    metric: str = "validation loss"  # what was fitted, in its units ("held-out bits per byte")
+    tokens: int = 0  # per rung, when the law is against parameters
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,8 @@ class ComputeWorth:
     extrapolated: bool
     matched: str | None = None
     wall_ratio: float | None = None
+    heldout: float | None = None  # its held-out bits per byte, where the study measured it
+    size_equivalent: tuple[float, float, float] | None = None  # dense params reaching that score (point, low, high)
 
 
 @dataclass(frozen=True)
@@ -263,9 +269,67 @@ class QuantisedVariant:
     weights_ratio: float = float("nan")
 
 
+@dataclass(frozen=True)
+class DoublingGain:
+    """What a doubling of parameters bought between two rungs of one family, on one metric (lower is better)."""
+
+    small: str
+    large: str
+    params_small: float
+    params_large: float
+    value_small: float
+    value_large: float
+    metric: str = "held-out bits per byte"
+    unit: str = "bits per byte"
+
+    @property
+    def doublings(self) -> float:
+        return math.log2(self.params_large / self.params_small)
+
+    @property
+    def gain_per_doubling(self) -> float:
+        return (self.value_small - self.value_large) / self.doublings
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A model outside a ladder (another family) against the ladder's law extrapolated to its size."""
+
+    name: str
+    params: float
+    value: float
+    predicted: float
+    low: float
+    high: float
+    beyond: float  # its parameters / the largest rung's
+
+
+@dataclass(frozen=True)
+class ProbeTrend:
+    """A probe's headline at the smallest and the largest rung that have it."""
+
+    what: str
+    unit: str
+    small: str
+    params_small: float
+    value_small: float
+    large: str
+    params_large: float
+    value_large: float
+
+
+@dataclass(frozen=True)
+class NotComputed:
+    """A figure that could not be computed, and why."""
+
+    what: str
+    reason: str
+
+
 Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | NegativeReturns
            | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | ConstraintBinds | Recommendation
-           | LadderLaw | ComputeWorth | LadderNotCompared | QuantisedVariant | LadderNDLaw)
+           | LadderLaw | ComputeWorth | LadderNotCompared | QuantisedVariant | LadderNDLaw | DoublingGain | Placement
+           | ProbeTrend | NotComputed)
 
 
 def _clean(v: Any) -> Any:

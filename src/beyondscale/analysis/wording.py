@@ -16,6 +16,7 @@ from beyondscale.analysis.findings import (
     Change,
     ComputeWorth,
     ConstraintBinds,
+    DoublingGain,
     Finding,
     FramingWarning,
     LadderLaw,
@@ -24,6 +25,9 @@ from beyondscale.analysis.findings import (
     MixedVersions,
     NegativeReturns,
     NoDominantModel,
+    NotComputed,
+    Placement,
+    ProbeTrend,
     PValue,
     QuantisedVariant,
     Recommendation,
@@ -216,6 +220,10 @@ def times(v: float) -> str:
 
 def _ladder_law(f: LadderLaw) -> str:
     lo, hi = f.alpha_ci
+    if f.against == "parameters":
+        return (f"Over the {f.n_rungs}-rung dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} "
+                f"parameters, {f.tokens:,} tokens each), the fitted law of {f.metric} L(N) = E + A·N^-α has "
+                f"α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g}{floor_unmeasured(f.E, f.lowest)}.")
     return (f"Over the {f.n_rungs}-rung trained dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} "
             f"parameters, {f.flops_low:.3g} to {f.flops_high:.3g} training FLOPs), validation loss fits "
             f"L(C) = E + A·C^-α with α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g} nats per token"
@@ -276,10 +284,37 @@ def _worth_lead(f: ComputeWorth) -> str:
 
 def _compute_worth(f: ComputeWorth) -> str:
     extra = "; outside the ladder's FLOPs range, so extrapolated" if f.extrapolated else ""
-    wall = (f", at {f.wall_ratio:.2f}× the wall time of {f.matched}, the dense rung it matches"
-            if f.wall_ratio is not None and f.matched else "")
+    rung = f"{f.matched}, the dense rung it matches" if f.matched else "the dense rung it matches"
+    wall = f", at {f.wall_ratio:.2f}× the wall time of {rung}" if f.wall_ratio is not None else ""
     return (f"{_worth_lead(f)} was worth {times(f.multiplier)} dense compute (95% CI {times(f.low)} to "
-            f"{times(f.high)}{extra}){wall}.")
+            f"{times(f.high)}{extra}){wall}{_size_equivalent(f)}.")
+
+
+def _size_equivalent(f: ComputeWorth) -> str:
+    """The same alternative measured a second way: the dense size that reaches its held-out score."""
+    if not f.size_equivalent or not math.isfinite(f.size_equivalent[0]):
+        return ""
+    size = f.size_equivalent[0]
+    return (f"; on held-out bits per byte it matched a dense model of {n_params(size)} parameters, "
+            f"{size / f.params_active:.3g}× its {n_params(f.params_active)} active")
+
+
+def _doubling_gain(s: DoublingGain) -> str:
+    return (f"Scale: going from {n_params(s.params_small)} to {n_params(s.params_large)} parameters "
+            f"({s.doublings:.2f} doublings) took {s.metric} from {s.value_small:.3f} to {s.value_large:.3f}: "
+            f"{abs(s.gain_per_doubling):.3f} {s.unit} {'less' if s.gain_per_doubling >= 0 else 'more'} per doubling.")
+
+
+def _placement(p: Placement) -> str:
+    side = "below (better than)" if p.value < p.low else "above (worse than)" if p.value > p.high else "within the band of"
+    return (f"{p.name} ({n_params(p.params)} parameters, {p.beyond:.3g}× the largest rung) scored {p.value:.3f} bits per "
+            f"byte on the held-out source; the ladder's law extrapolated to its size predicts {p.predicted:.3f} "
+            f"({p.low:.3f} to {p.high:.3f}), so it sits {side} the ladder's curve.")
+
+
+def _probe_trend(t: ProbeTrend) -> str:
+    return (f"{t.what} went from {t.value_small:.3g} {t.unit} ({t.small}, {n_params(t.params_small)}) to "
+            f"{t.value_large:.3g} {t.unit} ({t.large}, {n_params(t.params_large)}) across the ladder.")
 
 
 def _not_compared(f: LadderNotCompared) -> str:
@@ -308,11 +343,16 @@ _WORDERS: dict[type, Callable] = {
     SameMeasurement: _same, ReturnsFlatten: _flatten, NegativeReturns: _negative, VersionMismatch: _version,
     MixedVersions: _mixed_versions, LadderLaw: _ladder_law, ComputeWorth: _compute_worth,
     LadderNotCompared: _not_compared, QuantisedVariant: _quantised, LadderNDLaw: _ladder_nd,
+    DoublingGain: _doubling_gain, Placement: _placement, ProbeTrend: _probe_trend,
+    NotComputed: lambda f: f"No {f.what}: {f.reason}.",
 }
 
 
 def register(kind: type, worder: Callable[[Any], str]) -> None:
-    """Word another package's typed findings (the `make run` study's) through `words` as well."""
+    """Word a new kind of finding. Every finding of beyondscale is worded above; a second wording of one
+    kind is refused, so one sentence has one wording."""
+    if kind in _WORDERS:
+        raise ValueError(f"{kind.__name__} is already worded; one wording per finding")
     _WORDERS[kind] = worder
 
 

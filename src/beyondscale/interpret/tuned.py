@@ -95,7 +95,7 @@ def fit_affine_lens(model: Any, tokenizer: Any, texts: list[str], max_length: in
 
 def corpus_texts(n_docs: int, max_chars: int = 1200) -> list[str]:
     """The first n documents of the offline stdlib-docstring corpus (deterministic order)."""
-    from beyondscale.quickstart.corpus import load_corpus
+    from beyondscale.corpora.stdlib_prose import load_corpus
 
     docs = load_corpus().documents
     step = max(1, len(docs) // max(1, n_docs))  # spread over the whole library, not its first modules

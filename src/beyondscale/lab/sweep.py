@@ -289,6 +289,30 @@ def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, checks
     return doc
 
 
+@dataclass(frozen=True)
+class TrainedLadder:
+    """A trained ladder: its rungs, each rung's training record, the data files and the shared tokenizer."""
+
+    rungs: tuple[Rung, ...]
+    records: dict[str, dict]
+    data: dict[str, Path]
+    tokenizer: Path
+
+    def model_specs(self) -> dict[str, str]:
+        """name -> model spec (`name=folder`), as `evaluate` takes them."""
+        return {r.name: f"{r.name}={self.records[r.name]['out']}" for r in self.rungs}
+
+
+def train_ladder(p: Preset, raw: Corpus, curated: Corpus | None, folder: Path, *, store: str | None, device: str,
+                 show_progress: bool = True, executor: Any = None, skip_kinds: tuple[str, ...] = ()) -> TrainedLadder:
+    """Data split, tokenizer and every rung of the preset (minus `skip_kinds`), trained or read back."""
+    paths = prepare_data(raw, curated, folder / "data")
+    rungs = tuple(r for r in plan_rungs(p, curated is not None) if r.kind not in skip_kinds)
+    records = train_rungs(p, list(rungs), paths, folder, store=store, device=device, show_progress=show_progress,
+                          executor=executor)
+    return TrainedLadder(rungs, records, paths, folder / "tokenizer")
+
+
 def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None = None, tasks: list[str] | None = None,
               tokens: int | list[int] | None = None, store: str = "beyondscale.db", device: str = "auto",
               show_progress: bool = True, executor: Any = None) -> dict[str, Any]:
@@ -301,10 +325,9 @@ def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None =
     p = with_budgets(p, tokens)
     device = (executor or LocalExecutor()).resolve_device(device)  # None: train here, in this process
     folder = Path(out).expanduser().resolve()
-    paths = prepare_data(raw, cur, folder / "data")
-    rungs = plan_rungs(p, cur is not None)
-    records = train_rungs(p, rungs, paths, folder, store=store, device=device, show_progress=show_progress,
+    ladder = train_ladder(p, raw, cur, folder, store=store, device=device, show_progress=show_progress,
                           executor=executor)
+    rungs, records, paths = list(ladder.rungs), ladder.records, ladder.data
     metrics = evaluate_rungs(records, [str(paths["task"]), *(tasks or [])], store, p, device, show_progress,
                              executor)
     checks = post_checks(records, p, device, paths.get("val_clean"), folder / "tokenizer")

@@ -20,8 +20,7 @@ from typing import Any
 
 import yaml
 
-from beyondscale.errors import UserError
-from beyondscale.quickstart.corpus import (
+from beyondscale.corpora.stdlib_prose import (
     Corpus,
     Document,
     assign_group,
@@ -30,6 +29,7 @@ from beyondscale.quickstart.corpus import (
     split_sentences,
     stable_unit,
 )
+from beyondscale.errors import UserError
 from beyondscale.quickstart.templates import TASK_NAMES, TASK_TEMPLATES
 
 __all__ = [

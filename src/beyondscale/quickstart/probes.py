@@ -8,22 +8,28 @@ results are all there already is not even loaded, so a second `make run` skips t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from beyondscale.quickstart.study import Study
+from beyondscale.bias import counterfactual as cf
+from beyondscale.interpret import lens, routing
+from beyondscale.interpret.loading import load_probe_model
+from beyondscale.interpret.results import data_key, nan_to_none, probe_frame, put_probe
+from beyondscale.lab.sweep import TrainedLadder
+from beyondscale.lab.tokenizer import load_tokenizer
+from beyondscale.quickstart.spec import StudySpec
+from beyondscale.quickstart.stages import EvaluationStage
 
 __all__ = ["lens_texts_for", "run_probes", "stored"]
 
 
-def lens_texts_for(study: Study) -> list[str]:
+def lens_texts_for(spec: StudySpec, ladder: TrainedLadder, heldout_task: Path) -> list[str]:
     """The openings of the first held-out documents (text no trained arm saw), cut to fit the ladder's context."""
-    from beyondscale.lab.tokenizer import load_tokenizer
-
-    tok = load_tokenizer(str(study.work / "ladder" / "tokenizer"))
-    budget = study.plan.shapes[0].context_length - 4  # room for special tokens a tokenizer may add
-    path = study.tasks["heldout_source_bpb"].with_suffix(".jsonl")
+    tok = load_tokenizer(str(ladder.tokenizer))
+    budget = spec.plan.shapes[0].context_length - 4  # room for special tokens a tokenizer may add
+    path = heldout_task.with_suffix(".jsonl")
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [_opening(r["text"], tok, budget) for r in rows[: study.plan.probe_texts]]
+    return [_opening(r["text"], tok, budget) for r in rows[: spec.plan.probe_texts]]
 
 
 def _opening(text: str, tok: Any, budget: int) -> str:
@@ -40,8 +46,6 @@ def _opening(text: str, tok: Any, budget: int) -> str:
 
 def stored(store: str) -> set[tuple[str, str, str, str]]:
     """(model_key, probe, version, data_key) of every stored probe result."""
-    from beyondscale.interpret.results import probe_frame
-
     frame = probe_frame(store)
     if frame.empty:
         return set()
@@ -49,10 +53,7 @@ def stored(store: str) -> set[tuple[str, str, str, str]]:
     return {tuple(row) for row in frame[cols].itertuples(index=False)}  # type: ignore[misc]
 
 
-def _wanted(study: Study, name: str, texts: list[str], probe_set: dict[str, Any]) -> list[tuple[str, str, str]]:
-    from beyondscale.interpret import lens, routing
-    from beyondscale.interpret.results import data_key
-
+def _wanted(name: str, texts: list[str], probe_set: dict[str, Any]) -> list[tuple[str, str, str]]:
     jobs = [("logit_lens", lens.PROBE_VERSION, data_key({"texts": texts})),
             ("counterfactual", f"cf-{probe_set['version']}", probe_set["content_sha256"])]
     if name.startswith("moe-"):
@@ -60,14 +61,9 @@ def _wanted(study: Study, name: str, texts: list[str], probe_set: dict[str, Any]
     return jobs
 
 
-def _run_one(study: Study, name: str, jobs: list[tuple[str, str, str]], texts: list[str],
+def _run_one(spec: StudySpec, model: str, jobs: list[tuple[str, str, str]], texts: list[str],
              probe_set: dict[str, Any]) -> None:
-    from beyondscale.bias import counterfactual as cf
-    from beyondscale.interpret import lens, routing
-    from beyondscale.interpret.loading import load_probe_model
-    from beyondscale.interpret.results import nan_to_none, put_probe
-
-    pm = load_probe_model(study.models[name], device=study.device)
+    pm = load_probe_model(model, device=spec.device)
     for probe, version, data in jobs:
         if probe == "logit_lens":
             doc = lens.lens_texts(pm.model, pm.tokenizer, texts, pm.max_length, pm.name).to_json()
@@ -76,25 +72,21 @@ def _run_one(study: Study, name: str, jobs: list[tuple[str, str, str]], texts: l
                                                                                           probe_set)})
         else:
             doc = routing.routing(pm.model, pm.tokenizer, texts[0], pm.max_length, pm.name)
-        put_probe(study.store, model_key=pm.key, probe=probe, probe_version=version, data=data,
+        put_probe(spec.store, model_key=pm.key, probe=probe, probe_version=version, data=data,
                   model_name=pm.name, summary=doc, model_record=pm.record)
     del pm
 
 
-def run_probes(study: Study) -> None:
+def run_probes(spec: StudySpec, ladder: TrainedLadder, evaluation: EvaluationStage, heldout_task: Path) -> None:
     """The trained models (the ladder, the MoE, the curated arm), and the real ones if the plan says so."""
-    from beyondscale.bias import counterfactual as cf
-    from beyondscale.interpret.cli import quiet
-
-    quiet()
-    texts = lens_texts_for(study)
+    texts = lens_texts_for(spec, ladder, heldout_task)
     probe_set = cf.load_probe_set()
-    have = stored(study.store)
-    trained = {r.name for r in study.rungs}
-    for name in study.models:
-        if name not in trained and not study.plan.probe_real_models:
+    have = stored(spec.store)
+    trained = {r.name for r in ladder.rungs}
+    for name, model in evaluation.specs.items():
+        if name not in trained and not spec.plan.probe_real_models:
             continue
-        key = study.keys.get(name)
-        jobs = [j for j in _wanted(study, name, texts, probe_set) if (key, *j) not in have]
+        key = evaluation.keys.get(name)
+        jobs = [j for j in _wanted(name, texts, probe_set) if (key, *j) not in have]
         if jobs:
-            _run_one(study, name, jobs, texts, probe_set)
+            _run_one(spec, model, jobs, texts, probe_set)

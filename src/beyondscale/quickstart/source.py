@@ -18,9 +18,9 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from beyondscale.corpora.stdlib_prose import stable_unit, stdlib_files
 from beyondscale.errors import UserError
 from beyondscale.lab.data import jsonl_rows
-from beyondscale.quickstart.corpus import stable_unit, stdlib_files
 
 __all__ = ["SourceSplit", "TEST_SHARE", "bpb_task_rows", "split_sources", "write_bpb_task", "write_jsonl"]
 
