@@ -7,6 +7,7 @@ command line starts without torch.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -66,9 +67,22 @@ def evaluate(
     except BaseException:
         db.finish_run(run_id, "failed")
         raise
+    if _refused_input(out):
+        from beyondscale.work.logs import logs_root
+
+        db.discard_run(run_id)
+        db.close()
+        shutil.rmtree(logs_root(store) / run_id, ignore_errors=True)
+        raise UserError("; ".join(dict.fromkeys(f"--model {f.model}: {f.cause}" for f in out.failed)))
     db.finish_run(run_id, "failed" if out.failed else "done")
     db.close()
     return out
+
+
+def _refused_input(out: EvalResult) -> bool:
+    """Every unit failed on the user's input (corrupt weights, an unreadable tokenizer) and nothing was
+    computed or found stored: the command stops with one line and leaves no empty run behind."""
+    return bool(out.failed) and out.succeeded == 0 and out.skipped == 0 and all(f.user_error for f in out.failed)
 
 
 def _check_inputs(models: Sequence[str], tasks: Sequence[str], settings: EvalSettings) -> None:
@@ -88,9 +102,16 @@ def _check_inputs(models: Sequence[str], tasks: Sequence[str], settings: EvalSet
 
 
 def _parse_models(models: Sequence[str]) -> list[Any]:
+    """Every model's reference, its local weight files' headers read (cheap): a corrupt file stops here,
+    before a run is stored or a progress bar drawn."""
     from beyondscale.models import parse_model_ref
+    from beyondscale.models.load import check_weights
 
-    return [parse_model_ref(m) for m in models]
+    refs = [parse_model_ref(m) for m in models]
+    for ref in refs:
+        if ref.kind == "folder":
+            check_weights(ref)
+    return refs
 
 
 @dataclass

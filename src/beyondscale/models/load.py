@@ -103,7 +103,7 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def _check_weights(ref: ModelRef) -> str:
+def check_weights(ref: ModelRef) -> str:
     """Validate local weight files before transformers sees them; returns the weights format."""
     files = ref.weight_files()
     safetensors = [p for p in files if p.suffix == ".safetensors"]
@@ -279,7 +279,7 @@ def _load(ref: ModelRef, identity: str, torch_dtype: Any, trust_remote_code: boo
 
     if ref.kind == "gguf":
         return _load_gguf(ref, identity, torch_dtype, trust_remote_code, load_kwargs)
-    weights_format = _check_weights(ref) if ref.kind == "folder" else "hub"
+    weights_format = check_weights(ref) if ref.kind == "folder" else "hub"
     revision = ref.revision
     if ref.kind == "hub":  # load the very commit the identity names, even if the branch moves meanwhile
         from beyondscale.models.hub import resolve_commit

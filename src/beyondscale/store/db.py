@@ -163,6 +163,12 @@ class Store:
         with self.transaction():
             self.conn.execute("UPDATE runs SET finished=?, status=? WHERE run_id=?", (time.time(), status, run_id))
 
+    def discard_run(self, run_id: str) -> None:
+        """A run that computed nothing because the user's input was refused: gone, as if never started."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM run_units WHERE run_id=?", (run_id,))
+            self.conn.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
+
     def put_model(self, model_key: str, name: str, family: str | None, ref: dict, identity: str, facts: dict) -> None:
         with self.transaction():
             self.conn.execute(
