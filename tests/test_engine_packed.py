@@ -27,8 +27,8 @@ def _check(model, tok, items, max_length=128):
 
 def _spy(monkeypatch) -> dict[str, int]:
     calls = {"packed": 0, "two_phase": 0, "forwards": 0}
-    packed, two_phase, forward = (scoring.Scorer._score_packed, scoring.Scorer._score_two_phase,
-                                  scoring.Scorer._forward)
+    packed, two_phase, forward = (scoring.SpanScorer._score_packed, scoring.SpanScorer._score_two_phase,
+                                  scoring.SpanScorer._forward)
 
     def count(name, fn):
         def wrapped(self, *a, **k):
@@ -36,9 +36,9 @@ def _spy(monkeypatch) -> dict[str, int]:
             return fn(self, *a, **k)
         return wrapped
 
-    monkeypatch.setattr(scoring.Scorer, "_score_packed", count("packed", packed))
-    monkeypatch.setattr(scoring.Scorer, "_score_two_phase", count("two_phase", two_phase))
-    monkeypatch.setattr(scoring.Scorer, "_forward", count("forwards", forward))
+    monkeypatch.setattr(scoring.SpanScorer, "_score_packed", count("packed", packed))
+    monkeypatch.setattr(scoring.SpanScorer, "_score_two_phase", count("two_phase", two_phase))
+    monkeypatch.setattr(scoring.SpanScorer, "_forward", count("forwards", forward))
     return calls
 
 
@@ -74,7 +74,7 @@ def test_two_phase_path_gives_the_same_scores(monkeypatch):
 
 def test_tree_mask_lets_a_choice_see_the_prefix_and_itself_only():
     model = tiny_llama()
-    scorer = scoring.Scorer(model, pad_id=0)
+    scorer = scoring.SpanScorer(model, pad_id=0)
     # prefix of 2, choice 1 of 2 tokens, choice 2 of 1 token, one padding column
     pos = torch.tensor([[0, 1, 2, 3, 2, 0]])
     seg = torch.tensor([[0, 0, 1, 1, 2, -1]])

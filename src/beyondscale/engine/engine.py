@@ -25,7 +25,7 @@ from beyondscale.engine.requests import Item, ItemResult
 from beyondscale.engine.scoring import (
     SPLIT_OVERHEAD_TOKENS,
     Group,
-    Scorer,
+    SpanScorer,
     batch_cost,
     make_groups,
     packed_len,
@@ -98,7 +98,7 @@ class Engine:
         self.device = next(model.parameters()).device
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tok.prefix_token_id  # always masked out
-        self.scorer = Scorer(model, self.pad_id)
+        self.scorer = SpanScorer(model, self.pad_id)
         self.eos = eos_ids(model, tokenizer)
         self.eos_str = (
             tokenizer.decode(tokenizer.eos_token_id, skip_special_tokens=False)

@@ -14,7 +14,7 @@ lm-eval's float32 sum by ~2e-5 a token on a 262k vocabulary, ~1e-3 over a senten
 
 `ChunkedHead.of(model)` returns None unless the model's own forward is body -> plain Linear head
 (-> optional final logit softcapping), checked once on a few tokens against the model's logits;
-other models keep the model's own head (scoring.Scorer falls back).
+other models keep the model's own head (scoring.SpanScorer falls back).
 """
 
 from __future__ import annotations

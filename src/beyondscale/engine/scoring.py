@@ -3,7 +3,7 @@
 A `Group` is a set of spans (see tokens.Span) whose model inputs share their first `prefix_len`
 tokens: the k choices of a multiple-choice question share the context (and any common start of
 the continuations). A batch whose groups have spans beyond their prefix (multiple choice) is scored
-in one forward pass (`Scorer._score_packed`): each group is one row [prefix | span 1's rest | span 2's
+in one forward pass (`SpanScorer._score_packed`): each group is one row [prefix | span 1's rest | span 2's
 rest | ...] with explicit positions and a 4D mask (per attention type, sliding windows applied) that
 lets a span's tokens see the prefix and themselves only, so the prefix runs once and no KV cache is
 built or copied. Rows longer than PACKED_MAX_ROW, and groups with nothing beyond the prefix (rolling
@@ -73,7 +73,7 @@ def make_groups(spans: list[Span], share: bool) -> list[Group]:
 
 def batch_cost(groups: list[Group]) -> tuple[int, int, int]:
     """(padded tokens run, KV-cache rows x length copied, scored positions) of one batch: packed rows
-    (`Scorer._score_packed`) copy no cache; the two-phase path copies the prefix per span."""
+    (`SpanScorer._score_packed`) copy no cache; the two-phase path copies the prefix per span."""
     scored = sum(s.n_scored for g in groups for s in g.spans)
     width = max(packed_len(g) for g in groups)
     rem = [r for g in groups for r in g.remainders() if r > 0]
@@ -93,7 +93,7 @@ def keep_mode(model) -> str:
     return "int"
 
 
-class Scorer:
+class SpanScorer:
     """Runs groups through a causal LM and returns per-span (sum logprob, all-greedy)."""
 
     def __init__(self, model, pad_id: int) -> None:

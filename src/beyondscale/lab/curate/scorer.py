@@ -31,7 +31,7 @@ def _vectorizer(n_features: int, ngram_max: int) -> Any:
 
 
 @dataclass
-class Scorer:
+class QualityClassifier:
     """Weights over hashed n-grams; `score(texts)` gives P(high quality) for each text."""
 
     coef: np.ndarray
@@ -68,7 +68,7 @@ def file_hash(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def load_scorer(path: str | Path) -> Scorer:
+def load_scorer(path: str | Path) -> QualityClassifier:
     """Read a saved scorer; any other file is refused with one line naming it."""
     from safetensors import safe_open
 
@@ -83,7 +83,7 @@ def load_scorer(path: str | Path) -> Scorer:
         raise UserError(f"--scorer {path}: not a saved quality scorer ({type(error).__name__})") from None
     if meta.get("format") != FORMAT or coef.shape != (int(meta["n_features"]),):
         raise UserError(f"--scorer {path}: not a {FORMAT} file")
-    return Scorer(coef, float(intercept[0]), int(meta["n_features"]), int(meta["ngram_max"]),
+    return QualityClassifier(coef, float(intercept[0]), int(meta["n_features"]), int(meta["ngram_max"]),
                   json.loads(meta.get("info", "{}")))
 
 
@@ -109,7 +109,7 @@ def _holdout(texts: list[str], labels: np.ndarray, n_features: int, ngram_max: i
 
 
 def train_scorer(high: list[str], low: list[str], n_features: int = DEFAULT_FEATURES, ngram_max: int = 2,
-                 c: float = 1.0, seed: int = 0) -> Scorer:
+                 c: float = 1.0, seed: int = 0) -> QualityClassifier:
     """Fit on all examples; report held-out accuracy first when each side has at least 10."""
     if len(high) < 2 or len(low) < 2:
         raise UserError(f"--train-scorer: need at least 2 high and 2 low examples (got {len(high)} and {len(low)})")
@@ -121,4 +121,4 @@ def train_scorer(high: list[str], low: list[str], n_features: int = DEFAULT_FEAT
         info.update(_holdout(texts, labels, n_features, ngram_max, c, seed))
     model = _fit(texts, labels, n_features, ngram_max, c)
     info["train_seconds"] = round(time.perf_counter() - start, 3)
-    return Scorer(model.coef_[0].astype(np.float32), float(model.intercept_[0]), n_features, ngram_max, info)
+    return QualityClassifier(model.coef_[0].astype(np.float32), float(model.intercept_[0]), n_features, ngram_max, info)
