@@ -200,9 +200,10 @@ def test_a_model_that_does_not_load_fails_once_and_the_run_exits_non_zero(
 ):
     from beyondscale import cli
 
-    broken = tmp_path / "broken"
+    broken = tmp_path / "broken"  # a tokenizer that does not parse: found when its unit loads it
     shutil.copytree(tiny_llama, broken)
-    (broken / "model.safetensors").write_bytes(b"\x00\x01garbage" * 10)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (broken / name).write_text("{ not json", encoding="utf-8")
     store = tmp_path / "s.db"
     monkeypatch.setattr(
         "sys.argv",
@@ -229,7 +230,7 @@ def test_a_model_that_does_not_load_fails_once_and_the_run_exits_non_zero(
         cli.main()
     assert exit_info.value.code == 1
     err = capsys.readouterr()
-    assert err.out.count("not a valid safetensors file") == 1  # reported once, in the summary
+    assert err.out.count("cannot load model folder") == 1  # reported once, in the summary
     assert "units: 1 succeeded, 0 skipped (already stored), 1 failed" in err.out
     assert "failed: broken · tiny_mc: " in err.out and "UserError" not in err.out
     (log,) = (store.with_name("s.db.logs")).glob("*/broken-*.log")

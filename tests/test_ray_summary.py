@@ -17,9 +17,12 @@ from beyondscale import api, cli
 
 
 def _broken_copy(model, tmp_path):
+    """A tokenizer that does not parse: found only when its unit loads it (a corrupt weights file is
+    refused before any unit runs, see test_evaluator_refusals)."""
     broken = tmp_path / "broken"
     shutil.copytree(model, broken)
-    (broken / "model.safetensors").write_bytes(b"\x00\x01garbage" * 10)
+    (broken / "tokenizer.json").write_text("{ not json", encoding="utf-8")
+    (broken / "tokenizer_config.json").write_text("{ not json", encoding="utf-8")
     return broken
 
 
@@ -55,7 +58,7 @@ def test_a_failed_unit_ends_alone_and_the_run_exits_1(
     out = capsys.readouterr().out
     assert code == 1
     assert "units: 2 succeeded, 0 skipped (already stored), 1 failed" in out
-    assert out.count("not a valid safetensors file") == 1 and "failed: broken · tiny_mc: " in out
+    assert out.count("cannot load model folder") == 1 and "failed: broken · tiny_mc: " in out
     conn = sqlite3.connect(store)
     # the models after the broken one were still evaluated and scored
     assert conn.execute("SELECT COUNT(DISTINCT model_key) FROM metrics").fetchone() == (2,)
@@ -105,7 +108,7 @@ def test_bench_keeps_the_good_models_rows_and_names_the_broken_one(tiny_llama, t
     from beyondscale.errors import UserError
 
     broken, store = _broken_copy(tiny_llama, tmp_path), tmp_path / "s.db"
-    with pytest.raises(UserError, match=r"bench: 1 failed \(broken: .*not a valid safetensors file"):
+    with pytest.raises(UserError, match=r"bench: 1 failed \(broken: .*cannot load model folder"):
         api.bench(
             [str(tiny_llama), f"broken={broken}"],
             prompt_tokens=(8,),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from beyondscale.errors import UserError
+from beyondscale.errors import Failure, UserError
 
 
 @dataclass
@@ -21,13 +21,12 @@ class PairResult:
     resumed_items: int = 0
 
 
-@dataclass
-class UnitFailure:
+@dataclass(frozen=True, kw_only=True)
+class UnitFailure(Failure):
+    """A (model, task) pair that failed, by display name."""
+
     model: str
     task: str
-    cause: str
-    attempts: int
-    user_error: bool
 
 
 @dataclass
@@ -52,7 +51,7 @@ class EvalResult:
             "run_id": self.run_id,
             "store": self.store,
             "summary": {"succeeded": self.succeeded, "skipped": self.skipped,
-                        "failed": [asdict(f) for f in self.failed]},
+                        "failed": [{k: v for k, v in asdict(f).items() if k != "detail"} for f in self.failed]},
             "results": [
                 {"model": r.model, "task": r.task, "metrics": r.metrics, "n_items": r.n_items, "seconds": r.seconds,
                  "efficiency": r.efficiency}

@@ -196,12 +196,12 @@ def _record_summary(db: Any, out: EvalResult, summary: Any, models: dict[str, st
     """Failed pairs are marked in run_units and listed once each with their cause; counts for the rest."""
     for (model_key, task_key), failure in summary.failed.items():
         db.put_run_unit(out.run_id, model_key, task_key, "failed")
-        out.failed.append(UnitFailure(models[model_key], tasks[task_key], failure.cause, failure.attempts,
-                                      failure.user_error))
+        out.failed.append(UnitFailure(model=models[model_key], task=tasks[task_key], cause=failure.cause,
+                                      attempts=failure.attempts, user_error=failure.user_error))
     for model_key, failure in summary.failed_models.items():
         if not any(m == model_key for m, _ in summary.failed):
-            out.failed.append(UnitFailure(models[model_key], "(facts)", failure.cause, failure.attempts,
-                                          failure.user_error))
+            out.failed.append(UnitFailure(model=models[model_key], task="(facts)", cause=failure.cause,
+                                          attempts=failure.attempts, user_error=failure.user_error))
     out.succeeded, out.skipped = len(summary.succeeded), len(summary.skipped)
 
 

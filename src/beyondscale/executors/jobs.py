@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from beyondscale.errors import UserError
+from beyondscale.errors import Failure, UserError
 from beyondscale.work.guard import cause_of
 
 
@@ -32,16 +32,15 @@ class Job:
 
 @dataclass(frozen=True)
 class JobResult:
+    """A job's value, or why it failed."""
+
     name: str
     value: Any = None
-    cause: str | None = None  # set when the job failed
-    detail: str = ""
-    user_error: bool = False
-    attempts: int = 1
+    failure: Failure | None = None
 
     @property
     def ok(self) -> bool:
-        return self.cause is None
+        return self.failure is None
 
 
 def call_guarded(name: str, fn: Callable[..., Any], args: tuple) -> JobResult:
@@ -49,12 +48,7 @@ def call_guarded(name: str, fn: Callable[..., Any], args: tuple) -> JobResult:
     try:
         return JobResult(name, fn(*args))
     except Exception as error:  # noqa: BLE001 - user code: reported once, never retried
-        return JobResult(
-            name,
-            cause=cause_of(error),
-            detail=traceback.format_exc(),
-            user_error=isinstance(error, UserError),
-        )
+        return JobResult(name, failure=Failure(cause_of(error), traceback.format_exc(), isinstance(error, UserError)))
 
 
 def local_map(jobs: Iterable[Job]) -> Iterator[JobResult]:
@@ -71,5 +65,5 @@ def raise_failures(results: Iterable[JobResult], what: str) -> None:
     """After every job has had its chance: one line naming each failed job and its cause."""
     failed = [r for r in results if not r.ok]
     if failed:
-        lines = "; ".join(f"{r.name}: {r.cause}" for r in failed)
+        lines = "; ".join(f"{r.name}: {r.failure.cause}" for r in failed if r.failure)
         raise UserError(f"{what}: {len(failed)} failed ({lines})")

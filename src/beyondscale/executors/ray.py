@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from beyondscale.errors import UserError
+from beyondscale.errors import Failure, UserError
 from beyondscale.executors.jobs import Job, JobResult, call_guarded
 from beyondscale.executors.resources import Resources, estimate_memory, model_resources
 from beyondscale.work.guard import cause_of, guarded
@@ -253,7 +253,7 @@ class RayExecutor:
             if job.memory_bytes:
                 options["memory"] = job.memory_bytes
             if (why := self._unplaceable(options)) is not None:
-                yield JobResult(job.name, cause=why, user_error=True)
+                yield JobResult(job.name, failure=Failure(why, user_error=True))
                 continue
             ref = remote.options(max_retries=self.max_retries, retry_exceptions=False, **options).remote(
                 job.name, job.fn, job.args
@@ -265,18 +265,16 @@ class RayExecutor:
             try:
                 yield ray.get(ref)
             except _worker_died_errors() as error:
-                yield JobResult(
-                    job.name,
-                    cause=f"worker died {self.max_retries + 1} times; last: {cause_of(error)}",
-                    detail=str(error),
-                    attempts=self.max_retries + 1,
-                )
+                yield JobResult(job.name, failure=Failure(
+                    f"worker died {self.max_retries + 1} times; last: {cause_of(error)}", str(error),
+                    attempts=self.max_retries + 1))
             except ray.exceptions.RayTaskError as error:
-                yield JobResult(job.name, cause=cause_of(error.cause or error), detail=str(error))
+                yield JobResult(job.name, failure=Failure(cause_of(error.cause or error), str(error)))
 
 
 def _fail(attempt: _Attempt, cause: str, detail: str, user_error: bool = False) -> Iterator[UnitOutput]:
     """The unit's last log lines, then its failure (reported once, in the run's summary)."""
     key = attempt.unit.model.model_key
     yield UnitLog(key, f"failed: {cause}\n{detail}".rstrip())
-    yield UnitFailed(key, cause, detail, user_error, retriable=not user_error, attempts=attempt.attempt)
+    yield UnitFailed(model_key=key, cause=cause, detail=detail, user_error=user_error, retriable=not user_error,
+                     attempts=attempt.attempt)

@@ -68,7 +68,7 @@ def train_all(
                 progress.advance(bar)
                 progress.console.print(
                     f"{result.name}: "
-                    + (_done_line(result.value) if result.ok else f"failed: {result.cause}"),
+                    + (_done_line(result.value) if result.ok else f"failed: {result.failure.cause}"),
                     highlight=False,
                     markup=False,
                 )

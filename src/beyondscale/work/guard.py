@@ -56,14 +56,8 @@ def guarded(unit: Unit, attempt: int = 1) -> Iterator[UnitOutput]:
     except Exception as error:  # noqa: BLE001 - user code: reported once, never retried
         detail = traceback.format_exc()
         buffer.write(detail)
-        failure = UnitFailed(
-            unit.model.model_key,
-            cause_of(error),
-            detail,
-            isinstance(error, UserError),
-            retriable=False,
-            attempts=attempt,
-        )
+        failure = UnitFailed(model_key=unit.model.model_key, cause=cause_of(error), detail=detail,
+                             user_error=isinstance(error, UserError), attempts=attempt)
     finally:
         root.removeHandler(handler)
     status = f"failed: {failure.cause}" if failure else "done"

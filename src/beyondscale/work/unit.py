@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from beyondscale.engine.requests import Item
+from beyondscale.errors import Failure
 from beyondscale.models.ref import ModelRef
 
 
@@ -95,17 +96,13 @@ class UnitLog:
     notice: bool = False
 
 
-@dataclass(frozen=True)
-class UnitFailed:
+@dataclass(frozen=True, kw_only=True)
+class UnitFailed(Failure):
     """A unit that stopped before its end. `retriable` only when its worker died (crash, lost object),
     never for an error the unit's own code raised: that one would fail again, so it is reported once."""
 
     model_key: str
-    cause: str  # one line: "ExceptionType: message"
-    detail: str = ""  # the traceback, for the unit's log
-    user_error: bool = False  # a beyondscale.errors.UserError (a model that does not load, ...)
     retriable: bool = False
-    attempts: int = 1
 
 
 UnitOutput = FactsResult | BatchResult | UnitLog | UnitFailed
