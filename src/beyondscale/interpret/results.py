@@ -15,6 +15,8 @@ from typing import Any
 
 import pandas as pd
 
+from beyondscale.keys import content_key
+
 TABLE = """CREATE TABLE IF NOT EXISTS probe_results (
     model_key TEXT NOT NULL, probe TEXT NOT NULL, probe_version TEXT NOT NULL, data_key TEXT NOT NULL,
     model_name TEXT, summary_json TEXT NOT NULL, created REAL NOT NULL,
@@ -34,8 +36,7 @@ def nan_to_none(obj: Any) -> Any:
 
 def data_key(obj: Any) -> str:
     """Content hash of a probe's input (texts, file bytes, settings)."""
-    blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode()
-    return hashlib.sha256(blob).hexdigest()[:24]
+    return content_key(obj, ensure_ascii=False)  # probe keys were written with UTF-8 text
 
 
 def file_key(path: str | Path, **settings: Any) -> str:

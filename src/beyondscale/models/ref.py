@@ -9,7 +9,6 @@ results, changing any byte of a weight file invalidates them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from beyondscale.errors import UserError
+from beyondscale.keys import content_key
 
 ModelKind = Literal["hub", "folder", "gguf"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -53,8 +53,7 @@ class ModelRef:
 
     def identity(self) -> str:
         """A fingerprint of everything that changes scores (see `identity_parts`)."""
-        blob = json.dumps(self.identity_parts(), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        return content_key(self.identity_parts())
 
     def identity_parts(self) -> dict:
         """What the identity covers: full digests of the weights, config, generation config and
