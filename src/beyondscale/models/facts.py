@@ -219,8 +219,8 @@ def compute_facts(
         max_context=_cfg(config, "max_position_embeddings", "n_positions", "n_ctx"),
         n_experts=n_experts,
         experts_per_token=top_k if n_experts else 0,
-        training_tokens=record.get("training_tokens"),
-        training_flops=record.get("training_flops"),
+        training_tokens=record.get("tokens"),  # the record's names (ModelRef.lab_record reads old ones)
+        training_flops=record.get("train_flops"),
         quantization=quantization_label(weights_format, getattr(config, "quantization_config", None)),
         tokenizer_key=tokenizer_key(tokenizer),
     )
