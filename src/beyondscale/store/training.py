@@ -96,8 +96,8 @@ class TrainingRecord(Mapping[str, Any]):
         missing = [f.name for f in fields(cls) if _required(f) and values.get(f.name) is None]
         if missing:
             raise UserError(f"{source}: not a training record (no {', '.join(missing)})")
-        extra = {k: v for k, v in values.items() if k not in _NAMED}
-        return cls(**{k: v for k, v in values.items() if k in _NAMED}, extra={**values.get("extra", {}), **extra})
+        return cls(**{k: v for k, v in values.items() if k in _NAMED},
+                   extra={k: v for k, v in values.items() if k not in _NAMED})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (beyondscale_lab.json, the store's record column): one key per field."""
