@@ -3,7 +3,7 @@
 The throughput benchmark's second format (the first is the quickstart's long-passage next-sentence
 task): a passage of about 70 tokens cut at a word boundary, and three candidate next-word runs of
 about 4 tokens: the true next three words and two runs of three words from other source files.
-Documents come from `beyondscale.quickstart.corpus.load_corpus()` (read, never imported), in a fixed
+Documents come from `beyondscale.corpora.stdlib_prose.load_corpus()` (read, never imported), in a fixed
 seeded order, so the same Python version gives byte-identical files.
 
     python bench/short_answer_task.py OUT_DIR [--n 200]
@@ -38,7 +38,7 @@ def _runs(words: list[str]) -> list[tuple[int, int]]:
 
 def items(n: int, seed: int = 1234) -> list[dict]:
     """n rows {passage, choices (3), label}; distractors are word runs from other groups."""
-    from beyondscale.quickstart.corpus import load_corpus, stable_unit
+    from beyondscale.corpora.stdlib_prose import load_corpus, stable_unit
 
     docs = sorted(load_corpus().documents, key=lambda d: (stable_unit("short", seed, d.doc_id), d.doc_id))
     rng = random.Random(seed)

@@ -32,10 +32,16 @@ def test_record_lands_in_the_store_once_with_its_curve(tmp_path):
     assert val[-1] == (16, pytest.approx(record["val_loss"]))
     loads = conn.execute("SELECT layer, SUM(load) FROM lab_expert_load GROUP BY layer").fetchall()
     assert [(layer, round(total, 5)) for layer, total in loads] == [(0, 1.0), (1, 1.0)]
-    from beyondscale.lab.record import read_tables
+    from beyondscale.store import Store
+    from beyondscale.store.training import stored_training_record, training_tables
 
-    frames = read_tables(db)
-    assert (len(frames["runs"]), len(frames["curve"]), len(frames["expert_load"])) == (1, 16 + len(val), 2 * 4)
+    with Store(db) as store:
+        tables = training_tables(store)
+        back = stored_training_record(store, record.model_key)
+    assert (len(tables.runs), len(tables.curve), len(tables.expert_load)) == (1, 16 + len(val), 2 * 4)
+    # Read back typed: the same figures, the curves from their table.
+    assert (back.tokens, back.train_flops, back.val_loss) == (2048, record.train_flops, record.val_loss)
+    assert [p["step"] for p in back.loss_curve] == list(range(1, 17)) and back.expert_load == record.expert_load
 
 
 def test_distillation_loss_and_teacher_flops(tmp_path):

@@ -205,11 +205,9 @@ def test_the_ladder_sections_render_in_a_browser(swept, monkeypatch):
 def test_two_sweeps_into_one_store_keep_their_runs_apart_by_key(tmp_path):
     """Rung names repeat across sweeps; each run stays one row, labelled with its key."""
     from beyondscale.analysis.ladder import read_ladder
-    from beyondscale.lab.record import ensure_tables
     from beyondscale.store import Store
 
     db = Store(tmp_path / "s.db")
-    ensure_tables(db.conn)
     for i, flops in enumerate([1e9, 2e9, 4e9, 8e9, 1e9]):
         out = f"/sweeps/{'b' if i == 4 else 'a'}/runs/dense-{i % 4}"
         record = {"context_length": 32, "val_tokens_sha256": "same", "data": {}}

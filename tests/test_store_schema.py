@@ -95,6 +95,7 @@ def test_version_1_store_is_migrated_keeping_the_newest_scores(tmp_path):
         ("r_new", "t"), ("r_old", "t"), ("r_old", "t2")]
     assert _one(conn, "SELECT COUNT(*) FROM items") == [(1,)]
     assert _one(conn, "SELECT COUNT(*) FROM measurements") == [(1,)]
+    assert _one(conn, "SELECT name FROM sqlite_master WHERE name='training_runs'") == []  # version 3 dropped it
     frames = load_frames(store)
     assert sorted(frames.scores["value"]) == [0.5, 0.75]
     store.close()

@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from beyondscale.errors import UserError
+from beyondscale.store import Store
+from beyondscale.store.training import training_tables
 
 __all__ = ["Ladder", "LadderSet", "classify", "ladder_findings", "ladder_from_runs", "read_ladder", "worth"]
 
@@ -106,17 +108,16 @@ def _run_row(row: pd.Series) -> dict[str, Any]:
 
 def read_ladder(store: str | Path, *, n_boot: int = 1000, seed: int = 0,
                 inference_tokens: float | None = None) -> Ladder:
-    """The store's lab tables (`lab.record`) analysed; an empty Ladder when it holds no lab runs.
+    """The store's lab tables (`store.training`) analysed; an empty Ladder when it holds no lab runs.
     `inference_tokens`: served tokens for the inference-aware optimum (default: an assumed multiple)."""
-    from beyondscale.lab.record import read_tables
-
     if not Path(store).exists():  # no store, no records (the caller says what is missing)
         return Ladder([], pd.DataFrame(), pd.DataFrame())
-    tables = read_tables(store)
-    runs = _unique_names(pd.DataFrame([_run_row(r) for _, r in tables["runs"].iterrows()]))
+    with Store(store, create=False) as db:
+        tables = training_tables(db)
+    runs = _unique_names(pd.DataFrame([_run_row(r) for _, r in tables.runs.iterrows()]))
     names = dict(zip(runs["model_key"], runs["model"], strict=True)) if not runs.empty else {}
-    curves = tables["curve"].assign(model=tables["curve"]["model_key"].map(names))
-    load = tables["expert_load"].assign(model=tables["expert_load"]["model_key"].map(names))
+    curves = tables.curve.assign(model=tables.curve["model_key"].map(names))
+    load = tables.expert_load.assign(model=tables.expert_load["model_key"].map(names))
     return ladder_from_runs(runs, curves, load, n_boot=n_boot, seed=seed, inference_tokens=inference_tokens)
 
 

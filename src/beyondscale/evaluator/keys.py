@@ -3,15 +3,10 @@ model key covers weights, config, tokenizer, dtype and quantisation (`models.mod
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from beyondscale.evaluator.settings import EvalSettings
-
-
-def content_key(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:24]
+from beyondscale.keys import content_key
 
 
 def task_key_for(spec_hash: str, settings: EvalSettings) -> str:

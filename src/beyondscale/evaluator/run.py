@@ -156,8 +156,6 @@ def _model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[
     if settings.quantize not in ("none", None):  # a display name of its own (the key already differs)
         ref = replace(ref, name=f"{ref.name}-{settings.quantize}")
     label = ModelLabel(ref.name, settings.family, ref.to_dict(), identity, record)
-    if record is not None:
-        db.put_training_record(key, record)
     if (facts := db.model_facts(key)) is not None:
         db.put_model(key, label.name, label.family, label.ref, identity, with_lab_record(facts, record))
     return ModelJob(ref, key, identity, load), label

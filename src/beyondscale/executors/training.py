@@ -15,9 +15,10 @@ from typing import Any
 
 from beyondscale.executors.jobs import Job, map_jobs, raise_failures
 from beyondscale.executors.resources import Resources
+from beyondscale.store.training import TrainingRecord
 
 
-def train_job(req: Any) -> dict[str, Any] | None:
+def train_job(req: Any) -> TrainingRecord | None:
     """On a worker: train with no store (the driver writes it) and no progress bar (no terminal there)."""
     from beyondscale.lab.run import train_model
 
@@ -43,14 +44,14 @@ def phases(requests: dict[str, Any], teachers: dict[str, str | None]) -> list[li
 
 def train_all(
     requests: dict[str, Any], teachers: dict[str, str | None], executor: Any, store: str | None
-) -> dict[str, dict]:
+) -> dict[str, TrainingRecord]:
     """Train every request (name -> lab.run.TrainRequest) and return name -> training record."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from beyondscale.lab.record import store_record
 
-    records: dict[str, dict] = {}
+    records: dict[str, TrainingRecord] = {}
     show = any(getattr(r, "show_progress", False) for r in requests.values())
     with Progress(
         TextColumn("{task.description}"),
@@ -76,7 +77,7 @@ def train_all(
             for result in results:
                 record = result.value
                 if store and record is not None:
-                    record["model_key"] = store_record(store, Path(record["out"]), record)
+                    record = replace(record, model_key=store_record(store, Path(record.out), record))
                 records[result.name] = record
     return records
 
@@ -94,7 +95,7 @@ def _job(name: str, req: Any, executor: Any) -> Job:
     )
 
 
-def _done_line(record: dict | None) -> str:
+def _done_line(record: TrainingRecord | None) -> str:
     if not record:
         return "stopped early"
     return f"trained, validation loss {record['val_loss']:.4f}, {record['wall_s']:.1f} s"

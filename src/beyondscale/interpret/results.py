@@ -1,24 +1,21 @@
 """Probe results in the store: one row per (model_key, probe, probe_version, data_key).
 
-The store's own schema belongs to `beyondscale.store`; probes keep their own table, created on
-demand on the same SQLite connection. A re-run of the same probe on the same model and data
-replaces its row (idempotent), so nothing is duplicated.
+The table and its SQL belong to `beyondscale.store.probes`; this module keys a probe's input by content
+and opens the store. A re-run of the same probe on the same model and data replaces its row
+(idempotent), so nothing is duplicated.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-TABLE = """CREATE TABLE IF NOT EXISTS probe_results (
-    model_key TEXT NOT NULL, probe TEXT NOT NULL, probe_version TEXT NOT NULL, data_key TEXT NOT NULL,
-    model_name TEXT, summary_json TEXT NOT NULL, created REAL NOT NULL,
-    PRIMARY KEY (model_key, probe, probe_version, data_key))"""
+from beyondscale.keys import content_key
+from beyondscale.store import Store
+from beyondscale.store.probes import probe_results, put_probe_result
 
 
 def nan_to_none(obj: Any) -> Any:
@@ -34,8 +31,7 @@ def nan_to_none(obj: Any) -> Any:
 
 def data_key(obj: Any) -> str:
     """Content hash of a probe's input (texts, file bytes, settings)."""
-    blob = json.dumps(obj, sort_keys=True, default=str, ensure_ascii=False).encode()
-    return hashlib.sha256(blob).hexdigest()[:24]
+    return content_key(obj, ensure_ascii=False)  # probe keys were written with UTF-8 text
 
 
 def file_key(path: str | Path, **settings: Any) -> str:
@@ -46,34 +42,15 @@ def file_key(path: str | Path, **settings: Any) -> str:
 def put_probe(store: str | Path, *, model_key: str, probe: str, probe_version: str, data: str,
               model_name: str, summary: dict[str, Any], model_record: dict[str, Any] | None = None) -> None:
     """Store one probe result; `model_record` registers the model (with its size facts) if the store lacks it."""
-    from beyondscale.store import Store
-
-    db = Store(store)
-    try:
+    with Store(store) as db:
         if model_record is not None and db.model_facts(model_key) is None:
             r = model_record
             db.put_model(model_key, r["name"], None, r["ref"], r["identity"], r["facts"])
-        db.conn.execute(TABLE)
-        db.conn.execute(
-            "INSERT OR REPLACE INTO probe_results VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (model_key, probe, probe_version, data, model_name, json.dumps(summary, default=str), time.time()),
-        )
-    finally:
-        db.close()
+        put_probe_result(db, model_key=model_key, probe=probe, probe_version=probe_version, data_key=data,
+                         model_name=model_name, summary=summary)
 
 
 def probe_frame(store: str | Path, probe: str | None = None) -> pd.DataFrame:
     """All stored probe rows (summary parsed), optionally one probe; empty when none."""
-    from beyondscale.store import Store
-
-    db = Store(store)
-    try:
-        db.conn.execute(TABLE)
-        sql, args = "SELECT * FROM probe_results", ()
-        if probe is not None:
-            sql, args = sql + " WHERE probe = ?", (probe,)
-        frame = pd.read_sql_query(sql, db.conn, params=args)
-    finally:
-        db.close()
-    frame["summary"] = [json.loads(s) for s in frame.pop("summary_json")] if len(frame) else []
-    return frame
+    with Store(store) as db:
+        return probe_results(db, probe)

@@ -20,8 +20,10 @@ from beyondscale.lab import checkpoint
 from beyondscale.lab.configs import Shape, build_config, neox_init, validate
 from beyondscale.lab.data import Batches, TokenSplits, check_sizes, read_corpus, tokenize
 from beyondscale.lab.progress import TrainHooks
+from beyondscale.lab.record import read_folder_record
 from beyondscale.lab.train import TrainConfig, lr_lambda, make_optimizer, train_steps, use_compile
 from beyondscale.models.ref import LAB_MARKER
+from beyondscale.store.training import TrainingRecord
 
 LAB_DIR = "lab"  # inside the output folder: token arrays, the request and the checkpoint
 OWN_FILES = ("config.json", "generation_config.json", "model.safetensors", "README.md", LAB_MARKER,
@@ -215,7 +217,7 @@ def _load_teacher(req: TrainRequest, tok: Any, device: str) -> torch.nn.Module |
     return teacher.to(device).eval().requires_grad_(False)
 
 
-def train_model(req: TrainRequest) -> dict[str, Any] | None:
+def train_model(req: TrainRequest) -> TrainingRecord | None:
     """Train one model into `req.out`; returns its record (None when `stop_after` stopped it early)."""
     from beyondscale.models.load import resolve_device
 
@@ -228,7 +230,7 @@ def train_model(req: TrainRequest) -> dict[str, Any] | None:
     if req.resume and state in ("finished", "checkpoint"):
         _check_same_data(req, out)
     if req.resume and state == "finished":
-        return json.loads((out / LAB_MARKER).read_text(encoding="utf-8"))
+        return read_folder_record(out)
     if req.resume and state == "checkpoint":
         tok, splits, data = _resume_folder(out)
     else:
@@ -240,7 +242,7 @@ def train_model(req: TrainRequest) -> dict[str, Any] | None:
 
 
 def _train_and_save(req: TrainRequest, out: Path, steps: int, device: str, model: torch.nn.Module, blocks: list,
-                    teacher: Any, tok: Any, splits: TokenSplits, data: dict) -> dict[str, Any] | None:
+                    teacher: Any, tok: Any, splits: TokenSplits, data: dict) -> TrainingRecord | None:
     from beyondscale import measure
     from beyondscale.lab.data import eval_windows
     from beyondscale.lab.losses import windows_loss
@@ -297,7 +299,7 @@ def _append_segment(out: Path, result: Any) -> None:
 
 
 def _finish(req: TrainRequest, out: Path, model: torch.nn.Module, tok: Any, splits: TokenSplits, data: dict,
-            hooks: TrainHooks, peak: Any, device: str) -> dict[str, Any]:
+            hooks: TrainHooks, peak: Any, device: str) -> TrainingRecord:
     """Final evaluation, the HF folder, the record (JSON beside the weights, and the store)."""
     from beyondscale.lab.data import eval_windows, spread_windows
     from beyondscale.lab.flops import param_counts
@@ -318,30 +320,29 @@ def _finish(req: TrainRequest, out: Path, model: torch.nn.Module, tok: Any, spli
     energy = sum(s["energy_j"] or 0.0 for s in segments)
     sources = sorted({s["energy_source"] for s in segments})
     moe = [load_summary(c) for c in hooks.counts] if req.arch == "moe" else None
-    record = {
-        "schema": 1, "out": str(out), "arch": req.arch, "architecture": model.config.architectures[0],
-        **param_counts(model), "tokens": steps * hooks.tokens_per_step, "steps": steps,
-        "training_tokens": steps * hooks.tokens_per_step, "train_flops": hooks.flops, "training_flops": hooks.flops,
-        "flops_convention": "Kaplan: 3 x forward (2 per weight MAC + 2*n_layer*ctx*d_attn); experts counted "
-                            "per routed token; teacher forward passes included",
-        "context_length": ctx, "val_loss": val_loss, "val_tokens": str(splits.val_path),
-        "val_token_count": int(val_windows.size), "train_loss": train_loss,
-        "train_loss_sample": "as many windows as validation, evenly spaced over the training tokens",
-        "generalisation_gap": val_loss - train_loss, "wall_s": wall, "energy_j": energy,
-        "energy_source": "+".join(sources), "energy_estimated": any(s["energy_estimated"] for s in segments),
-        "segments": len(segments), "device": device, "hardware": segments[-1]["hardware"],
-        "tokens_per_s": steps * hooks.tokens_per_step / wall if wall else None,
-        "mfu": hooks.flops / wall / peak.value if wall and peak.value else None, "peak_flops_source": peak.source,
-        "expert_load": [m["load"] for m in moe] if moe else None, "moe_layers": moe,
-        "distill": {"teacher": req.distill_from, "teacher_flops": hooks.teacher_flops,
-                    "alpha": req.train.distill_alpha, "temperature": req.train.distill_temperature}
+    record = TrainingRecord(
+        out=str(out), arch=req.arch, architecture=model.config.architectures[0],
+        **param_counts(model), tokens=steps * hooks.tokens_per_step, steps=steps, train_flops=hooks.flops,
+        flops_convention="Kaplan: 3 x forward (2 per weight MAC + 2*n_layer*ctx*d_attn); experts counted "
+                         "per routed token; teacher forward passes included",
+        context_length=ctx, val_loss=val_loss, val_tokens=str(splits.val_path),
+        val_token_count=int(val_windows.size), train_loss=train_loss,
+        train_loss_sample="as many windows as validation, evenly spaced over the training tokens",
+        generalisation_gap=val_loss - train_loss, wall_s=wall, energy_j=energy,
+        energy_source="+".join(sources), energy_estimated=any(s["energy_estimated"] for s in segments),
+        segments=len(segments), device=device, hardware=segments[-1]["hardware"],
+        tokens_per_s=steps * hooks.tokens_per_step / wall if wall else None,
+        mfu=hooks.flops / wall / peak.value if wall and peak.value else None, peak_flops_source=peak.source,
+        expert_load=[m["load"] for m in moe] if moe else None, moe_layers=moe,
+        distill={"teacher": req.distill_from, "teacher_flops": hooks.teacher_flops,
+                 "alpha": req.train.distill_alpha, "temperature": req.train.distill_temperature}
         if req.distill_from else None,
-        "data": data, "shape": req.shape.to_dict(), "train_config": req.train.to_dict(), "seed": req.train.seed,
-        "compiled": use_compile(req.train.compile, steps, device),
-        "loss_curve": hooks.loss_curve, "val_curve": hooks.val_curve,
-    }
+        data=data, shape=req.shape.to_dict(), train_config=req.train.to_dict(), seed=req.train.seed,
+        compiled=use_compile(req.train.compile, steps, device),
+        loss_curve=hooks.loss_curve, val_curve=hooks.val_curve,
+    )
     write_folder_record(out, record)
     (out / LAB_DIR / checkpoint.NAME).unlink(missing_ok=True)
     if req.store:
-        record["model_key"] = store_record(req.store, out, record)
+        record = replace(record, model_key=store_record(req.store, out, record))
     return record

@@ -26,6 +26,8 @@ from beyondscale.errors import UserError
 from beyondscale.lab.configs import Shape
 from beyondscale.lab.data import Corpus, read_corpus
 from beyondscale.lab.train import TrainConfig
+from beyondscale.store import DEFAULT_STORE
+from beyondscale.store.training import TrainingRecord
 
 
 @dataclass
@@ -187,7 +189,7 @@ def with_budgets(p: Preset, tokens: int | list[int] | None) -> Preset:
 
 
 def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path, *, store: str | None,
-                device: str, show_progress: bool, executor: Any = None) -> dict[str, dict]:
+                device: str, show_progress: bool, executor: Any = None) -> dict[str, TrainingRecord]:
     from beyondscale.lab.run import TrainRequest, train_model
     from beyondscale.lab.tokenizer import train_bpe
 
@@ -205,7 +207,7 @@ def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path,
             store=store, show_progress=show_progress)
         requests[rung.name] = req
     if executor is not None:  # runs in parallel (Ray), the store written by this process alone
-        from beyondscale.executors.training import train_all
+        from beyondscale.lab.train_jobs import train_all
 
         return train_all(requests, {r.name: r.teacher for r in rungs}, executor, store)
     for name, req in requests.items():
@@ -213,7 +215,7 @@ def train_rungs(p: Preset, rungs: list[Rung], paths: dict[str, Path], out: Path,
     return records
 
 
-def evaluate_rungs(records: dict[str, dict], tasks: list[str], store: str, p: Preset, device: str,
+def evaluate_rungs(records: dict[str, TrainingRecord], tasks: list[str], store: str, p: Preset, device: str,
                    show_progress: bool, executor: Any = None) -> dict[str, dict]:
     """Every model through `evaluator.evaluate` (stored, resumable), metrics collected per model name."""
     from beyondscale.evaluator import EvalSettings, evaluate
@@ -228,7 +230,7 @@ def evaluate_rungs(records: dict[str, dict], tasks: list[str], store: str, p: Pr
     return metrics
 
 
-def post_checks(records: dict[str, dict], p: Preset, device: str, clean_val: Path | None,
+def post_checks(records: dict[str, TrainingRecord], p: Preset, device: str, clean_val: Path | None,
                 tok_dir: Path) -> dict[str, dict]:
     """Per model: exact memorisation of its training tokens, and its loss on the clean held-out documents."""
     import numpy as np
@@ -252,16 +254,16 @@ def post_checks(records: dict[str, dict], p: Preset, device: str, clean_val: Pat
     return out
 
 
-def _store_checks(store: str, records: dict[str, dict], checks: dict[str, dict]) -> None:
+def _store_checks(store: str, records: dict[str, TrainingRecord], checks: dict[str, dict]) -> None:
     """Memorisation and the clean held-out loss join each stored record, so `beyondscale report` shows them."""
     from beyondscale.lab.record import store_checks
 
     for name, found in checks.items():
-        if records[name].get("model_key"):
-            store_checks(store, records[name]["model_key"], found)
+        if records[name].model_key:
+            store_checks(store, records[name].model_key, found)
 
 
-def summarise(rungs: list[Rung], records: dict[str, dict], metrics: dict, checks: dict) -> dict[str, Any]:
+def summarise(rungs: list[Rung], records: dict[str, TrainingRecord], metrics: dict, checks: dict) -> dict[str, Any]:
     from beyondscale.analysis.compute_equivalent import compute_equivalents
 
     rows = []
@@ -314,7 +316,7 @@ def train_ladder(p: Preset, raw: Corpus, curated: Corpus | None, folder: Path, *
 
 
 def run_sweep(data: str, out: str, *, preset: str = "cpu", curated: str | None = None, tasks: list[str] | None = None,
-              tokens: int | list[int] | None = None, store: str = "beyondscale.db", device: str = "auto",
+              tokens: int | list[int] | None = None, store: str = DEFAULT_STORE, device: str = "auto",
               show_progress: bool = True, executor: Any = None) -> dict[str, Any]:
     """Train, evaluate and analyse a ladder; writes OUT/sweep.json and returns the same document.
     `tokens`: one budget, or several (the dense rungs train at each; the first is the alternatives').

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
+from beyondscale.keys import content_key
 from beyondscale.models.facts import FlopShape, ModelFacts, compute_facts, flop_shape
 from beyondscale.models.load import LoadedModel, cache_dir, load_model
 from beyondscale.models.ref import ModelRef, parse_model_ref
@@ -22,8 +21,7 @@ def model_key(ref: ModelRef, dtype: Any, identity: str | None = None, quantizati
     parts = {"identity": ident, "dtype": str(dtype).removeprefix("torch.")}
     if quantization:
         parts["quantization"] = quantization
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return content_key(parts)
 
 
 __all__ = [

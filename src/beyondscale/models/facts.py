@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from beyondscale.keys import content_key
+
 REFERENCE_CTX = 1024  # context length at which `flops_per_token` is stored (see flops_at)
 
 
@@ -175,13 +177,9 @@ def tokenizer_key(tokenizer: Any) -> str | None:
     merges, normalizer, pre-tokenizer, post-processor) and the special tokens; a slow tokenizer's vocabulary."""
     if tokenizer is None:
         return None
-    import hashlib
-    import json
-
     backend = getattr(tokenizer, "backend_tokenizer", None)
     body = backend.to_str() if backend is not None else sorted(tokenizer.get_vocab().items())
-    blob = json.dumps({"tokenizer": body, "special": tokenizer.special_tokens_map}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return content_key({"tokenizer": body, "special": tokenizer.special_tokens_map})
 
 
 def compute_facts(
@@ -221,8 +219,8 @@ def compute_facts(
         max_context=_cfg(config, "max_position_embeddings", "n_positions", "n_ctx"),
         n_experts=n_experts,
         experts_per_token=top_k if n_experts else 0,
-        training_tokens=record.get("training_tokens"),
-        training_flops=record.get("training_flops"),
+        training_tokens=record.get("tokens"),  # the record's names (ModelRef.lab_record reads old ones)
+        training_flops=record.get("train_flops"),
         quantization=quantization_label(weights_format, getattr(config, "quantization_config", None)),
         tokenizer_key=tokenizer_key(tokenizer),
     )

@@ -2,7 +2,8 @@
 
 A weight file is hashed in full (SHA-256, ~1.1 GB/s on this project's CPUs with SHA-NI), so a changed
 byte anywhere changes the model's identity. The digest is cached by (absolute path, size, mtime_ns) in
-an SQLite file under the beyondscale cache: the second run of a study costs one lookup per file.
+an SQLite file under the beyondscale cache (`store.file_digests`): the second run of a study costs one
+lookup per file.
 
 Files above `FULL_HASH_LIMIT` (64 GiB, about a minute of hashing at the measured rate; HF shards and
 nearly all GGUF files are far smaller) are hashed from `SAMPLES` evenly spaced 1 MiB blocks plus
@@ -12,9 +13,10 @@ their size, and the digest says so (`sha256-sampled:`).
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from pathlib import Path
+
+from beyondscale.store.file_digests import cached_digest, remember_digest
 
 FULL_HASH_LIMIT = 64 << 30
 SAMPLES = 1024
@@ -53,39 +55,11 @@ def _hash_file(path: Path, size: int) -> str:
 
 
 def _cached(key: tuple[str, int, int]) -> str | None:
-    try:
-        with _connect() as db:
-            row = db.execute("SELECT digest FROM file_hash WHERE path = ? AND size = ? AND mtime_ns = ?", key)
-            found = row.fetchone()
-        return found[0] if found else None
-    except (OSError, sqlite3.Error):
-        return None  # an unreadable cache only costs re-hashing
+    return cached_digest(_cache_path(), key)
 
 
 def _remember(key: tuple[str, int, int], digest: str) -> None:
-    try:
-        with _connect() as db:
-            db.execute("INSERT OR REPLACE INTO file_hash VALUES (?, ?, ?, ?)", (*key, digest))
-    except (OSError, sqlite3.Error):
-        pass
-
-
-class _connect:
-    """An SQLite connection to the digest cache, committed and closed on exit."""
-
-    def __enter__(self) -> sqlite3.Connection:
-        path = _cache_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30)
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS file_hash (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, digest TEXT)"
-        )
-        return self.db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.db.commit()
-        self.db.close()
+    remember_digest(_cache_path(), key, digest)
 
 
 def file_digest(path: Path | str) -> str:

@@ -9,7 +9,6 @@ results, changing any byte of a weight file invalidates them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Literal
 
 from beyondscale.errors import UserError
+from beyondscale.keys import content_key
+from beyondscale.store.training import current_names
 
 ModelKind = Literal["hub", "folder", "gguf"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -53,8 +54,7 @@ class ModelRef:
 
     def identity(self) -> str:
         """A fingerprint of everything that changes scores (see `identity_parts`)."""
-        blob = json.dumps(self.identity_parts(), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+        return content_key(self.identity_parts())
 
     def identity_parts(self) -> dict:
         """What the identity covers: full digests of the weights, config, generation config and
@@ -77,16 +77,20 @@ class ModelRef:
         }
 
     def lab_record(self) -> dict | None:
-        """The lab's training record (tokens, FLOPs, loss curve) when the folder has one."""
+        """The lab's training record (tokens, FLOPs, loss curve) when the folder has one, as a plain dict (it may be
+        hand-written and partial) under the record's current names (`store.training.current_names`)."""
         if self.kind != "folder":
             return None
         marker = Path(self.location) / LAB_MARKER
         if not marker.is_file():
             return None
         try:
-            return json.loads(marker.read_text(encoding="utf-8"))
+            found = json.loads(marker.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
             raise UserError(f"{marker}: not a readable lab record ({err})") from None
+        if not isinstance(found, dict):
+            raise UserError(f"{marker}: not a readable lab record (not a JSON object)")
+        return current_names(found)
 
     def to_dict(self) -> dict:
         return asdict(self)

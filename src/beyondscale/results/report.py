@@ -10,7 +10,7 @@ import pandas as pd
 
 from beyondscale.analysis.ladder import Ladder, read_ladder
 from beyondscale.errors import UserError
-from beyondscale.interpret.report import report_sections
+from beyondscale.report.probes import report_sections
 from beyondscale.report import write_report
 from beyondscale.report.lab_sections import lab_only, ladder_sections, with_ladder
 from beyondscale.results.analyze import analyze

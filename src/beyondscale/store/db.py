@@ -22,13 +22,14 @@ import pandas as pd
 
 from beyondscale.errors import UserError
 from beyondscale.store import claims
-from beyondscale.store.migrate import migrate_v1
+from beyondscale.store.migrate import migrate_v1, migrate_v2
 from beyondscale.store.schema import APP, SCHEMA_VERSION, statements
 
 MEASUREMENT_FIELDS = (
     "wall_s", "cpu_s", "tokens_in", "tokens_out", "peak_rss_bytes", "peak_gpu_bytes", "energy_j", "energy_source",
 )
-MIGRATIONS = {1: migrate_v1}
+MIGRATIONS = {1: migrate_v1, 2: migrate_v2}  # version -> its step to the next
+DEFAULT_STORE = "beyondscale.db"  # the store every command uses unless told otherwise
 
 
 def _dumps(value: Any) -> str:
@@ -85,7 +86,7 @@ def _check_version(path: Path, version: str | None) -> int:
     if number > SCHEMA_VERSION:
         raise UserError(f"--store {path}: schema_version {number} is newer than this beyondscale reads "
                         f"({SCHEMA_VERSION}); upgrade beyondscale")
-    if number != SCHEMA_VERSION and number not in MIGRATIONS:
+    if any(step not in MIGRATIONS for step in range(number, SCHEMA_VERSION)):
         raise UserError(f"--store {path}: schema_version {number} has no migration to {SCHEMA_VERSION}")
     return number
 
@@ -136,8 +137,9 @@ class Store:
             row = None
             if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone():
                 row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is not None and (version := _check_version(self.path, row[0])) != SCHEMA_VERSION:
-                MIGRATIONS[version](self.conn)
+            version = SCHEMA_VERSION if row is None else _check_version(self.path, row[0])
+            for step in range(version, SCHEMA_VERSION):
+                MIGRATIONS[step](self.conn)
             for statement in statements():
                 self.conn.execute(statement)
             self.conn.execute("INSERT OR IGNORE INTO meta VALUES('app', ?)", (APP,))
@@ -148,6 +150,12 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     # ---- runs, models, tasks ----------------------------------------------------------------
     def start_run(self, command: str, args: dict, environment: dict) -> str:
@@ -297,10 +305,6 @@ class Store:
                 "INSERT OR REPLACE INTO benchmarks VALUES(?,?,?,?,?,?)",
                 (run_id, model_key, row["prompt_tokens"], row["new_tokens"], _dumps(row), environment_key),
             )
-
-    def put_training_record(self, model_key: str, record: dict) -> None:
-        with self.transaction():
-            self.conn.execute("INSERT OR REPLACE INTO training_runs VALUES(?,?)", (model_key, _dumps(record)))
 
     # ---- reads --------------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:

@@ -58,6 +58,20 @@ def _models_frame(store: Store) -> pd.DataFrame:
     return frame
 
 
+SIZE_COLUMNS = ["model_key", "model", "params_total", "params_active", "training_flops"]
+
+
+def model_sizes(store: Store) -> pd.DataFrame:
+    """Every stored model (not only the scored ones) with its size facts: SIZE_COLUMNS."""
+    return _models_frame(store)[SIZE_COLUMNS]
+
+
+def mean_accuracy(store: Store) -> pd.DataFrame:
+    """Per model: mean `acc` over the tasks it was scored on (model_key, mean_acc, n_tasks)."""
+    return store.query("SELECT model_key, AVG(value) AS mean_acc, COUNT(*) AS n_tasks FROM metrics "
+                       "WHERE metric='acc' AND value IS NOT NULL GROUP BY model_key")
+
+
 def _tasks_frame(store: Store) -> pd.DataFrame:
     return store.query(
         "SELECT t.task_key, t.name AS task, t.spec_hash, t.created, COUNT(DISTINCT s.doc_id) AS n_items "

@@ -1,7 +1,10 @@
-"""Schema migrations, run inside the transaction that opens the store.
+"""Schema migrations, run one after another inside the transaction that opens the store.
 
 Version 1 keyed scores by run: every re-run added a copy. Version 2 keeps one score set per
 (model_key, task_key): the newest run's (by the run's start time, as version 1 read them).
+Version 3 drops `training_runs` (written by `eval` for a lab folder and never read; the same record is in
+the folder's `beyondscale_lab.json`, and a run trained with a store in `lab_training_runs`) and makes the lab
+and probe tables part of the schema.
 """
 
 from __future__ import annotations
@@ -47,3 +50,8 @@ def migrate_v1(conn: sqlite3.Connection) -> None:
     for table in (*_SCORED_BY_RUN, "run_pairs"):
         conn.execute(f"DROP TABLE v1_{table}")
     conn.execute("DROP TABLE temp.newest")
+
+
+def migrate_v2(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: the unread `training_runs` table goes (the lab and probe tables are created after)."""
+    conn.execute("DROP TABLE IF EXISTS training_runs")

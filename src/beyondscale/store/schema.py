@@ -1,13 +1,16 @@
-"""The store's tables (schema version 2). Documented in the README's store table.
+"""The store's tables (schema version 3), every one of them. Documented in the README's store table.
 
 Identity is content: a score belongs to (model_key, task_key[, doc_id]), never to a run. A run only
 records which units it touched (`run_units`). `claims` lets several `eval` processes share one store:
-a (model, task) unit is computed by the process that holds its claim.
+a (model, task) unit is computed by the process that holds its claim. The lab's training records
+(`lab_training_runs`, `training_curve`, `lab_expert_load`: `store.training`) and the probes' results
+(`probe_results`: `store.probes`) live here too; stores of version 2 created them on first use, with the
+same definitions.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP = "beyondscale"
 
 SCHEMA = """
@@ -45,10 +48,24 @@ CREATE TABLE IF NOT EXISTS metrics(
 CREATE TABLE IF NOT EXISTS efficiency(
   model_key TEXT NOT NULL, task_key TEXT NOT NULL, figures TEXT NOT NULL, scored REAL NOT NULL,
   PRIMARY KEY(model_key, task_key));
-CREATE TABLE IF NOT EXISTS training_runs(model_key TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS benchmarks(
   run_id TEXT NOT NULL, model_key TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, new_tokens INTEGER NOT NULL,
   figures TEXT NOT NULL, environment_key TEXT, PRIMARY KEY(run_id, model_key, prompt_tokens, new_tokens));
+CREATE TABLE IF NOT EXISTS lab_training_runs(
+  model_key TEXT PRIMARY KEY, identity TEXT NOT NULL, out TEXT, arch TEXT, params_total INTEGER,
+  params_active INTEGER, tokens INTEGER, train_flops REAL, context_length INTEGER, val_loss REAL,
+  train_loss REAL, wall_s REAL, energy_j REAL, energy_source TEXT, data_hash TEXT, data_variant TEXT,
+  recipe TEXT, teacher TEXT, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS training_curve(
+  model_key TEXT NOT NULL, kind TEXT NOT NULL, step INTEGER NOT NULL, tokens INTEGER, flops REAL,
+  loss REAL, lr REAL, PRIMARY KEY(model_key, kind, step));
+CREATE TABLE IF NOT EXISTS lab_expert_load(
+  model_key TEXT NOT NULL, layer INTEGER NOT NULL, expert INTEGER NOT NULL, load REAL,
+  PRIMARY KEY(model_key, layer, expert));
+CREATE TABLE IF NOT EXISTS probe_results (
+    model_key TEXT NOT NULL, probe TEXT NOT NULL, probe_version TEXT NOT NULL, data_key TEXT NOT NULL,
+    model_name TEXT, summary_json TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (model_key, probe, probe_version, data_key));
 """
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from beyondscale.store import Store
+from beyondscale.store.training import current_names
 from beyondscale.work.unit import ModelJob, TaskJob, Unit
 
-# The facts a lab record gives a model, and the record's names for them (the lab writes `tokens` and
-# `train_flops`; records written by hand or older labs may use the facts' own names).
-LAB_FACTS = {"training_tokens": ("training_tokens", "tokens"), "training_flops": ("training_flops", "train_flops")}
+# The facts a lab record gives a model, and the record's name for each (`store.training.TrainingRecord`).
+LAB_FACTS = {"training_tokens": "tokens", "training_flops": "train_flops"}
 
 
 def todo(store: Store, model_key: str, task: TaskJob) -> TaskJob:
@@ -35,6 +35,6 @@ def with_lab_record(facts: dict, record: dict | None) -> dict:
     """Facts follow identity: a lab record found later still reaches the stored training fields."""
     if not record:
         return facts
-    found = {fact: next((record[n] for n in names if record.get(n) is not None), None)
-             for fact, names in LAB_FACTS.items()}
+    named = current_names(record)  # a record written before one name per field
+    found = {fact: named.get(name) for fact, name in LAB_FACTS.items()}
     return {**facts, **{fact: value for fact, value in found.items() if value is not None}}

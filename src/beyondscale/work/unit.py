@@ -8,20 +8,19 @@ unit's tasks, and only when a unit is run: a finished study plans no units and l
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from beyondscale.engine.requests import Item
 from beyondscale.errors import Failure
+from beyondscale.keys import content_key
 from beyondscale.models.ref import ModelRef
 
 
 def content_hash(obj: Any) -> str:
     """The short content key used for batches (and, until models.model_key lands, for models)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return content_key(obj)
 
 
 @dataclass(frozen=True)

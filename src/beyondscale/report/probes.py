@@ -9,7 +9,6 @@ them itself for a standalone page.
 
 from __future__ import annotations
 
-import json
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import pandas as pd
 
 from beyondscale.interpret.results import probe_frame
+from beyondscale.store import Store
+from beyondscale.store.frames import mean_accuracy, model_sizes
 
 HEADLINES = {  # probe -> (column, how to read it from the summary)
     "logit_lens": (("prediction_depth", lambda s: s["prediction_depth"]),
@@ -38,32 +39,15 @@ def _mean_abs_gap(summary: dict[str, Any]) -> float | None:
 
 
 def _models(store: str | Path) -> pd.DataFrame:
-    from beyondscale.store import Store
-
-    db = Store(store)
-    try:
-        rows = db.conn.execute("SELECT model_key, name, facts FROM models").fetchall()
-    finally:
-        db.close()
-    out = []
-    for key, name, facts in rows:
-        f = json.loads(facts)
-        out.append({"model_key": key, "model": name, "params_total": f.get("params_total"),
-                    "params_active": f.get("params_active"), "training_flops": f.get("training_flops")})
-    return pd.DataFrame(out, columns=["model_key", "model", "params_total", "params_active", "training_flops"])
+    with Store(store) as db:
+        return model_sizes(db)
 
 
 def capability(store: str | Path) -> pd.DataFrame:
     """Per model: mean `acc` over the tasks it was evaluated on (the quality axis for bias per capability)."""
-    from beyondscale.store import Store
-
-    db = Store(store)
-    try:
-        rows = db.conn.execute("SELECT model_key, AVG(value), COUNT(*) FROM metrics WHERE metric='acc' "
-                               "AND value IS NOT NULL GROUP BY model_key").fetchall()
-    finally:
-        db.close()
-    return pd.DataFrame(rows, columns=["model_key", "capability_mean_acc", "capability_n_tasks"])
+    with Store(store) as db:
+        found = mean_accuracy(db)
+    return found.rename(columns={"mean_acc": "capability_mean_acc", "n_tasks": "capability_n_tasks"})
 
 
 def probe_vs_size(store: str | Path) -> pd.DataFrame:
