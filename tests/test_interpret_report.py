@@ -7,7 +7,8 @@ import json
 import pytest
 from transformers import AutoModelForCausalLM
 
-from beyondscale.interpret import report, results
+from beyondscale.interpret import results
+from beyondscale.report import probes as report
 from test_bias_cli import call
 from test_bias_crows import write_csv
 

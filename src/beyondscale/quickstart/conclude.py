@@ -25,9 +25,9 @@ from beyondscale.analysis.findings import (
 )
 from beyondscale.analysis.fits import fit_arrays
 from beyondscale.analysis.ladder import worth
-from beyondscale.report.probes import probe_vs_size
 from beyondscale.lab.sweep import TrainedLadder
 from beyondscale.quickstart.stages import EvaluationStage
+from beyondscale.report.probes import probe_vs_size
 
 __all__ = ["Conclusions", "conclude"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from beyondscale.interpret.results import probe_frame
 from beyondscale.store import Store
 from beyondscale.store.frames import mean_accuracy, model_sizes
+from beyondscale.store.probes import probe_results
 
 HEADLINES = {  # probe -> (column, how to read it from the summary)
     "logit_lens": (("prediction_depth", lambda s: s["prediction_depth"]),
@@ -43,6 +43,11 @@ def _models(store: str | Path) -> pd.DataFrame:
         return model_sizes(db)
 
 
+def _probe_rows(store: str | Path) -> pd.DataFrame:
+    with Store(store) as db:
+        return probe_results(db, None)
+
+
 def capability(store: str | Path) -> pd.DataFrame:
     """Per model: mean `acc` over the tasks it was evaluated on (the quality axis for bias per capability)."""
     with Store(store) as db:
@@ -52,7 +57,7 @@ def capability(store: str | Path) -> pd.DataFrame:
 
 def probe_vs_size(store: str | Path) -> pd.DataFrame:
     """One row per model: the latest result of each probe (all data sets averaged) beside its size facts."""
-    probes = probe_frame(store)
+    probes = _probe_rows(store)
     values: dict[str, dict[str, Any]] = {}
     for probe, group in (probes.groupby("probe") if len(probes) else []):
         for col, read in HEADLINES.get(probe, ()):
@@ -87,7 +92,7 @@ def _lens_curves(probes: pd.DataFrame) -> pd.DataFrame:
 
 def report_sections(store: str | Path) -> list[dict[str, Any]]:
     """Sections for report.render(extra_sections=...): empty when no probe has been run."""
-    probes = probe_frame(store)
+    probes = _probe_rows(store)
     if probes.empty:
         return []
     summary = probe_vs_size(store)

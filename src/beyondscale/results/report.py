@@ -10,9 +10,9 @@ import pandas as pd
 
 from beyondscale.analysis.ladder import Ladder, read_ladder
 from beyondscale.errors import UserError
-from beyondscale.report.probes import report_sections
 from beyondscale.report import write_report
 from beyondscale.report.lab_sections import lab_only, ladder_sections, with_ladder
+from beyondscale.report.probes import report_sections
 from beyondscale.results.analyze import analyze
 from beyondscale.results.runs import list_runs, load_store_frames
 from beyondscale.store import DEFAULT_STORE
