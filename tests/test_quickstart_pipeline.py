@@ -82,8 +82,9 @@ def test_study_end_to_end_then_reuse_then_browser(tmp_path: Path) -> None:
     assert records["curated-d16"]["tokens"] == records["dense-1-d16"]["tokens"]  # equal tokens
     moe = records["moe-8x2-d16"]
     assert moe["params_active"] < moe["params_total"] and len(moe["expert_load"][0]) == 8
-    assert any(line.startswith("Architecture: the MoE") for line in first.verdict)
-    assert any(line.startswith("Data: the curated arm") for line in first.verdict)
+    assert any(line.startswith("Architecture: moe-8x2-d16 (") and "dense-1-d16, the dense rung it matches" in line
+               for line in first.verdict)
+    assert any(line.startswith("Data: curated-d16 (curated data)") for line in first.verdict)
     assert any(line.startswith("tiny-gpt2 (") and "ladder's curve" in line for line in first.verdict)
 
     units, runs, probes = _counts(store)

@@ -106,7 +106,8 @@ def _worth(points: pd.DataFrame, law: Any | None) -> tuple[list[ComputeWorth], s
         size = dense_flops_for(law, bpb, span) if law is not None and bpb else None
         out.append(ComputeWorth(m["name"], m["kind"], float(alt["params_active"]), float(alt["params_total"]),
                                 m["multiplier"], m["low"], m["high"], bool(m["extrapolated"]),
-                                wall_ratio=m["wall_ratio"], heldout=bpb, size_equivalent=size))
+                                matched=m.get("matched_dense"), wall_ratio=m["wall_ratio"], heldout=bpb,
+                                size_equivalent=size))
     return out, ""
 
 
