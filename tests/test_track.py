@@ -292,3 +292,17 @@ def test_unreachable_tracking_server_fails_fast(tmp_path) -> None:
         open_trackers(["mlflow"], f"tracking_uri=sqlite:///{tmp_path}/no/such/folder/m.db")
     with pytest.raises(UserError, match="mode=sometimes"):
         open_trackers(["wandb"], "mode=sometimes")
+
+
+def test_stored_result_logs_what_the_evaluation_logged(study, tmp_path) -> None:
+    """sweep/quickstart evaluate inside: the store's view logs the same metrics and params as the EvalResult."""
+    from beyondscale.track.log import evaluation_runs, stored_result
+
+    direct = {r["name"]: r for r in evaluation_runs(study["result"])}
+    stored = {r["name"]: r for r in evaluation_runs(stored_result(study["store"], study["result"].run_id))}
+    assert set(stored) == set(direct) == {"Llama", "GPT2"}
+    for model, run in direct.items():
+        other = stored[model]
+        assert other["params"]["model_key"] == run["params"]["model_key"]
+        for key in ("tiny_mc/acc", "tiny_mc/acc_stderr", "tiny_mc/acc_norm", "tiny_mc/energy_j_estimated"):
+            assert other["metrics"][key] == pytest.approx(run["metrics"][key])

@@ -7,10 +7,10 @@ Each library is optional: `pip install 'beyondscale[track]'`.
 
 from beyondscale.track.args import ACCEPTED, TRACKERS, parse_tracker_args
 from beyondscale.track.base import EXTRA, Tracker
-from beyondscale.track.log import log_evaluation, log_report, log_training
+from beyondscale.track.log import log_evaluation, log_report, log_training, stored_result
 from beyondscale.track.open import close_trackers, open_trackers
 
 __all__ = [
     "ACCEPTED", "EXTRA", "TRACKERS", "Tracker", "close_trackers", "log_evaluation", "log_report", "log_training",
-    "open_trackers", "parse_tracker_args",
+    "open_trackers", "parse_tracker_args", "stored_result",
 ]

@@ -128,6 +128,31 @@ def log_evaluation(trackers: Sequence[Tracker], result: Any, facts: Mapping[str,
     _each(trackers, "the evaluation", log)
 
 
+def stored_result(store: str | Path, group: str, models: Sequence[str] | None = None) -> Any:
+    """An `EvalResult`-shaped view of the store's current scores (for `sweep` and `quickstart`, which evaluate
+    inside and return no `EvalResult`): per (model, task) its metrics with stderr, item count and efficiency."""
+    from types import SimpleNamespace
+
+    from beyondscale.store import Store, load_frames
+
+    db = Store(store, create=False)
+    try:
+        frames = load_frames(db, models=list(models) if models else None, with_items=False)
+    finally:
+        db.close()
+    eff = {(r["model_key"], r["task_key"]): r for r in frames.efficiency.to_dict(orient="records")}
+    pairs = []
+    for (model_key, task_key), rows in frames.scores.groupby(["model_key", "task_key"], sort=False):
+        first = rows.iloc[0]
+        metrics = {**dict(zip(rows["metric"], rows["value"], strict=True)),
+                   **{f"{m}_stderr": v for m, v in zip(rows["metric"], rows["stderr"], strict=True)}}
+        figures = {k: v for k, v in eff.get((model_key, task_key), {}).items()
+                   if k not in ("model_key", "model", "task_key", "task")}
+        pairs.append(SimpleNamespace(model=first["model"], model_key=model_key, task=first["task"], task_key=task_key,
+                                     metrics=metrics, n_items=int(first["n_items"]), efficiency=figures))
+    return SimpleNamespace(run_id=group, store=str(store), results=pairs)
+
+
 def _load_record(record: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     from beyondscale.models.ref import LAB_MARKER
 
