@@ -400,16 +400,7 @@ def auto_reader(device: str = "cpu", cpu_watts: float | None = None) -> EnergyRe
     gpu_watts = None
     if uses_gpu and gpu_part is None:
         gpu_watts = _visible_gpu_tdp()
-        if gpu_watts is None:
-            log.warning(
-                "no GPU energy counter readable and the GPU is not in data/gpu_specs.csv: GPU energy is "
-                "NOT included (install nvidia-ml-py for NVML)"
-            )
-        else:
-            log.warning(
-                "no GPU energy counter readable (install nvidia-ml-py for NVML); GPU energy is estimated "
-                "as board power x wall time (%g W)", gpu_watts,
-            )
+        _warn_once(_no_gpu_counter_line(gpu_watts))
     if cpu_part is None:
         cpu_part = TdpEstimateReader(cpu_watts, gpu_watts=gpu_watts)
         why = "from --cpu-watts" if cpu_watts is not None else "no readable CPU energy counter"
@@ -418,6 +409,35 @@ def auto_reader(device: str = "cpu", cpu_watts: float | None = None) -> EnergyRe
         gpu_part = TdpEstimateReader(0.0, gpu_watts=gpu_watts, ram_watts_per_gb=0.0)
     parts = [p for p in (cpu_part, gpu_part) if p is not None]
     return parts[0] if len(parts) == 1 else CombinedReader(parts)
+
+
+#: Warnings already given in this process: a CUDA run builds a Meter per model, the advice is needed once.
+_warned: set[str] = set()
+
+GPU_EXTRA = "pip install 'beyondscale[gpu]'"
+
+
+def _warn_once(line: str) -> None:
+    if line not in _warned:
+        _warned.add(line)
+        log.warning(line)
+
+
+def _nvml_installed() -> bool:
+    try:
+        import pynvml  # noqa: F401 - only asking whether nvidia-ml-py is there
+    except ImportError:
+        return False
+    return True
+
+
+def _no_gpu_counter_line(gpu_watts: float | None) -> str:
+    """One line: why GPU energy is not measured (nvidia-ml-py missing, or NVML unreadable) and what it is instead."""
+    what = ("GPU energy is NOT included (this GPU is not in data/gpu_specs.csv)" if gpu_watts is None
+            else f"GPU energy is estimated as board power x wall time ({gpu_watts:g} W)")
+    if not _nvml_installed():
+        return f"energy is estimated, not measured: `nvidia-ml-py` is missing ({GPU_EXTRA}); {what}"
+    return f"energy is estimated, not measured: NVML energy counters are unreadable; {what}"
 
 
 def _visible_gpu_tdp() -> float | None:
