@@ -15,7 +15,7 @@ import pytest
 
 from beyondscale import api
 from beyondscale.errors import UserError
-from beyondscale.results_export import FIXED_NAMES, export_items
+from beyondscale.results.items import FIXED_NAMES, export_items
 
 
 @pytest.fixture(scope="module")

@@ -134,7 +134,7 @@ def arrow_schema(frame: pd.DataFrame) -> Any:
     fields += [pa.field(c, pa.float64(), metadata={"description": "per-item metric"})
                for c in frame.columns if c not in FIXED_NAMES]
     meta = {"beyondscale.items_schema_version": ITEMS_SCHEMA_VERSION,
-            "beyondscale.doc": "one row per (model, task version, document); see beyondscale.results_export"}
+            "beyondscale.doc": "one row per (model, task version, document); see beyondscale.results.items"}
     return pa.schema(fields, metadata=meta)
 
 
