@@ -162,7 +162,10 @@ def results_export(
     """Export a run as CSV or JSON (scores, model sizes, efficiency with sources)."""
     setup_logging(log_level)
     path = api.export_run(run, out_path or f"results-{run}.{fmt}", fmt, store)
-    _json({"out": str(path)}) if json_out else out.print(f"wrote {path}")
+    if json_out:
+        _json({"out": str(path)})
+    else:
+        out.print(f"wrote {path}")
 
 
 results_app.command("logs", cls=command)(xcli.logs_cmd)
@@ -203,7 +206,10 @@ def analyze_cmd(
     flags = dict(locals())
     setup_logging(log_level)
     result, _ = api.analyze(store, **_analysis_options(flags))
-    _json(result.to_json()) if json_out else print_analysis(result)
+    if json_out:
+        _json(result.to_json())
+    else:
+        print_analysis(result)
 
 
 @app.command("report", cls=ANALYZE_ALIASES)
@@ -226,7 +232,10 @@ def report_cmd(
     setup_logging(log_level)
     path = api.report(out_path, store=store, fmt=fmt, title=title, inference_tokens=inference_tokens,
                       **_analysis_options(flags))
-    _json({"out": str(path.resolve())}) if json_out else out.print(f"wrote {path.resolve()}")
+    if json_out:
+        _json({"out": str(path.resolve())})
+    else:
+        out.print(f"wrote {path.resolve()}")
 
 
 @app.command("fit", cls=command)
@@ -241,15 +250,20 @@ def fit_cmd(
     log_level: LogOpt = "warning",
 ) -> None:
     """Fit a saturating power law (or L(N, D)) on your own points, with bootstrap intervals."""
+    flags = dict(locals())
     from beyondscale.analysis.fit_summary import FitSettings, fit_summary
 
-    flags = dict(locals())
     setup_logging(log_level)
     doc = fit_summary(from_flags(FitSettings, flags))
-    _json(doc) if json_out else print_fit(doc)
+    if json_out:
+        _json(doc)
+    else:
+        print_fit(doc)
 
 
 def _prompt_lengths(value: Any) -> list[int]:
+    if isinstance(value, list):  # the default, already parsed
+        return value
     try:
         lengths = [int(x) for x in str(value).split(",") if x.strip()]
     except ValueError:
@@ -282,7 +296,10 @@ def bench_cmd(
                       repetitions=repetitions, warmup=warmup, store=store,
                       settings=from_flags(api.EvalSettings, flags),
                       executor=from_flags(ExecutorSettings, flags).build())
-    print(frame.to_json(orient="records")) if json_out else print_bench(frame)
+    if json_out:
+        print(frame.to_json(orient="records"))
+    else:
+        print_bench(frame)
 
 
 @app.command("quickstart", cls=command)

@@ -136,9 +136,9 @@ def attribute_cmd(
     json_out: JsonOpt = False, log_level: LogOpt = "warning",
 ) -> None:
     """Attribute a continuation's log-likelihood to the context tokens (captum), plus attention entropy."""
+    flags = dict(locals())
     from beyondscale.interpret import attribute
 
-    flags = dict(locals())
     setup_logging(log_level)
     result = commands.explain_attribute(from_flags(commands.AttributeSettings, flags))
     doc = result.doc

@@ -77,9 +77,9 @@ def curate_cmd(
     log_level: LogOpt = "warning",
 ) -> None:
     """Filter, deduplicate and score a corpus with FineWeb's rules (datatrove); keep the best."""
+    flags = dict(locals())
     from beyondscale.lab.curate.command import CurateRequest, curate, input_bytes
 
-    flags = dict(locals())
     setup_logging(log_level)
     request = from_flags(CurateRequest, flags, out=out_dir, set=set_ or [])
     if json_out or not err.is_terminal:
@@ -105,9 +105,9 @@ def curate_scorer_cmd(
     log_level: LogOpt = "warning",
 ) -> None:
     """Train the quality scorer (hashed n-grams + logistic regression) from high / low examples."""
+    flags = dict(locals())
     from beyondscale.lab.curate.command import ScorerRequest, train_quality_scorer
 
-    flags = dict(locals())
     setup_logging(log_level)
     doc = train_quality_scorer(from_flags(ScorerRequest, flags, out=out_path))
     if json_out:

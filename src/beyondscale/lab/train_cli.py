@@ -57,10 +57,10 @@ def train_cmd(
     log_level: LogOpt = "warning",
 ) -> None:
     """Train a dense (Llama) or MoE (Mixtral) model into a standard Hugging Face folder."""
+    flags = dict(locals())
     from beyondscale.lab.commands import train
     from beyondscale.lab.run import TrainRequest
 
-    flags = dict(locals())
     setup_logging(log_level)
     record = train(from_flags(TrainRequest, flags, show_progress=not json_out))
     if json_out:
@@ -101,11 +101,11 @@ def sweep_cmd(
     log_level: LogOpt = "warning",
 ) -> None:
     """Dense ladder, MoE at a rung's active size, raw vs curated, distilled rung; multipliers in dense compute."""
+    flags = dict(locals())
     from beyondscale.cli_flags import split_list
     from beyondscale.executors.choice import ExecutorSettings
     from beyondscale.lab.commands import SweepSettings, sweep
 
-    flags = dict(locals())
     setup_logging(log_level)
     doc = sweep(from_flags(SweepSettings, flags, tasks=split_list(tasks) or None, show_progress=not json_out,
                            executor=from_flags(ExecutorSettings, flags)))
