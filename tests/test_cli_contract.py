@@ -17,6 +17,7 @@ from importlib.metadata import version
 import pytest
 
 from beyondscale import cli
+from beyondscale.errors import UserError
 
 UNKNOWN_OPTION = "--no-such-flag-xyz"
 
@@ -182,3 +183,119 @@ def test_version_subprocess(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.run([*BIN, "--version"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == f"beyondscale {version('beyondscale')}", proc.stderr
+
+
+# ---- one flag style across commands ---------------------------------------------------------------
+def _opts(command) -> dict[str, object]:
+    return {opt: param for param in command.params for opt in param.opts}
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=" ".join(p)) for p, _ in LEAVES])
+def test_every_command_takes_json_and_log_level(path):
+    opts = _opts(dict(LEAVES)[path])
+    assert "--json" in opts and "--log-level" in opts, sorted(opts)
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, id=" ".join(p)) for p, _ in LEAVES])
+def test_short_flags_mean_the_same_everywhere_and_booleans_have_a_no_form(path):
+    command = dict(LEAVES)[path]
+    opts = _opts(command)
+    if "-t" in opts:
+        assert "--tasks" in opts and opts["-t"] is opts["--tasks"]
+    if "-m" in opts:
+        assert opts["-m"] is opts.get("--models", opts.get("--model"))
+    assert "--task" not in opts and "--metric" not in opts  # old spellings are hidden aliases only
+    for param in command.params:
+        if param.param_type_name == "option" and param.is_flag and "--version" not in param.opts:
+            assert param.secondary_opts, (param.opts, "a boolean flag needs its --no- form")
+
+
+def _capture(monkeypatch, name):
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen.update(kwargs, args=args)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli.api, name, fake)
+    return seen
+
+
+def test_old_spellings_parse_as_hidden_aliases(monkeypatch, capsys):
+    seen = _capture(monkeypatch, "analyze")
+    code, _, err = run_main(monkeypatch, capsys, "analyze", "--model", "a,b", "--task", "t1", "--metric", "acc",
+                            "--task=t2")
+    assert code == 0, err
+    assert seen["models"] == ["a", "b"] and seen["tasks"] == ["t1", "t2"] and seen["metrics"] == ["acc"]
+    code, out, _ = run_main(monkeypatch, capsys, "analyze", "--help")
+    assert "--tasks" in out and "--task " not in out and "--metric " not in out
+
+
+def test_report_takes_the_constraints_of_analyze(monkeypatch, capsys):
+    seen = _capture(monkeypatch, "report")
+    code, _, err = run_main(monkeypatch, capsys, "report", "--out", "r.md", "-m", "a", "-m", "b", "-t", "t",
+                            "--min-score", "0.5", "--max-latency-ms", "200", "--max-memory-gb", "4",
+                            "--max-joules-per-token", "0.1", "--max-usd-per-1m-tokens", "3", "--metrics", "acc",
+                            "--min-gain-per-doubling", "0.01", "--primary", "t", "--seed", "7", "--family", "f")
+    assert code == 0, err
+    assert seen["args"] == ("r.md",) and seen["models"] == ["a", "b"] and seen["tasks"] == ["t"]
+    assert seen["constraints"] == {"min_score": 0.5, "max_latency_ms": 200.0, "max_memory_gb": 4.0,
+                                   "max_joules_per_token": 0.1, "max_usd_per_1m_tokens": 3.0}
+    assert (seen["metrics"], seen["min_gain_per_doubling"], seen["primary"], seen["seed"], seen["family"]) == (
+        ["acc"], 0.01, "t", 7, "f")
+
+
+def test_eval_builds_its_settings_from_every_flag(monkeypatch, capsys, tmp_path):
+    """The settings object carries each flag's value (compared with an EvalSettings written out by hand)."""
+    seen = _capture(monkeypatch, "evaluate")
+    folder = tmp_path / "a,b"  # a path with a comma stays one model
+    folder.mkdir()
+    code, _, err = run_main(monkeypatch, capsys, "eval", "--model", f"X={folder}", "-m", "h1,h2", "-t", "t1,t2",
+                            "--limit", "3", "--seed", "9", "--batch-size", "4", "--device", "cpu", "--dtype",
+                            "float32", "--num-fewshot", "2", "--max-length", "64", "--family", "fam",
+                            "--trust-remote-code", "--quantize", "int8", "--cpu-watts", "15", "--region", "FR",
+                            "--grid-gco2-per-kwh", "50", "--pue", "1.2", "--usd-per-hour", "0.5")
+    assert code == 0, err
+    assert seen["args"] == ([f"X={folder}", "h1", "h2"], ["t1", "t2"])
+    assert seen["settings"] == cli.api.EvalSettings(
+        limit=3, seed=9, batch_size=4, device="cpu", dtype="float32", num_fewshot=2, max_length=64, family="fam",
+        trust_remote_code=True, quantize="int8", cpu_watts=15.0, region="FR", grid_gco2_per_kwh=50.0, pue=1.2,
+        usd_per_hour=0.5)
+    assert seen["executor"] is None  # local
+
+
+def test_train_request_nests_shape_and_optimiser_from_the_flags(monkeypatch, capsys):
+    from beyondscale.lab import commands
+    from beyondscale.lab.configs import Shape
+    from beyondscale.lab.run import TrainRequest
+    from beyondscale.lab.train import TrainConfig
+
+    seen = {}
+
+    def fake_train(request):
+        seen["request"] = request
+        raise SystemExit(0)
+
+    monkeypatch.setattr(commands, "train", fake_train)
+    code, _, err = run_main(monkeypatch, capsys, "train", "--data", "d.txt", "--out", "o", "--d-model", "64",
+                            "--n-layer", "3", "--n-kv-head", "2", "--lr", "0.01", "--seed", "5", "--no-compile",
+                            "--batch-size", "8", "--tokens", "4096", "--json")
+    assert code == 0, err
+    assert seen["request"] == TrainRequest(
+        data="d.txt", out="o", tokens=4096, shape=Shape(d_model=64, n_layer=3, n_kv_head=2),
+        train=TrainConfig(lr=0.01, seed=5, compile=False, batch_size=8), store="beyondscale.db",
+        show_progress=False)
+
+
+def test_setup_logging_quiets_third_parties_below_debug(monkeypatch):
+    import logging
+
+    from beyondscale import _quiet_deps
+
+    logging.getLogger("huggingface_hub").setLevel(logging.NOTSET)
+    _quiet_deps.setup_logging("debug")
+    assert logging.getLogger("huggingface_hub").level == logging.NOTSET
+    _quiet_deps.setup_logging("info")
+    assert logging.getLogger("huggingface_hub").level == logging.ERROR
+    with pytest.raises(UserError, match="--log-level loud"):
+        _quiet_deps.setup_logging("loud")
