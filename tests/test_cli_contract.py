@@ -299,3 +299,12 @@ def test_setup_logging_quiets_third_parties_below_debug(monkeypatch):
     assert logging.getLogger("huggingface_hub").level == logging.ERROR
     with pytest.raises(UserError, match="--log-level loud"):
         _quiet_deps.setup_logging("loud")
+
+
+def test_interrupt_is_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.api, "list_runs", interrupted)
+    code, _, err = run_main(monkeypatch, capsys, "results", "list", "--store", str(tmp_path / "s.db"))
+    assert code == 130 and err.strip().startswith("interrupted:") and len(err.strip().splitlines()) == 1

@@ -56,7 +56,6 @@ app.add_typer(results_app, name="results")
 app.add_typer(explain_app, name="explain")
 app.add_typer(bias_app, name="bias")
 command = aliased()  # every command reads the old spellings --model / --task / --metric as hidden aliases
-ANALYZE_ALIASES = aliased({"--model": "--models", "--task": "--tasks", "--metric": "--metrics"})
 
 
 def _version(value: bool) -> None:
@@ -194,7 +193,7 @@ def _analysis_options(flags: dict[str, Any]) -> dict[str, Any]:
             "constraints": {k: flags[k] for k in CONSTRAINTS if flags[k] is not None}}
 
 
-@app.command("analyze", cls=ANALYZE_ALIASES)
+@app.command("analyze", cls=command)
 def analyze_cmd(
     store: StoreOpt = DEFAULT_STORE, family: FamilyOpt = None, models: ModelFilterOpt = None,
     tasks: TaskFilterOpt = None, metrics: MetricsOpt = None, min_gain_per_doubling: GainOpt = None,
@@ -212,7 +211,7 @@ def analyze_cmd(
         print_analysis(result)
 
 
-@app.command("report", cls=ANALYZE_ALIASES)
+@app.command("report", cls=command)
 def report_cmd(
     out_path: Annotated[str, typer.Option("--out", help="report.html, report.md or report.json")] = "report.html",
     store: StoreOpt = DEFAULT_STORE,

@@ -2,8 +2,8 @@
 object built from the parsed flags (as litgpt's dataclass arguments), never field by field.
 
 Flag style, the same in every command: `--models/-m` and `--tasks/-t` (comma-separated or repeated),
-`--json`, `--log-level`, `--store`, booleans as `--flag/--no-flag`. Older spellings (`--model`, `--task`)
-still parse, as hidden aliases. Bad values are usage errors raised while parsing, so the entry point
+`--json`, `--log-level`, `--store`, booleans as `--flag/--no-flag`. Older spellings (`--model`, `--task`,
+`--metric`) still parse, as hidden aliases. Bad values are usage errors raised while parsing, so the entry point
 prints them as one line naming the flag (exit 2) before any work starts.
 """
 
@@ -60,7 +60,7 @@ DtypeOpt = Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat
 BatchSizeOpt = Annotated[Any, typer.Option(parser=batch_size, help="'auto' or a positive integer.")]
 
 # Old spellings that still parse, hidden from --help; every command gets these unless it owns the name.
-ALIASES = {"--model": "--models", "--task": "--tasks"}
+ALIASES = {"--model": "--models", "--task": "--tasks", "--metric": "--metrics"}
 
 
 def aliased(aliases: Mapping[str, str] | None = None) -> type[TyperCommand]:
