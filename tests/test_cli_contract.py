@@ -308,3 +308,36 @@ def test_interrupt_is_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(cli.api, "list_runs", interrupted)
     code, _, err = run_main(monkeypatch, capsys, "results", "list", "--store", str(tmp_path / "s.db"))
     assert code == 130 and err.strip().startswith("interrupted:") and len(err.strip().splitlines()) == 1
+
+
+def test_quickstart_and_bench_pass_their_flags_through(monkeypatch, capsys):
+    seen = _capture(monkeypatch, "quickstart")
+    code, _, err = run_main(monkeypatch, capsys, "quickstart", "--device", "cpu", "--batch-size", "4",
+                            "--quantize", "int8", "--fresh", "--budget-minutes", "12", "--store", "q.db")
+    assert code == 0, err
+    assert seen["settings"] == cli.api.EvalSettings(device="cpu", batch_size=4, quantize="int8")
+    assert (seen["fresh"], seen["budget_minutes"], seen["store"]) == (True, 12.0, "q.db")
+    seen = _capture(monkeypatch, "bench")
+    assert run_main(monkeypatch, capsys, "bench", "-m", "x")[0] == 0
+    assert seen["prompt_tokens"] == [128, 512] and seen["args"] == (["x"],)  # the default, parsed
+    assert run_main(monkeypatch, capsys, "bench", "-m", "x", "--prompt-tokens", "64,32", "--dtype", "float32")[0] == 0
+    assert seen["prompt_tokens"] == [64, 32] and seen["settings"] == cli.api.EvalSettings(dtype="float32")
+
+
+def test_sweep_builds_one_settings_object(monkeypatch, capsys):
+    from beyondscale.executors.choice import ExecutorSettings
+    from beyondscale.lab import commands
+
+    seen = {}
+
+    def fake_sweep(settings):
+        seen["settings"] = settings
+        raise SystemExit(0)
+
+    monkeypatch.setattr(commands, "sweep", fake_sweep)
+    code, _, err = run_main(monkeypatch, capsys, "sweep", "--data", "c.txt", "--out", "o", "--task", "a,b",
+                            "--tokens", "4096", "--tokens", "8192", "--max-retries", "3", "--json")
+    assert code == 0, err
+    assert seen["settings"] == commands.SweepSettings(
+        data="c.txt", out="o", tokens=[4096, 8192], tasks=["a", "b"], executor=ExecutorSettings(max_retries=3),
+        show_progress=False)
