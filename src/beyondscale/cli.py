@@ -1,25 +1,51 @@
-"""The `beyondscale` command line: thin typer wrappers over `beyondscale.api`.
+"""The `beyondscale` command line: each command parses its flags into one settings object, calls one public
+function and prints what it returns (`cli_views`); `--json` prints only a JSON document on stdout.
 
-User mistakes (`UserError`) print one line on stderr and exit 2; `--json` prints only a JSON
-document on stdout so scripts can parse it.
+The contract, for every command: a usage error (missing, unknown or malformed option, unknown command) or a
+`UserError` prints one line on stderr naming the flag or file, exit status 2, no traceback (`main`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import math
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from beyondscale import api
+from beyondscale._quiet_deps import setup_logging
 from beyondscale.bias.cli import bias_app
-from beyondscale.errors import UserError
+from beyondscale.cli_errors import run_app
+from beyondscale.cli_flags import (
+    DEFAULT_STORE,
+    BatchSizeOpt,
+    DeviceOpt,
+    DtypeOpt,
+    JsonOpt,
+    LogOpt,
+    ModelFilterOpt,
+    ModelsOpt,
+    StoreOpt,
+    TaskFilterOpt,
+    TasksOpt,
+    aliased,
+    from_flags,
+    split_list,
+    split_models,
+)
+from beyondscale.cli_views import (
+    err,
+    out,
+    print_analysis,
+    print_bench,
+    print_eval_table,
+    print_fit,
+    print_frame,
+)
 from beyondscale.executors import cli as xcli
+from beyondscale.executors.choice import ExecutorSettings
 from beyondscale.interpret.cli import explain_app
 from beyondscale.lab.curate_cli import register as register_curate
 from beyondscale.lab.train_cli import register as register_lab
@@ -29,86 +55,41 @@ results_app = typer.Typer(no_args_is_help=True, help="List, show and export stor
 app.add_typer(results_app, name="results")
 app.add_typer(explain_app, name="explain")
 app.add_typer(bias_app, name="bias")
-# Piped output (CI logs, README pastes) gets room for the wide tables instead of 80 columns.
-out = Console(width=None if sys.stdout.isatty() else 150)
-err = Console(stderr=True)
-
-StoreOpt = Annotated[str, typer.Option("--store", help="Results database (SQLite).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only a JSON document on stdout.")]
-LogOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+command = aliased()  # every command reads the old spellings --model / --task / --metric as hidden aliases
 
 
-def _setup_logging(level: str) -> None:
-    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise UserError(f"--log-level {level}: expected debug, info, warning or error")
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if level.upper() != "DEBUG":
-        for noisy in ("transformers", "datasets", "urllib3", "filelock", "httpx", "huggingface_hub"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
         try:
-            import transformers
-
-            transformers.utils.logging.set_verbosity_error()
-            transformers.utils.logging.disable_progress_bar()
-            import huggingface_hub
-
-            huggingface_hub.utils.logging.set_verbosity_error()
-        except Exception:  # noqa: BLE001 - cosmetics only
-            pass
+            number = version("beyondscale")
+        except PackageNotFoundError:  # a source checkout that was never installed
+            from beyondscale import __version__ as number
+        print(f"beyondscale {number}")
+        raise typer.Exit()
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if isinstance(value, float):
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-            return f"{value:.3g}"
-        return f"{value:.{digits}f}"
-    return str(value)
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Measure what language-model scale really buys."""
 
 
-def _split(values: list[str]) -> list[str]:
-    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+def _json(doc: Any) -> None:
+    print(json.dumps(doc, default=str))
 
 
-def print_eval_table(result: api.EvalResult) -> None:
-    table = Table(title=f"run {result.run_id}", title_justify="left")
-    for col in ("Model", "Task", "Metric", "Value", "", "Stderr"):
-        table.add_column(col, justify="right" if col in ("Value", "Stderr") else "left")
-    for pair in result.results:
-        names = [m for m in pair.metrics if not m.endswith("_stderr")]
-        for i, name in enumerate(names):
-            table.add_row(pair.model if i == 0 else "", pair.task if i == 0 else "", name,
-                          _fmt(pair.metrics[name]), "±", _fmt(pair.metrics.get(f"{name}_stderr")))
-    out.print(table)
-    eff = Table(title="cost of the answers", title_justify="left")
-    for col in ("Model", "Task", "Items", "Seconds", "Tokens/s", "ms/item", "Peak MB", "J/token", "gCO2e/1k tok",
-                "$/1M tok", "$/correct", "MFU", "Energy source"):
-        eff.add_column(col, justify="left" if col in ("Model", "Task", "Energy source") else "right")
-    for pair in result.results:
-        e = pair.efficiency
-        est = " (est.)" if str(e.get("energy_source", "")).startswith("estimate") else ""
-        peak = e.get("peak_memory_bytes")
-        eff.add_row(
-            pair.model, pair.task, str(pair.n_items), _fmt(pair.seconds, 1), _fmt(e.get("tokens_per_s"), 1),
-            _fmt(e.get("ms_per_item", e.get("latency_ms_per_item")), 1), _fmt(peak / 2**20 if peak else None, 0),
-            _fmt(e.get("joules_per_token")) + est, _fmt(e.get("gco2e_per_1k_tokens")) + est,
-            _fmt(e.get("usd_per_1m_tokens")), _fmt(e.get("usd_per_correct")), _fmt(e.get("mfu")),
-            str(e.get("energy_source", "—")),
-        )
-    out.print(eff)
-
-
-@app.command("eval")
+@app.command("eval", cls=command)
 def eval_cmd(
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Hub id, HF folder, .gguf file; NAME=SPEC names it.")],
-    tasks: Annotated[list[str], typer.Option("--tasks", "-t", help="Comma-separated built-in names or YAML paths.")],
-    store: StoreOpt = api.DEFAULT_STORE,
+    models: ModelsOpt,
+    tasks: TasksOpt,
+    store: StoreOpt = DEFAULT_STORE,
     limit: Annotated[int | None, typer.Option(help="First N documents of each task.")] = None,
     seed: Annotated[int, typer.Option(help="Few-shot sampling and bootstrap seed.")] = 1234,
-    batch_size: Annotated[str, typer.Option(help="'auto' or an integer.")] = "auto",
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")] = "auto",
+    batch_size: BatchSizeOpt = "auto",
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     num_fewshot: Annotated[int | None, typer.Option(help="Override the tasks' num_fewshot.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Context window (default: the model's).")] = None,
     family: Annotated[str | None, typer.Option(help="Tag the models with a family name.")] = None,
@@ -125,20 +106,13 @@ def eval_cmd(
     log_level: LogOpt = "warning",
 ) -> None:
     """Evaluate models on tasks; every (model, task) is scored, metered and stored (resumable)."""
-    _setup_logging(log_level)
-    if batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
-        raise UserError(f"--batch-size {batch_size}: expected 'auto' or a positive integer")
-    settings = api.EvalSettings(
-        limit=limit, seed=seed, batch_size=batch_size if batch_size == "auto" else int(batch_size), device=device,
-        dtype=dtype, num_fewshot=num_fewshot, max_length=max_length, family=family,
-        trust_remote_code=trust_remote_code, cpu_watts=cpu_watts, region=region,
-        grid_gco2_per_kwh=grid_gco2_per_kwh, pue=pue, usd_per_hour=usd_per_hour, quantize=quantize,
-    )
-    result = api.evaluate(model, _split(tasks), store=store, settings=settings, show_progress=not json_out,
-                          executor=xcli.make_executor(executor, ray_address, max_retries, ray_cpus, ray_gpus,
-                                                      ray_memory_gb))
+    flags = dict(locals())
+    setup_logging(log_level)
+    result = api.evaluate(split_models(models), split_list(tasks), store=store,
+                          settings=from_flags(api.EvalSettings, flags), show_progress=not json_out,
+                          executor=from_flags(ExecutorSettings, flags).build())
     if json_out:
-        print(json.dumps(result.to_json(), default=str))
+        _json(result.to_json())
     else:
         print_eval_table(result)
         out.print(f"stored in {store} as run {result.run_id}")
@@ -148,207 +122,166 @@ def eval_cmd(
         sys.exit(status)
 
 
-@results_app.command("list")
-def results_list(store: StoreOpt = api.DEFAULT_STORE, json_out: JsonOpt = False) -> None:
+@results_app.command("list", cls=command)
+def results_list(store: StoreOpt = DEFAULT_STORE, json_out: JsonOpt = False, log_level: LogOpt = "warning") -> None:
     """List the runs in the store."""
+    setup_logging(log_level)
     runs = api.list_runs(store)
     if json_out:
         print(runs.to_json(orient="records"))
-        return
-    table = Table()
-    for col in runs.columns:
-        table.add_column(col)
-    for row in runs.itertuples(index=False):
-        table.add_row(*(str(v) for v in row))
-    out.print(table)
+    else:
+        print_frame(runs)
 
 
-@results_app.command("show")
-def results_show(run: str = typer.Argument("latest"), store: StoreOpt = api.DEFAULT_STORE,
-                 json_out: JsonOpt = False) -> None:
+SHOW_COLUMNS = ["model", "task", "metric", "value", "stderr", "n_items", "params_total", "tokens_per_s",
+                "joules_per_token", "energy_source"]
+
+
+@results_app.command("show", cls=command)
+def results_show(run: Annotated[str, typer.Argument(help="Run id, or 'latest'.")] = "latest",
+                 store: StoreOpt = DEFAULT_STORE, json_out: JsonOpt = False, log_level: LogOpt = "warning") -> None:
     """Show a run's scores (RUN or 'latest')."""
+    setup_logging(log_level)
     table = api.show_run(run, store)
     if json_out:
         print(table.to_json(orient="records"))
-        return
-    rich_table = Table()
-    cols = ["model", "task", "metric", "value", "stderr", "n_items", "params_total", "tokens_per_s",
-            "joules_per_token", "energy_source"]
-    for col in cols:
-        rich_table.add_column(col)
-    for row in table[cols].itertuples(index=False):
-        rich_table.add_row(*(_fmt(v) for v in row))
-    out.print(rich_table)
+    else:
+        print_frame(table, SHOW_COLUMNS)
 
 
-@results_app.command("export")
+@results_app.command("export", cls=command)
 def results_export(
-    run: str = typer.Argument("latest"),
-    store: StoreOpt = api.DEFAULT_STORE,
+    run: Annotated[str, typer.Argument(help="Run id, or 'latest'.")] = "latest",
+    store: StoreOpt = DEFAULT_STORE,
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
     out_path: Annotated[str | None, typer.Option("--out", help="Output file (default results-RUN.FORMAT).")] = None,
-) -> None:
-    """Export a run as CSV or JSON (scores, model sizes, efficiency with sources)."""
-    path = api.export_run(run, out_path or f"results-{run}.{fmt}", fmt, store)
-    out.print(f"wrote {path}")
-
-
-def _constraints(**kw: Any) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if v is not None}
-
-
-@app.command("analyze")
-def analyze_cmd(
-    store: StoreOpt = api.DEFAULT_STORE,
-    family: Annotated[str | None, typer.Option(help="Only models tagged with this family.")] = None,
-    models: Annotated[list[str] | None, typer.Option("--models", help="Only these models (names or keys).")] = None,
-    task: Annotated[list[str] | None, typer.Option("--task", help="Only these tasks.")] = None,
-    metric: Annotated[list[str] | None, typer.Option("--metric", help="Only these metrics.")] = None,
-    min_gain_per_doubling: Annotated[float | None, typer.Option(help="Knee threshold per doubling.")] = None,
-    min_score: Annotated[float | None, typer.Option(help="Constraint: minimum primary score.")] = None,
-    max_latency_ms: Annotated[float | None, typer.Option(help="Constraint: ms/item (batch time).")] = None,
-    max_memory_gb: Annotated[float | None, typer.Option(help="Constraint: peak memory.")] = None,
-    max_joules_per_token: Annotated[float | None, typer.Option(help="Constraint: energy per token.")] = None,
-    max_usd_per_1m_tokens: Annotated[float | None, typer.Option(help="Constraint: cost per 1M tokens.")] = None,
-    primary: Annotated[str | None, typer.Option("--primary", help="Task that decides the recommendation when no model dominates.")] = None,
-    seed: int = 0,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
-    """Returns of scale: curves, fits, marginal gains, paired tests, Pareto and a recommendation."""
-    _setup_logging(log_level)
-    constraints = _constraints(min_score=min_score, max_latency_ms=max_latency_ms, max_memory_gb=max_memory_gb,
-                               max_joules_per_token=max_joules_per_token,
-                               max_usd_per_1m_tokens=max_usd_per_1m_tokens)
-    result, _ = api.analyze(store, models=_split(models or []) or None, family=family,
-                            tasks=_split(task or []) or None, metrics=_split(metric or []) or None,
-                            min_gain_per_doubling=min_gain_per_doubling, constraints=constraints, seed=seed,
-                            primary=primary)
+    """Export a run as CSV or JSON (scores, model sizes, efficiency with sources)."""
+    setup_logging(log_level)
+    path = api.export_run(run, out_path or f"results-{run}.{fmt}", fmt, store)
     if json_out:
-        print(json.dumps(result.to_json(), default=str))
-        return
-    print_analysis(result)
+        _json({"out": str(path)})
+    else:
+        out.print(f"wrote {path}")
 
 
-def print_analysis(result: Any, brief: bool = False) -> None:
-    """The verdict, then the paired tests (and, unless `brief`, marginal gains and Pareto frontiers)."""
-    from beyondscale.report.tables import paired_for_terminal
+results_app.command("logs", cls=command)(xcli.logs_cmd)
 
-    out.rule("verdict")
-    for line in result.verdict:
-        out.print(f"• {line}", highlight=False)
-    if result.recommendation:
-        out.print(f"recommendation: {result.recommendation.get('model')} — {result.recommendation.get('reason')}",
-                  highlight=False)
-    tables = (
-        ("paired", ["task", "metric", "model_a", "model_b", "n_items", "effect", "ci_low", "ci_high", "p", "p_holm",
-                    "better", "flag"]),
-        ("marginal", ["task", "metric", "axis", "from_model", "to_model", "gain", "gain_per_doubling", "source"]),
-        ("pareto", ["task", "metric", "cost_axis", "model", "quality", "cost", "on_frontier"]),
-    )
-    for name, cols in tables[:1] if brief else tables:
-        frame = getattr(result, name)
-        if name == "paired" and not frame.empty:
-            frame = paired_for_terminal(frame)  # p and Holm p worded as the verdict prints them
-        if frame.empty:
-            continue
-        table = Table(title=name, title_justify="left")
-        present = [c for c in cols if c in frame.columns]
-        for col in present:
-            table.add_column(col)
-        for row in frame[present].head(40).itertuples(index=False):
-            table.add_row(*(_fmt(v) for v in row))
-        out.print(table)
-    for note in result.notes:
-        out.print(f"note: {note}", highlight=False)
+# ---- analyze and report share their filters and constraints -----------------------------------------
+FamilyOpt = Annotated[str | None, typer.Option(help="Only models tagged with this family.")]
+MetricsOpt = Annotated[list[str] | None, typer.Option("--metrics", help="Only these metrics.")]
+PrimaryOpt = Annotated[str | None, typer.Option(
+    "--primary", help="Task that decides the recommendation when no model dominates.")]
+GainOpt = Annotated[float | None, typer.Option(help="Knee threshold per doubling.")]
+MinScoreOpt = Annotated[float | None, typer.Option(help="Constraint: minimum primary score.")]
+LatencyOpt = Annotated[float | None, typer.Option(help="Constraint: ms/item (batch time).")]
+MemoryOpt = Annotated[float | None, typer.Option(help="Constraint: peak memory.")]
+JoulesOpt = Annotated[float | None, typer.Option(help="Constraint: energy per token.")]
+CostOpt = Annotated[float | None, typer.Option(help="Constraint: cost per 1M tokens.")]
+SeedOpt = Annotated[int, typer.Option(help="Bootstrap seed.")]
+CONSTRAINTS = ("min_score", "max_latency_ms", "max_memory_gb", "max_joules_per_token", "max_usd_per_1m_tokens")
 
 
-@app.command("report")
+def _analysis_options(flags: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of `api.analyze` (and `api.report`), from the flags both commands share."""
+    return {"models": split_list(flags["models"]) or None, "family": flags["family"],
+            "tasks": split_list(flags["tasks"]) or None, "metrics": split_list(flags["metrics"]) or None,
+            "min_gain_per_doubling": flags["min_gain_per_doubling"], "seed": flags["seed"],
+            "primary": flags["primary"],
+            "constraints": {k: flags[k] for k in CONSTRAINTS if flags[k] is not None}}
+
+
+@app.command("analyze", cls=command)
+def analyze_cmd(
+    store: StoreOpt = DEFAULT_STORE, family: FamilyOpt = None, models: ModelFilterOpt = None,
+    tasks: TaskFilterOpt = None, metrics: MetricsOpt = None, min_gain_per_doubling: GainOpt = None,
+    min_score: MinScoreOpt = None, max_latency_ms: LatencyOpt = None, max_memory_gb: MemoryOpt = None,
+    max_joules_per_token: JoulesOpt = None, max_usd_per_1m_tokens: CostOpt = None, primary: PrimaryOpt = None,
+    seed: SeedOpt = 0, json_out: JsonOpt = False, log_level: LogOpt = "warning",
+) -> None:
+    """Returns of scale: curves, fits, marginal gains, paired tests, Pareto and a recommendation."""
+    flags = dict(locals())
+    setup_logging(log_level)
+    result, _ = api.analyze(store, **_analysis_options(flags))
+    if json_out:
+        _json(result.to_json())
+    else:
+        print_analysis(result)
+
+
+@app.command("report", cls=command)
 def report_cmd(
     out_path: Annotated[str, typer.Option("--out", help="report.html, report.md or report.json")] = "report.html",
-    store: StoreOpt = api.DEFAULT_STORE,
+    store: StoreOpt = DEFAULT_STORE,
     fmt: Annotated[str | None, typer.Option("--format", help="html, md or json (default: from --out).")] = None,
-    family: Annotated[str | None, typer.Option(help="Only models tagged with this family.")] = None,
-    task: Annotated[list[str] | None, typer.Option("--task", help="Only these tasks.")] = None,
-    primary: Annotated[str | None, typer.Option("--primary", help="Task that decides the recommendation when no model dominates.")] = None,
-    title: str = "beyondscale report",
+    title: Annotated[str, typer.Option(help="The report's title.")] = "beyondscale report",
     inference_tokens: Annotated[float | None, typer.Option(
         help="Tokens a trained ladder's model will serve (its inference-aware optimum; default: an assumed "
              "100x the best rung's training tokens).")] = None,
-    log_level: LogOpt = "warning",
+    family: FamilyOpt = None, models: ModelFilterOpt = None,
+    tasks: TaskFilterOpt = None, metrics: MetricsOpt = None, min_gain_per_doubling: GainOpt = None,
+    min_score: MinScoreOpt = None, max_latency_ms: LatencyOpt = None, max_memory_gb: MemoryOpt = None,
+    max_joules_per_token: JoulesOpt = None, max_usd_per_1m_tokens: CostOpt = None, primary: PrimaryOpt = None,
+    seed: SeedOpt = 0, json_out: JsonOpt = False, log_level: LogOpt = "warning",
 ) -> None:
-    """Write the self-contained HTML report (or Markdown / JSON)."""
-    _setup_logging(log_level)
-    path = api.report(out_path, store=store, fmt=fmt, title=title, family=family, tasks=_split(task or []) or None,
-                      primary=primary, inference_tokens=inference_tokens)
-    out.print(f"wrote {path.resolve()}")
+    """Write the self-contained HTML report (or Markdown / JSON), with `analyze`'s filters and constraints."""
+    flags = dict(locals())
+    setup_logging(log_level)
+    path = api.report(out_path, store=store, fmt=fmt, title=title, inference_tokens=inference_tokens,
+                      **_analysis_options(flags))
+    if json_out:
+        _json({"out": str(path.resolve())})
+    else:
+        out.print(f"wrote {path.resolve()}")
 
 
-@app.command("fit")
+@app.command("fit", cls=command)
 def fit_cmd(
     data: Annotated[str, typer.Option("--data", help="CSV with params, tokens (optional), loss or score.")],
     exclude_worst: Annotated[int, typer.Option(help="Drop the K highest-loss points (Epoch AI).")] = 0,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 1000,
-    seed: int = 0,
+    seed: SeedOpt = 0,
     inference_tokens: Annotated[float | None, typer.Option(
         help="Tokens the model will serve: adds the inference-aware optimum (Sardana et al. 2024).")] = None,
     json_out: JsonOpt = False,
+    log_level: LogOpt = "warning",
 ) -> None:
     """Fit a saturating power law (or L(N, D)) on your own points, with bootstrap intervals."""
-    if n_boot < 0 or exclude_worst < 0:
-        raise UserError("--n-boot and --exclude-worst must not be negative")
-    result = api.fit(data, exclude_worst=exclude_worst, n_boot=n_boot, seed=seed)
-    doc = result.to_json()
-    budgets = [1e18, 1e20, 1e22, 1e24]
-    optimal = []
-    if doc.get("B") is not None:
-        n_opt, d_opt = result.compute_optimal(budgets)
-        optimal = [{"C": c, "N_opt": float(n), "D_opt": float(d)} for c, n, d in zip(budgets, n_opt, d_opt,
-                                                                                   strict=True)]
-        doc["compute_optimal"] = optimal
-        if inference_tokens is not None:
-            from beyondscale.analysis.inference_optimal import budget_table
+    flags = dict(locals())
+    from beyondscale.analysis.fit_summary import FitSettings, fit_summary
 
-            fitted = {k: doc[k] for k in ("E", "A", "alpha", "B", "beta")}
-            doc["inference_optimal"] = budget_table(budgets, inference_tokens, fitted)
-    elif inference_tokens is not None:
-        raise UserError("--inference-tokens: needs a CSV with a tokens column (an L(N, D) fit)")
+    setup_logging(log_level)
+    doc = fit_summary(from_flags(FitSettings, flags))
     if json_out:
-        print(json.dumps(doc, default=str))
-        return
-    table = Table(title=f"fit on {doc.get('n_points')} points", title_justify="left")
-    for col in ("constant", "value", "95% CI"):
-        table.add_column(col)
-    for name, value in doc.items():
-        if name in ("ci", "n_points") or not isinstance(value, int | float):
-            continue
-        lo, hi = (doc.get("ci") or {}).get(name, (None, None))
-        table.add_row(name, _fmt(value), f"[{_fmt(lo)}, {_fmt(hi)}]")
-    out.print(table)
-    if optimal:
-        alloc = Table(title="compute-optimal allocation (C = 6 N D)", title_justify="left")
-        for col in ("C (FLOPs)", "N_opt (params)", "D_opt (tokens)", "tokens per param"):
-            alloc.add_column(col, justify="right")
-        for row in optimal:
-            alloc.add_row(f"{row['C']:.0e}", f"{row['N_opt']:.3g}", f"{row['D_opt']:.3g}",
-                          f"{row['D_opt'] / row['N_opt']:.1f}")
-        out.print(alloc)
-    if doc.get("inference_optimal"):
-        from beyondscale.lab.train_cli import inference_table
-
-        out.print(inference_table(doc["inference_optimal"], inference_tokens))
+        _json(doc)
+    else:
+        print_fit(doc)
 
 
-@app.command("bench")
+def _prompt_lengths(value: Any) -> list[int]:
+    if isinstance(value, list):  # the default, already parsed
+        return value
+    try:
+        lengths = [int(x) for x in str(value).split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not lengths:
+        raise typer.BadParameter("expected at least one prompt length")
+    return lengths
+
+
+@app.command("bench", cls=command)
 def bench_cmd(
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Hub id, HF folder, .gguf file; NAME=SPEC.")],
-    prompt_tokens: Annotated[str, typer.Option(help="Comma-separated prompt lengths.")] = "128,512",
+    models: ModelsOpt,
+    prompt_tokens: Annotated[Any, typer.Option(parser=_prompt_lengths, help="Comma-separated prompt lengths.")] = "128,512",
     new_tokens: Annotated[int, typer.Option(help="Tokens generated per repetition.")] = 128,
     repetitions: Annotated[int, typer.Option(help="Measured repetitions (median and spread).")] = 5,
     warmup: Annotated[int, typer.Option(help="Unmeasured warm-up repetitions.")] = 1,
-    store: StoreOpt = api.DEFAULT_STORE,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")] = "auto",
+    store: StoreOpt = DEFAULT_STORE,
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
     cpu_watts: Annotated[float | None, typer.Option(help="CPU package power for the energy estimate.")] = None,
     executor: xcli.ExecutorOpt = "local", ray_address: xcli.RayAddressOpt = None, max_retries: xcli.MaxRetriesOpt = 2,
     ray_cpus: xcli.RayCpusOpt = 1.0, ray_gpus: xcli.RayGpusOpt = None, ray_memory_gb: xcli.RayMemoryOpt = None,
@@ -356,60 +289,45 @@ def bench_cmd(
     log_level: LogOpt = "warning",
 ) -> None:
     """Generation speed: time to first token, prefill/decode tokens/s, latency p50/p95, memory, energy."""
-    _setup_logging(log_level)
-    try:
-        lengths = [int(x) for x in prompt_tokens.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"--prompt-tokens {prompt_tokens}: expected comma-separated integers") from None
-    settings = api.EvalSettings(device=device, dtype=dtype, cpu_watts=cpu_watts)
-    frame = api.bench(model, prompt_tokens=lengths, new_tokens=new_tokens, repetitions=repetitions, warmup=warmup,
-                      store=store, settings=settings, executor=xcli.make_executor(
-                          executor, ray_address, max_retries, ray_cpus, ray_gpus, ray_memory_gb))
+    flags = dict(locals())
+    setup_logging(log_level)
+    frame = api.bench(split_models(models), prompt_tokens=_prompt_lengths(prompt_tokens), new_tokens=new_tokens,
+                      repetitions=repetitions, warmup=warmup, store=store,
+                      settings=from_flags(api.EvalSettings, flags),
+                      executor=from_flags(ExecutorSettings, flags).build())
     if json_out:
         print(frame.to_json(orient="records"))
-        return
-    table = Table(title="generation benchmark (median ± std over repetitions)", title_justify="left")
-    for col in ("Model", "Prompt", "New", "TTFT ms", "Prefill tok/s", "Decode tok/s", "Token ms p50", "p95",
-                "Peak MB", "Prefill J", "J/generated token (decode)", "Energy source"):
-        table.add_column(col, justify="left" if col in ("Model", "Energy source") else "right")
-
-    def spread(d: Any, digits: int = 1) -> str:
-        return "—" if not d else f"{d['median']:.{digits}f} ± {d['std']:.{digits}f}"
-
-    for r in frame.to_dict(orient="records"):
-        peak = r.get("peak_gpu_bytes") or r.get("peak_rss_bytes")
-        est = " (est.)" if r.get("energy_estimated") else ""
-        table.add_row(r["model"], str(r["prompt_tokens"]), str(r["new_tokens"]), spread(r["ttft_ms"]),
-                      spread(r["prefill_tokens_per_s"]), spread(r["decode_tokens_per_s"]),
-                      _fmt(r["token_latency_ms_p50"], 1), _fmt(r["token_latency_ms_p95"], 1),
-                      _fmt(peak / 2**20 if peak else None, 0), spread(r.get("prefill_energy_j"), 3) + est,
-                      spread(r["energy_j_per_generated_token"], 3) + est, str(r["energy_source"]))
-    out.print(table)
+    else:
+        print_bench(frame)
 
 
-@app.command("quickstart")
+@app.command("quickstart", cls=command)
 def quickstart_cmd(
-    store: StoreOpt = api.DEFAULT_STORE,
+    store: StoreOpt = DEFAULT_STORE,
     out_path: Annotated[str, typer.Option("--out", help="Where to write the HTML report.")] = "report.html",
     budget_minutes: Annotated[float | None, typer.Option(help="Scale the study to this many minutes "
                                                        "(default 10: `make run` on 2 CPU cores).")] = None,
     corpus: Annotated[str | None, typer.Option(help="Your JSONL corpus instead of the standard library.")] = None,
-    fresh: Annotated[bool, typer.Option("--fresh", help="Set the earlier study folder aside and retrain.")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
-    batch_size: Annotated[str, typer.Option(help="'auto' or an integer.")] = "auto",
+    fresh: Annotated[bool, typer.Option("--fresh/--no-fresh", help="Set the earlier study folder aside and "
+                                        "retrain.")] = False,
+    device: DeviceOpt = "auto",
+    batch_size: BatchSizeOpt = "auto",
     quantize: Annotated[str, typer.Option(help="int8, int4, both (int8,int4) or none: add the real models' "
                                           "quantised variants (each its own model).")] = "none",
+    json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
     """The study (`make run`): a trained ladder, an MoE, raw vs curated data and two real models, one report."""
-    import time
-
-    _setup_logging(log_level)
+    flags = dict(locals())
+    setup_logging(log_level)
     start = time.perf_counter()
-    settings = api.EvalSettings(device=device, batch_size=batch_size if batch_size == "auto" else int(batch_size),
-                                quantize=quantize)
     result = api.quickstart(store=store, out=out_path, budget_minutes=budget_minutes, corpus=corpus, fresh=fresh,
-                            settings=settings, say=lambda line: err.print(line, highlight=False, markup=False))
+                            settings=from_flags(api.EvalSettings, flags),
+                            say=lambda line: err.print(line, highlight=False, markup=False))
+    if json_out:
+        _json({"report": str(result.report.resolve()), "run_id": result.run_id, "verdict": result.verdict,
+               "stage_seconds": result.stage_seconds})
+        return
     print_analysis(result.analysis, brief=True)
     out.rule("timings")
     for stage, seconds in result.stage_seconds.items():
@@ -418,41 +336,29 @@ def quickstart_cmd(
     out.print(f"report: {result.report.resolve()}")
 
 
-@app.command("tasks")
-def tasks_cmd() -> None:
+@app.command("tasks", cls=command)
+def tasks_cmd(json_out: JsonOpt = False, log_level: LogOpt = "warning") -> None:
     """List the built-in tasks."""
     from beyondscale.tasks import list_builtin_tasks
 
-    for name in list_builtin_tasks():
+    setup_logging(log_level)
+    names = list(list_builtin_tasks())
+    if json_out:
+        _json(names)
+        return
+    for name in names:
         out.print(name)
 
 
-register_curate(app)
-register_lab(app)
-results_app.command("logs")(xcli.logs_cmd)
+register_curate(app, command)
+register_lab(app, command)
 
 
 def main() -> None:
-    """Entry point: run the app, turning user mistakes into one line and exit status 2."""
-    try:
-        app(standalone_mode=False)
-    except UserError as error:
-        err.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted: finished batches are stored; run the same command again to resume")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as error:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
-            err.print(f"error: {error.format_message()}", highlight=False, markup=False)
-            sys.exit(2)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+    """Entry point: run the app; usage errors and user mistakes become one line and exit status 2."""
+    status = run_app(app)
+    if status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,7 @@
-"""The `beyondscale curate` and `beyondscale curate-scorer` commands (thin typer wrappers).
+"""The `beyondscale curate`, `curate-scorer` and `curate-rules` commands: each parses its flags into one
+settings object and calls one function of `lab.curate.command`.
 
-`register(app)` adds both to the main typer app; errors are `UserError`s, which the main entry
+`register(app)` adds them to the main typer app; errors are `UserError`s, which the main entry
 point prints as one line with exit status 2.
 """
 
@@ -14,14 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from beyondscale.errors import UserError
+from beyondscale._quiet_deps import setup_logging
+from beyondscale.cli_flags import JsonOpt, LogOpt, aliased, from_flags
 
 out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)
-
-
-def _rules_list(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _progress_bar(total: int | None) -> tuple[Any, Any]:
@@ -75,28 +73,21 @@ def curate_cmd(
     hub_split: Annotated[str, typer.Option(help="Split of hub:NAME inputs.")] = "train",
     hub_config: Annotated[str | None, typer.Option(help="Config of hub:NAME inputs.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an output folder holding another run.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print only the summary JSON on stdout.")] = False,
+    json_out: JsonOpt = False,
+    log_level: LogOpt = "warning",
 ) -> None:
     """Filter, deduplicate and score a corpus with FineWeb's rules (datatrove); keep the best."""
-    from beyondscale.lab.curate import CurateSettings, reader, run_curate
-    from beyondscale.lab.curate import rules as rule_table
+    flags = dict(locals())
+    from beyondscale.lab.curate.command import CurateRequest, curate, input_bytes
 
-    names = [] if rules.strip().lower() == "none" else _rules_list(rules)
-    rule_table.check_rules(names)
-    settings = CurateSettings(
-        rules=names, overrides=rule_table.parse_overrides(set_ or [], names), dedup=dedup,
-        minhash_threshold=minhash_threshold, scorer=None if scorer.lower() == "none" else scorer,
-        score_threshold=score_threshold, keep_fraction=keep_fraction, overwrite=overwrite,
-        hub=reader.HubOptions(config=hub_config, split=hub_split, text_field=text_field),
-    )
-    if workers is not None:
-        settings.workers = workers
+    setup_logging(log_level)
+    request = from_flags(CurateRequest, flags, out=out_dir, set=set_ or [])
     if json_out or not err.is_terminal:
-        doc = run_curate(inputs, out_dir, settings)
+        doc = curate(request)
     else:
-        bar, update = _progress_bar(reader.input_bytes(inputs))
+        bar, update = _progress_bar(input_bytes(request))
         with bar:
-            doc = run_curate(inputs, out_dir, settings, progress=update)
+            doc = curate(request, progress=update)
     if json_out:
         print(json.dumps(doc))
     else:
@@ -109,39 +100,33 @@ def curate_scorer_cmd(
     out_path: Annotated[str, typer.Option("--out", help="Where to save the scorer (.safetensors).")],
     text_field: Annotated[str, typer.Option(help="JSONL field holding the text.")] = "text",
     c: Annotated[float, typer.Option("--c", help="Inverse L2 strength of the logistic regression.")] = 1.0,
-    seed: int = 0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print only a JSON document on stdout.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out split and the fit.")] = 0,
+    json_out: JsonOpt = False,
+    log_level: LogOpt = "warning",
 ) -> None:
     """Train the quality scorer (hashed n-grams + logistic regression) from high / low examples."""
-    from beyondscale.lab.curate import reader
-    from beyondscale.lab.curate.scorer import train_scorer
+    flags = dict(locals())
+    from beyondscale.lab.curate.command import ScorerRequest, train_quality_scorer
 
-    if not c > 0:
-        raise UserError(f"--c {c}: must be positive")
-    options = reader.HubOptions(text_field=text_field)
-    texts = {side: [d.text for d in reader.iter_documents(paths, options)] for side, paths in
-             (("high", high), ("low", low))}
-    model = train_scorer(texts["high"], texts["low"], c=c, seed=seed)
-    digest = model.save(out_path)
-    doc = {"out": out_path, "sha256": digest, **model.info}
+    setup_logging(log_level)
+    doc = train_quality_scorer(from_flags(ScorerRequest, flags, out=out_path))
     if json_out:
         print(json.dumps(doc))
         return
     held = (f"held-out accuracy {doc['heldout_accuracy']:.3f}, AUC {doc['heldout_auc']:.3f} on {doc['heldout_n']} "
             "documents" if "heldout_accuracy" in doc else "too few examples for a held-out check (need 10 a side)")
     out.print(f"trained on {doc['n_high']} high / {doc['n_low']} low in {doc['train_seconds']:.2f} s; {held}\n"
-              f"saved {out_path} (sha256 {digest})", highlight=False, markup=False)
+              f"saved {doc['out']} (sha256 {doc['sha256']})", highlight=False, markup=False)
 
 
-def curate_rules_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False) -> None:
+def curate_rules_cmd(json_out: JsonOpt = False, log_level: LogOpt = "warning") -> None:
     """The heuristic rules' threshold table (published defaults), as `--set RULE.PARAM=VALUE` sees it."""
     from rich.markup import escape
 
-    from beyondscale.lab.curate.rules import RULES
+    from beyondscale.lab.curate.command import rules_table
 
-    rows = [{"rule": rule, "param": name, "default": p.default, "low": p.low, "high": p.high,
-             "can_be_none": p.optional, "meaning": p.note, "source": spec.paper}
-            for rule, spec in RULES.items() for name, p in spec.params.items()]
+    setup_logging(log_level)
+    rows = rules_table()
     if json_out:
         print(json.dumps(rows))
         return
@@ -155,8 +140,9 @@ def curate_rules_cmd(json_out: Annotated[bool, typer.Option("--json", help="Prin
     out.print(table)
 
 
-def register(app: typer.Typer) -> None:
-    """Add `curate`, `curate-scorer` and `curate-rules` to the main app."""
-    app.command("curate")(curate_cmd)
-    app.command("curate-scorer")(curate_scorer_cmd)
-    app.command("curate-rules")(curate_rules_cmd)
+def register(app: typer.Typer, cls: Any = None) -> None:
+    """Add `curate`, `curate-scorer` and `curate-rules` to the main app (`cls`: the command class)."""
+    cls = cls or aliased()
+    app.command("curate", cls=cls)(curate_cmd)
+    app.command("curate-scorer", cls=cls)(curate_scorer_cmd)
+    app.command("curate-rules", cls=cls)(curate_rules_cmd)

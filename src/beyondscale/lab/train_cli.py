@@ -1,4 +1,5 @@
-"""`beyondscale train`: a typer wrapper over `lab.run.train_model`.
+"""`beyondscale train` and `beyondscale sweep`: each parses its flags into one settings object and calls
+one function of `lab.commands` (`train`, `sweep`).
 
 Imports are lazy so `beyondscale --help` does not load torch.
 """
@@ -7,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from beyondscale._quiet_deps import setup_logging
+from beyondscale.cli_flags import DEFAULT_STORE, JsonOpt, LogOpt, StoreOpt, aliased, from_flags
 from beyondscale.executors import cli as xcli
 
 Opt = typer.Option
@@ -43,31 +46,23 @@ def train_cmd(
     val_fraction: Annotated[float, Opt(help="Share of the token stream held out for validation (at most 1M tokens).")] = 0.1,
     val_data: Annotated[str | None, Opt(help="Validation corpus shared across runs (then all of --data trains).")] = None,
     eval_every: Annotated[int | None, Opt(help="Steps between validation points (default 10 per run).")] = None,
-    seed: int = 0,
-    compile_model: Annotated[bool | None, Opt("--compile/--no-compile", help="torch.compile the model (default: "
-                             "only runs of 1,000+ steps, which repay the compile time).")] = None,
+    seed: Annotated[int, Opt(help="Initialisation and data-order seed.")] = 0,
+    compile: Annotated[bool | None, Opt("--compile/--no-compile", help="torch.compile the model (default: "
+                       "only runs of 1,000+ steps, which repay the compile time).")] = None,
     device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
-    resume: Annotated[bool, Opt("--resume", help="Continue the run whose checkpoint is in --out.")] = False,
-    overwrite: Annotated[bool, Opt("--overwrite", help="Replace the run in --out.")] = False,
-    store: Annotated[str, Opt("--store", help="Results database (SQLite).")] = "beyondscale.db",
-    json_out: Annotated[bool, Opt("--json", help="Print only the training record as JSON.")] = False,
+    resume: Annotated[bool, Opt("--resume/--no-resume", help="Continue the run whose checkpoint is in --out.")] = False,
+    overwrite: Annotated[bool, Opt("--overwrite/--no-overwrite", help="Replace the run in --out.")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+    json_out: JsonOpt = False,
+    log_level: LogOpt = "warning",
 ) -> None:
     """Train a dense (Llama) or MoE (Mixtral) model into a standard Hugging Face folder."""
-    from beyondscale.lab.configs import Shape
-    from beyondscale.lab.run import TrainRequest, train_model
-    from beyondscale.lab.train import TrainConfig
+    flags = dict(locals())
+    from beyondscale.lab.commands import train
+    from beyondscale.lab.run import TrainRequest
 
-    _quiet_transformers()
-    shape = Shape(d_model=d_model, n_layer=n_layer, n_head=n_head, n_kv_head=n_kv_head, d_ff=d_ff,
-                  context_length=context_length, n_experts=n_experts, top_k=top_k)
-    cfg = TrainConfig(batch_size=batch_size, grad_accum=grad_accum, lr=lr, warmup_steps=warmup_steps, seed=seed,
-                      aux_coef=aux_coef, z_coef=z_coef, distill_alpha=distill_alpha,
-                      distill_temperature=distill_temperature, eval_every=eval_every,
-                      compile=compile_model)
-    req = TrainRequest(data=data, out=out, arch=arch, tokens=tokens, shape=shape, train=cfg, vocab_size=vocab_size,
-                       tokenizer=tokenizer, val_fraction=val_fraction, val_data=val_data, distill_from=distill_from, device=device,
-                       resume=resume, overwrite=overwrite, store=store, show_progress=not json_out)
-    record = train_model(req)
+    setup_logging(log_level)
+    record = train(from_flags(TrainRequest, flags, show_progress=not json_out))
     if json_out:
         print(json.dumps({k: v for k, v in record.items() if k != "loss_curve"}, default=str))
         return
@@ -89,13 +84,6 @@ def _print_summary(r: dict) -> None:
     c.print(f"wrote {r['out']}")
 
 
-def _quiet_transformers() -> None:
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
 def sweep_cmd(
     data: Annotated[str, Opt("--data", help="Raw corpus: text file, JSONL file or folder.")],
     out: Annotated[str, Opt("--out", help="Sweep folder (runs/, data/, sweep.json); re-running resumes.")],
@@ -104,20 +92,23 @@ def sweep_cmd(
     tokens: Annotated[list[int] | None, Opt(help="Training tokens per rung (default: the preset's); repeat it "
                                                  "to train the dense rungs at each budget (an L(N, D) ladder; "
                                                  "the alternatives train at the first).")] = None,
-    task: Annotated[list[str] | None, Opt("--task", "-t", help="Extra tasks to evaluate every model on.")] = None,
+    tasks: Annotated[list[str] | None, Opt("--tasks", "-t", help="Extra tasks to evaluate every model on.")] = None,
     device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "auto",
-    store: Annotated[str, Opt("--store", help="Results database (SQLite).")] = "beyondscale.db",
+    store: StoreOpt = DEFAULT_STORE,
     executor: xcli.ExecutorOpt = "local", ray_address: xcli.RayAddressOpt = None, max_retries: xcli.MaxRetriesOpt = 2,
     ray_cpus: xcli.RayCpusOpt = 1.0, ray_gpus: xcli.RayGpusOpt = None, ray_memory_gb: xcli.RayMemoryOpt = None,
-    json_out: Annotated[bool, Opt("--json", help="Print only the sweep document as JSON.")] = False,
+    json_out: JsonOpt = False,
+    log_level: LogOpt = "warning",
 ) -> None:
     """Dense ladder, MoE at a rung's active size, raw vs curated, distilled rung; multipliers in dense compute."""
-    from beyondscale.lab.sweep import run_sweep
+    flags = dict(locals())
+    from beyondscale.cli_flags import split_list
+    from beyondscale.executors.choice import ExecutorSettings
+    from beyondscale.lab.commands import SweepSettings, sweep
 
-    _quiet_transformers()
-    doc = run_sweep(data, out, preset=preset, curated=curated, tasks=task, tokens=tokens, store=store, device=device,
-                    show_progress=not json_out, executor=xcli.make_executor(
-                        executor, ray_address, max_retries, ray_cpus, ray_gpus, ray_memory_gb))
+    setup_logging(log_level)
+    doc = sweep(from_flags(SweepSettings, flags, tasks=split_list(tasks) or None, show_progress=not json_out,
+                           executor=from_flags(ExecutorSettings, flags)))
     if json_out:
         print(json.dumps(doc, default=str))
         return
@@ -171,21 +162,15 @@ def _print_multipliers(console, eq: dict, what: str) -> None:
     console.print(mult)
 
 
-def register(app: typer.Typer) -> None:
-    """Add the lab commands to the main CLI."""
-    app.command("train")(train_cmd)
-    app.command("sweep")(sweep_cmd)
+def register(app: typer.Typer, cls: Any = None) -> None:
+    """Add the lab commands to the main CLI (`cls`: the command class)."""
+    cls = cls or aliased()
+    app.command("train", cls=cls)(train_cmd)
+    app.command("sweep", cls=cls)(sweep_cmd)
 
 
 def inference_table(rows: list[dict], inference_tokens: float):
-    """`fit --inference-tokens`: Chinchilla-optimal vs inference-aware model of equal loss, per budget."""
-    from rich.table import Table
+    """Kept for callers of the old place; the table lives in `beyondscale.cli_views`."""
+    from beyondscale.cli_views import inference_table as table
 
-    table = Table(title=f"inference-aware optimum for {inference_tokens:.3g} served tokens "
-                        "(6 N D train + 2 N D_inference, Sardana et al. 2024)", title_justify="left")
-    for col in ("C (FLOPs)", "loss", "N chinchilla", "N optimal", "D optimal", "FLOPs saved", "saved"):
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(f"{r['C']:.0e}", f"{r['loss']:.4f}", f"{r['N_chinchilla']:.3g}", f"{r['N_inference_optimal']:.3g}",
-                      f"{r['D_inference_optimal']:.3g}", f"{r['flops_saved']:.3g}", f"{r['fraction_saved']:.1%}")
-    return table
+    return table(rows, inference_tokens)
