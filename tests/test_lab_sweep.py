@@ -68,7 +68,7 @@ def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset, c
     val_sources = {json.loads((tmp_path / "sw" / "runs" / r["name"] / "lab" / "data.json").read_text())["val_data_hash"]
                    for r in doc["rungs"]}
     assert len(val_sources) == 1
-    from beyondscale.lab.train_cli import _print_sweep
+    from beyondscale.cli.lab import _print_sweep
 
     _print_sweep(doc)
     assert "worth in dense compute" in capsys.readouterr().out

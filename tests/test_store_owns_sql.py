@@ -13,8 +13,7 @@ import beyondscale
 
 SRC = Path(beyondscale.__file__).parent
 STORE = SRC / "store"
-# The places the lead wires to DEFAULT_STORE when he moves them (owned by other work in issue 23).
-DEFAULT_NOT_YET_WIRED = {"api.py", "cli.py", "lab/train_cli.py", "executors/cli.py", "interpret/cli.py"}
+DEFAULT_NOT_YET_WIRED: set[str] = set()  # every place now takes store.DEFAULT_STORE
 
 CONNECTION = re.compile(r"\.conn\b|read_sql")
 SQL = re.compile(

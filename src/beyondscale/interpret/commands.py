@@ -9,6 +9,7 @@ from typing import Any
 
 from beyondscale._quiet_deps import quiet_third_party
 from beyondscale.errors import UserError
+from beyondscale.store import DEFAULT_STORE
 
 NO_STORE = "-"
 
@@ -18,7 +19,7 @@ class ProbeSettings:
     """What every probe shares: the model, where the result is stored ('-': nowhere), how it loads."""
 
     model: str
-    store: str = "beyondscale.db"
+    store: str = DEFAULT_STORE
     device: str = "auto"
     dtype: str = "auto"
 

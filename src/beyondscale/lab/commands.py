@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from beyondscale.executors.choice import ExecutorSettings
+from beyondscale.store import DEFAULT_STORE
 
 if TYPE_CHECKING:  # lab.run imports torch: loaded only when a model trains
     from beyondscale.lab.run import TrainRequest
@@ -30,7 +31,7 @@ class SweepSettings:
     tokens: list[int] | None = None  # training tokens per rung; several: an L(N, D) ladder
     tasks: list[str] | None = None  # extra tasks every model is evaluated on
     device: str = "auto"
-    store: str = "beyondscale.db"
+    store: str = DEFAULT_STORE
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
     show_progress: bool = True
 

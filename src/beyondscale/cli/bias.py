@@ -10,7 +10,7 @@ import typer
 
 from beyondscale._quiet_deps import setup_logging
 from beyondscale.bias import commands
-from beyondscale.cli_flags import (
+from beyondscale.cli.flags import (
     DEFAULT_STORE,
     DeviceOpt,
     DtypeOpt,
@@ -20,7 +20,7 @@ from beyondscale.cli_flags import (
     aliased,
     from_flags,
 )
-from beyondscale.cli_flags import ProbeStoreOpt as StoreOpt
+from beyondscale.cli.flags import ProbeStoreOpt as StoreOpt
 from beyondscale.interpret.commands import ProbeOutput
 
 bias_app = typer.Typer(no_args_is_help=True, help="Bias probes: CrowS-Pairs, BBQ, counterfactual sentences.")

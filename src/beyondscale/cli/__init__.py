@@ -16,9 +16,12 @@ import typer
 
 from beyondscale import api
 from beyondscale._quiet_deps import setup_logging
-from beyondscale.bias.cli import bias_app
-from beyondscale.cli_errors import run_app
-from beyondscale.cli_flags import (
+from beyondscale.cli import executors as xcli
+from beyondscale.cli.bias import bias_app
+from beyondscale.cli.curate import register as register_curate
+from beyondscale.cli.errors import run_app
+from beyondscale.cli.explain import explain_app
+from beyondscale.cli.flags import (
     DEFAULT_STORE,
     BatchSizeOpt,
     DeviceOpt,
@@ -35,7 +38,8 @@ from beyondscale.cli_flags import (
     split_list,
     split_models,
 )
-from beyondscale.cli_views import (
+from beyondscale.cli.lab import register as register_lab
+from beyondscale.cli.views import (
     err,
     out,
     print_analysis,
@@ -44,11 +48,7 @@ from beyondscale.cli_views import (
     print_fit,
     print_frame,
 )
-from beyondscale.executors import cli as xcli
 from beyondscale.executors.choice import ExecutorSettings
-from beyondscale.interpret.cli import explain_app
-from beyondscale.lab.curate_cli import register as register_curate
-from beyondscale.lab.train_cli import register as register_lab
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what language-model scale really buys.")
 results_app = typer.Typer(no_args_is_help=True, help="List, show and export stored runs.")

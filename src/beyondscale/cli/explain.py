@@ -10,7 +10,7 @@ import typer
 
 from beyondscale._quiet_deps import quiet_third_party as quiet  # noqa: F401 - the old name, still imported
 from beyondscale._quiet_deps import setup_logging
-from beyondscale.cli_flags import (
+from beyondscale.cli.flags import (
     DEFAULT_STORE,  # noqa: F401 - the old name, still imported
     DeviceOpt,
     DtypeOpt,
@@ -21,7 +21,7 @@ from beyondscale.cli_flags import (
     from_flags,
     split_list,
 )
-from beyondscale.cli_flags import ProbeStoreOpt as StoreOpt
+from beyondscale.cli.flags import ProbeStoreOpt as StoreOpt
 from beyondscale.interpret import commands
 
 explain_app = typer.Typer(no_args_is_help=True, help="Look inside a model: logit lens, attributions, routing, "

@@ -19,8 +19,9 @@ import typer
 from typer.core import TyperCommand
 
 from beyondscale._quiet_deps import LOG_LEVELS
-
-DEFAULT_STORE = "beyondscale.db"  # every command's store unless --store says otherwise
+from beyondscale.store import (
+    DEFAULT_STORE as DEFAULT_STORE,  # every command's store unless --store says otherwise
+)
 
 T = TypeVar("T")
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from beyondscale._quiet_deps import setup_logging
-from beyondscale.cli_flags import JsonOpt, LogOpt, aliased, from_flags
+from beyondscale.cli.flags import JsonOpt, LogOpt, aliased, from_flags
 
 out = Console(width=None if sys.stdout.isatty() else 150)
 err = Console(stderr=True)

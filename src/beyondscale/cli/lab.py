@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from beyondscale._quiet_deps import setup_logging
-from beyondscale.cli_flags import DEFAULT_STORE, JsonOpt, LogOpt, StoreOpt, aliased, from_flags
-from beyondscale.executors import cli as xcli
+from beyondscale.cli import executors as xcli
+from beyondscale.cli.flags import DEFAULT_STORE, JsonOpt, LogOpt, StoreOpt, aliased, from_flags
 
 Opt = typer.Option
 
@@ -102,7 +102,7 @@ def sweep_cmd(
 ) -> None:
     """Dense ladder, MoE at a rung's active size, raw vs curated, distilled rung; multipliers in dense compute."""
     flags = dict(locals())
-    from beyondscale.cli_flags import split_list
+    from beyondscale.cli.flags import split_list
     from beyondscale.executors.choice import ExecutorSettings
     from beyondscale.lab.commands import SweepSettings, sweep
 
@@ -170,7 +170,7 @@ def register(app: typer.Typer, cls: Any = None) -> None:
 
 
 def inference_table(rows: list[dict], inference_tokens: float):
-    """Kept for callers of the old place; the table lives in `beyondscale.cli_views`."""
-    from beyondscale.cli_views import inference_table as table
+    """Kept for callers of the old place; the table lives in `beyondscale.cli.views`."""
+    from beyondscale.cli.views import inference_table as table
 
     return table(rows, inference_tokens)

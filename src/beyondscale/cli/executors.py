@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from beyondscale._quiet_deps import setup_logging
-from beyondscale.cli_flags import DEFAULT_STORE, JsonOpt, LogOpt, StoreOpt
+from beyondscale.cli.flags import DEFAULT_STORE, JsonOpt, LogOpt, StoreOpt
 from beyondscale.errors import UserError
 from beyondscale.executors.choice import ExecutorSettings
 

@@ -1,0 +1,5 @@
+"""`python -m beyondscale.cli`: the same command line as `beyondscale`."""
+
+from beyondscale.cli import main
+
+main()
