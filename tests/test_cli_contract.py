@@ -265,7 +265,6 @@ def test_eval_builds_its_settings_from_every_flag(monkeypatch, capsys, tmp_path)
 
 
 def test_train_request_nests_shape_and_optimiser_from_the_flags(monkeypatch, capsys):
-    from beyondscale.lab import commands
     from beyondscale.lab.configs import Shape
     from beyondscale.lab.run import TrainRequest
     from beyondscale.lab.train import TrainConfig
@@ -276,7 +275,7 @@ def test_train_request_nests_shape_and_optimiser_from_the_flags(monkeypatch, cap
         seen["request"] = request
         raise SystemExit(0)
 
-    monkeypatch.setattr(commands, "train", fake_train)
+    monkeypatch.setattr(cli.api, "train", fake_train)
     code, _, err = run_main(monkeypatch, capsys, "train", "--data", "d.txt", "--out", "o", "--d-model", "64",
                             "--n-layer", "3", "--n-kv-head", "2", "--lr", "0.01", "--seed", "5", "--no-compile",
                             "--batch-size", "8", "--tokens", "4096", "--json")
@@ -334,7 +333,7 @@ def test_sweep_builds_one_settings_object(monkeypatch, capsys):
         seen["settings"] = settings
         raise SystemExit(0)
 
-    monkeypatch.setattr(commands, "sweep", fake_sweep)
+    monkeypatch.setattr(cli.api, "sweep", fake_sweep)
     code, _, err = run_main(monkeypatch, capsys, "sweep", "--data", "c.txt", "--out", "o", "--task", "a,b",
                             "--tokens", "4096", "--tokens", "8192", "--max-retries", "3", "--json")
     assert code == 0, err

@@ -8,17 +8,38 @@ sweep), `interpret` and `bias` (probes), `quickstart` (the whole study).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from beyondscale.bias.commands import bias_bbq, bias_counterfactual, bias_crows_pairs, bias_toxicity
 from beyondscale.evaluator import EvalResult, EvalSettings, PairResult, UnitFailure, bench, evaluate
-from beyondscale.results import analyze, export_run, fit, list_runs, load_store_frames, report, show_run
+from beyondscale.interpret.commands import (
+    explain_attribute,
+    explain_lens,
+    explain_routing,
+    explain_transparency,
+)
+from beyondscale.lab.commands import sweep, train
+from beyondscale.lab.curate.command import curate, train_quality_scorer
+from beyondscale.results import (
+    analyze,
+    export_items,
+    export_run,
+    fit,
+    list_runs,
+    load_store_frames,
+    report,
+    show_run,
+)
 from beyondscale.store import DEFAULT_STORE
 
 __all__ = [
     "DEFAULT_STORE", "EvalResult", "EvalSettings", "PairResult", "QuickstartResult", "UnitFailure", "analyze",
-    "bench", "evaluate", "export_run", "fit", "list_runs", "load_store_frames", "quickstart", "report", "show_run",
+    "bench", "bias_bbq", "bias_counterfactual", "bias_crows_pairs", "bias_toxicity", "curate", "evaluate",
+    "explain_attribute", "explain_lens", "explain_routing", "explain_transparency", "export_items", "export_run",
+    "fit", "list_runs", "load_store_frames", "quickstart", "report", "show_run", "sweep", "train",
+    "train_quality_scorer",
 ]
 
 
@@ -30,6 +51,7 @@ class QuickstartResult:
     verdict: list[str]
     stage_seconds: dict[str, float]
     analysis: Any = None
+    training_records: dict[str, Any] = field(default_factory=dict)  # the ladder's, by model name
 
 
 def quickstart(*, store: str | Path = DEFAULT_STORE, out: str | Path = "report.html",
@@ -48,4 +70,4 @@ def quickstart(*, store: str | Path = DEFAULT_STORE, out: str | Path = "report.h
                       real_models=real_models, quantize=settings.quantize, show_progress=show_progress)
     study = run_study(spec, say)
     return QuickstartResult(study.report, ",".join(study.evaluation.run_ids), list(study.analysis.verdict),
-                            study.stages, study.analysis)
+                            study.stages, study.analysis, dict(study.ladder.records))

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from beyondscale import api
+from beyondscale import api, track
 from beyondscale._quiet_deps import setup_logging
 from beyondscale.cli import executors as xcli
 from beyondscale.cli.bias import bias_app
@@ -39,6 +39,7 @@ from beyondscale.cli.flags import (
     split_models,
 )
 from beyondscale.cli.lab import register as register_lab
+from beyondscale.cli.tracking import TrackerArgsOpt, TrackerOpt, trackers
 from beyondscale.cli.views import (
     err,
     out,
@@ -48,6 +49,7 @@ from beyondscale.cli.views import (
     print_fit,
     print_frame,
 )
+from beyondscale.errors import UserError
 from beyondscale.executors.choice import ExecutorSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what language-model scale really buys.")
@@ -102,15 +104,19 @@ def eval_cmd(
     usd_per_hour: Annotated[float | None, typer.Option(help="Price of the machine per hour.")] = None,
     executor: xcli.ExecutorOpt = "local", ray_address: xcli.RayAddressOpt = None, max_retries: xcli.MaxRetriesOpt = 2,
     ray_cpus: xcli.RayCpusOpt = 1.0, ray_gpus: xcli.RayGpusOpt = None, ray_memory_gb: xcli.RayMemoryOpt = None,
+    tracker: TrackerOpt = None,
+    tracker_args: TrackerArgsOpt = None,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
     """Evaluate models on tasks; every (model, task) is scored, metered and stored (resumable)."""
     flags = dict(locals())
     setup_logging(log_level)
-    result = api.evaluate(split_models(models), split_list(tasks), store=store,
-                          settings=from_flags(api.EvalSettings, flags), show_progress=not json_out,
-                          executor=from_flags(ExecutorSettings, flags).build())
+    with trackers(tracker, tracker_args) as opened:
+        result = api.evaluate(split_models(models), split_list(tasks), store=store,
+                              settings=from_flags(api.EvalSettings, flags), show_progress=not json_out,
+                              executor=from_flags(ExecutorSettings, flags).build())
+        track.log_evaluation(opened, result)
     if json_out:
         _json(result.to_json())
     else:
@@ -151,16 +157,31 @@ def results_show(run: Annotated[str, typer.Argument(help="Run id, or 'latest'.")
 
 @results_app.command("export", cls=command)
 def results_export(
-    run: Annotated[str, typer.Argument(help="Run id, or 'latest'.")] = "latest",
+    run: Annotated[str, typer.Argument(help="Run id, or 'latest' (not with --items).")] = "latest",
     store: StoreOpt = DEFAULT_STORE,
-    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
-    out_path: Annotated[str | None, typer.Option("--out", help="Output file (default results-RUN.FORMAT).")] = None,
+    items: Annotated[bool, typer.Option("--items/--no-items", help="One row per (model, task, document) of the "
+                                        "store's current results, across runs (docs/per_item_export.md).")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or json; with --items parquet (default), csv "
+                                            "or jsonl.")] = None,
+    out_path: Annotated[str | None, typer.Option("--out", help="Output file (default results-RUN.FORMAT, or "
+                                                 "items.FORMAT).")] = None,
+    models: Annotated[list[str] | None, typer.Option("--models", "-m", help="With --items: only these models "
+                                                     "(names or keys).")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", "-t", help="With --items: only these tasks.")] = None,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
-    """Export a run as CSV or JSON (scores, model sizes, efficiency with sources)."""
+    """Export a run as CSV or JSON (scores, model sizes, efficiency with sources), or every per-item score."""
     setup_logging(log_level)
-    path = api.export_run(run, out_path or f"results-{run}.{fmt}", fmt, store)
+    if items:
+        fmt = fmt or "parquet"
+        path = api.export_items(store, out_path or f"items.{fmt}", fmt, split_list(models) or None,
+                                split_list(tasks) or None)
+    else:
+        if models or tasks:
+            raise UserError("--models/--tasks: only with --items (a run's export holds the whole run)")
+        fmt = fmt or "csv"
+        path = api.export_run(run, out_path or f"results-{run}.{fmt}", fmt, store)
     if json_out:
         _json({"out": str(path)})
     else:
@@ -314,6 +335,8 @@ def quickstart_cmd(
     batch_size: BatchSizeOpt = "auto",
     quantize: Annotated[str, typer.Option(help="int8, int4, both (int8,int4) or none: add the real models' "
                                           "quantised variants (each its own model).")] = "none",
+    tracker: TrackerOpt = None,
+    tracker_args: TrackerArgsOpt = None,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
@@ -321,9 +344,11 @@ def quickstart_cmd(
     flags = dict(locals())
     setup_logging(log_level)
     start = time.perf_counter()
-    result = api.quickstart(store=store, out=out_path, budget_minutes=budget_minutes, corpus=corpus, fresh=fresh,
-                            settings=from_flags(api.EvalSettings, flags),
-                            say=lambda line: err.print(line, highlight=False, markup=False))
+    with trackers(tracker, tracker_args) as opened:
+        result = api.quickstart(store=store, out=out_path, budget_minutes=budget_minutes, corpus=corpus,
+                                fresh=fresh, settings=from_flags(api.EvalSettings, flags),
+                                say=lambda line: err.print(line, highlight=False, markup=False))
+        log_study(opened, result, store)
     if json_out:
         _json({"report": str(result.report.resolve()), "run_id": result.run_id, "verdict": result.verdict,
                "stage_seconds": result.stage_seconds})
@@ -334,6 +359,16 @@ def quickstart_cmd(
         out.print(f"{stage:>14}: {seconds:7.1f} s")
     out.print(f"{'total':>14}: {time.perf_counter() - start:7.1f} s")
     out.print(f"report: {result.report.resolve()}")
+
+
+def log_study(opened: list, result: api.QuickstartResult, store: str) -> None:
+    """The study in the trackers: each trained model's run with its loss curve, every model's scores, the
+    report and the store, grouped by the study's run ids."""
+    group = f"study-{result.run_id.split(',')[0]}"
+    for name, record in result.training_records.items():
+        track.log_training(opened, record, group=group, name=name)
+    track.log_evaluation(opened, track.stored_result(store, group))
+    track.log_report(opened, result.report, store, group=group)
 
 
 @app.command("tasks", cls=command)

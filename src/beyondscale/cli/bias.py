@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from beyondscale import api
 from beyondscale._quiet_deps import setup_logging
 from beyondscale.bias import commands
 from beyondscale.cli.flags import (
@@ -56,7 +57,7 @@ def crows_cmd(
     """CrowS-Pairs as lm-eval scores crows_pairs_english: pct_stereotype, likelihood_diff, per bias type."""
     flags = dict(locals())
     setup_logging(log_level)
-    _show(commands.bias_crows_pairs(from_flags(commands.CrowsSettings, flags)), json_out)
+    _show(api.bias_crows_pairs(from_flags(commands.CrowsSettings, flags)), json_out)
 
 
 @bias_app.command("bbq", cls=command)
@@ -69,7 +70,7 @@ def bbq_cmd(
     """BBQ as lm-eval's bbq task: accuracy (ambiguous / disambiguated), s_DIS, s_AMB, per category."""
     flags = dict(locals())
     setup_logging(log_level)
-    _show(commands.bias_bbq(from_flags(commands.BbqSettings, flags)), json_out)
+    _show(api.bias_bbq(from_flags(commands.BbqSettings, flags)), json_out)
 
 
 @bias_app.command("counterfactual", cls=command)
@@ -82,7 +83,7 @@ def counterfactual_cmd(
     """Log-likelihood gaps between sentences that differ only in a demographic term (offline probe set)."""
     flags = dict(locals())
     setup_logging(log_level)
-    _show(commands.bias_counterfactual(from_flags(commands.CounterfactualSettings, flags)), json_out)
+    _show(api.bias_counterfactual(from_flags(commands.CounterfactualSettings, flags)), json_out)
 
 
 @bias_app.command("toxicity", cls=command)
@@ -98,4 +99,4 @@ def toxicity_cmd(
     """Toxicity of greedy continuations, scored by a local classifier you point to (nothing is downloaded)."""
     flags = dict(locals())
     setup_logging(log_level)
-    _show(commands.bias_toxicity(from_flags(commands.ToxicitySettings, flags)), json_out)
+    _show(api.bias_toxicity(from_flags(commands.ToxicitySettings, flags)), json_out)

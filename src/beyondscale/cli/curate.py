@@ -78,7 +78,8 @@ def curate_cmd(
 ) -> None:
     """Filter, deduplicate and score a corpus with FineWeb's rules (datatrove); keep the best."""
     flags = dict(locals())
-    from beyondscale.lab.curate.command import CurateRequest, curate, input_bytes
+    from beyondscale.api import curate
+    from beyondscale.lab.curate.command import CurateRequest, input_bytes
 
     setup_logging(log_level)
     request = from_flags(CurateRequest, flags, out=out_dir, set=set_ or [])
@@ -106,7 +107,8 @@ def curate_scorer_cmd(
 ) -> None:
     """Train the quality scorer (hashed n-grams + logistic regression) from high / low examples."""
     flags = dict(locals())
-    from beyondscale.lab.curate.command import ScorerRequest, train_quality_scorer
+    from beyondscale.api import train_quality_scorer
+    from beyondscale.lab.curate.command import ScorerRequest
 
     setup_logging(log_level)
     doc = train_quality_scorer(from_flags(ScorerRequest, flags, out=out_path))

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from beyondscale import api
 from beyondscale._quiet_deps import quiet_third_party as quiet  # noqa: F401 - the old name, still imported
 from beyondscale._quiet_deps import setup_logging
 from beyondscale.cli.flags import (
@@ -57,7 +58,7 @@ def lens_cmd(
     """Logit lens: per layer, KL to the final distribution, top-1 agreement and prediction depth."""
     flags = dict(locals())
     setup_logging(log_level)
-    result = commands.explain_lens(from_flags(commands.LensSettings, flags, tasks=split_list(tasks) or None))
+    result = api.explain_lens(from_flags(commands.LensSettings, flags, tasks=split_list(tasks) or None))
     if json_out:
         return _print_json(result.doc)
     from rich.table import Table
@@ -81,7 +82,7 @@ def transparency_cmd(
     """Transparency checklist (inspired by the Foundation Model Transparency Index; not an FMTI score)."""
     flags = dict(locals())
     setup_logging(log_level)
-    result = commands.explain_transparency(from_flags(commands.ProbeSettings, flags))
+    result = api.explain_transparency(from_flags(commands.ProbeSettings, flags))
     if "note" in result.details:
         typer.echo(f"note: {result.details['note']}", err=True)
     doc = result.doc
@@ -109,7 +110,7 @@ def routing_cmd(
     """Expert routing of a Mixtral-style model: load, entropy, imbalance, token->expert, co-activation."""
     flags = dict(locals())
     setup_logging(log_level)
-    result = commands.explain_routing(from_flags(commands.RoutingSettings, flags))
+    result = api.explain_routing(from_flags(commands.RoutingSettings, flags))
     doc = result.doc
     if json_out:
         return _print_json(doc)
@@ -140,7 +141,7 @@ def attribute_cmd(
     from beyondscale.interpret import attribute
 
     setup_logging(log_level)
-    result = commands.explain_attribute(from_flags(commands.AttributeSettings, flags))
+    result = api.explain_attribute(from_flags(commands.AttributeSettings, flags))
     doc = result.doc
     if json_out:
         return _print_json(doc)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from beyondscale import track
 from beyondscale._quiet_deps import setup_logging
 from beyondscale.cli import executors as xcli
 from beyondscale.cli.flags import DEFAULT_STORE, JsonOpt, LogOpt, StoreOpt, aliased, from_flags
+from beyondscale.cli.tracking import TrackerArgsOpt, TrackerOpt, trackers
 
 Opt = typer.Option
 
@@ -53,16 +56,20 @@ def train_cmd(
     resume: Annotated[bool, Opt("--resume/--no-resume", help="Continue the run whose checkpoint is in --out.")] = False,
     overwrite: Annotated[bool, Opt("--overwrite/--no-overwrite", help="Replace the run in --out.")] = False,
     store: StoreOpt = DEFAULT_STORE,
+    tracker: TrackerOpt = None,
+    tracker_args: TrackerArgsOpt = None,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
     """Train a dense (Llama) or MoE (Mixtral) model into a standard Hugging Face folder."""
     flags = dict(locals())
-    from beyondscale.lab.commands import train
+    from beyondscale.api import train
     from beyondscale.lab.run import TrainRequest
 
     setup_logging(log_level)
-    record = train(from_flags(TrainRequest, flags, show_progress=not json_out))
+    with trackers(tracker, tracker_args) as opened:
+        record = train(from_flags(TrainRequest, flags, show_progress=not json_out))
+        track.log_training(opened, record)
     if json_out:
         print(json.dumps({k: v for k, v in record.items() if k != "loss_curve"}, default=str))
         return
@@ -97,18 +104,26 @@ def sweep_cmd(
     store: StoreOpt = DEFAULT_STORE,
     executor: xcli.ExecutorOpt = "local", ray_address: xcli.RayAddressOpt = None, max_retries: xcli.MaxRetriesOpt = 2,
     ray_cpus: xcli.RayCpusOpt = 1.0, ray_gpus: xcli.RayGpusOpt = None, ray_memory_gb: xcli.RayMemoryOpt = None,
+    tracker: TrackerOpt = None,
+    tracker_args: TrackerArgsOpt = None,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
     """Dense ladder, MoE at a rung's active size, raw vs curated, distilled rung; multipliers in dense compute."""
     flags = dict(locals())
+    from beyondscale.api import sweep
     from beyondscale.cli.flags import split_list
     from beyondscale.executors.choice import ExecutorSettings
-    from beyondscale.lab.commands import SweepSettings, sweep
+    from beyondscale.lab.commands import SweepSettings
 
     setup_logging(log_level)
-    doc = sweep(from_flags(SweepSettings, flags, tasks=split_list(tasks) or None, show_progress=not json_out,
-                           executor=from_flags(ExecutorSettings, flags)))
+    with trackers(tracker, tracker_args) as opened:
+        doc = sweep(from_flags(SweepSettings, flags, tasks=split_list(tasks) or None, show_progress=not json_out,
+                               executor=from_flags(ExecutorSettings, flags)))
+        group = f"sweep-{Path(out).name}"
+        for row in doc["rungs"]:
+            track.log_training(opened, row["out"], group=group)
+        track.log_evaluation(opened, track.stored_result(store, group))
     if json_out:
         print(json.dumps(doc, default=str))
         return
