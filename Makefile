@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[gguf,dev,ray]"
+	$(PY) -m pip install -q -e ".[gguf,dev,ray,track]"
 	touch $@
 
 setup: $(VENV)/.installed
