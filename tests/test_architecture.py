@@ -1,4 +1,4 @@
-"""The floors of ARCHITECTURE.md (keep the two alike), held against the code: every import (function-local ones included) runs
+"""The floors of ARCHITECTURE.md (docs/ARCHITECTURE.md; keep the two alike), held against the code: every import (function-local ones included) runs
 from a room to one on its own floor or below, and no circle of imports spans two packages."""
 
 from __future__ import annotations
