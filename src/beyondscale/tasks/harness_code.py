@@ -97,13 +97,11 @@ def load_task_yaml(path: str | Path, *, allow_code: bool, resolve: bool = True,
 
 
 class GuardedTaskFactory(TaskFactory):
-    """lm-eval's TaskFactory reading YAML through `load_task_yaml`; `check` (if given) is called on
-    every task config before its data is loaded, so a refused task costs no download."""
+    """lm-eval's TaskFactory reading YAML through `load_task_yaml`."""
 
-    def __init__(self, *, meta: dict[str, Any] | None, allow_code: bool, check=None) -> None:
+    def __init__(self, *, meta: dict[str, Any] | None, allow_code: bool) -> None:
         super().__init__(meta=meta)
         self.allow_code = allow_code
-        self.check = check
 
     def _load_full_config(self, entry: Entry, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         # lm_eval.tasks._factory.TaskFactory._load_full_config (0.4.13), with the guarded loader
@@ -119,14 +117,6 @@ class GuardedTaskFactory(TaskFactory):
         cfg["metadata"] = (meta if isinstance(meta, dict) else {"_metadata": meta}) | self._meta
         cfg["metadata"]["config_source"] = str(entry.yaml_path) if entry.yaml_path else "inline"
         return cfg
-
-    def _build_task(self, entry: Entry, overrides: dict[str, Any] | None):
-        if self.check is not None:
-            cfg = self._load_full_config(entry, overrides)
-            for key in ("tag", "group", "task_list"):
-                cfg.pop(key, None)
-            self.check(cfg, entry.yaml_path)
-        return super()._build_task(entry, overrides)
 
 
 def sandbox_templates() -> None:
