@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jinja2
+
 from beyondscale.errors import UserError
 from beyondscale.tasks.harness_check import STRUCTURAL_KEYS, check_task_config, group_refusal
 from beyondscale.tasks.harness_code import GuardedTaskFactory, sandbox_templates
@@ -173,8 +175,9 @@ def load_tasks(names: str | Sequence[str], *, include_path: str | Path | Sequenc
             obj = manager._load_spec(spec)
         except UserError:
             raise
-        except (ValueError, KeyError, TypeError) as err:
-            raise UserError(f"--tasks {spec}: lm-eval could not build it: {str(err).splitlines()[0][:200]}") from err
+        except (ValueError, KeyError, TypeError, jinja2.TemplateError) as err:  # e.g. a template a sandbox refuses
+            first = str(err).splitlines()[0][:200] if str(err) else ""
+            raise UserError(f"--tasks {spec}: lm-eval could not build it: {type(err).__name__}: {first}") from err
         built.extend(obj if isinstance(obj, list) else [obj])
     try:
         loaded = manager.load(built)
