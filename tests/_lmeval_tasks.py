@@ -88,7 +88,13 @@ def wikitext_rows() -> list[dict]:
     return [{"page": text * (k + 1)} for k in range(3)]
 
 
-PARITY_TASKS = ["tiny_arc_group", "tiny_hellaswag", "tiny_gsm8k", "tiny_bbq", "tiny_wikitext"]
+def mmlu_rows(n: int, offset: int = 0) -> list[dict]:
+    return [{"question": f"What is {i} plus one?", "subject": "abstract_algebra",
+             "choices": [str(i + 1), str(i), str(i + 2), "seven"], "answer": (i * 3) % 4}
+            for i in range(offset, offset + n)]
+
+
+PARITY_TASKS = ["tiny_arc_group", "tiny_hellaswag", "tiny_gsm8k", "tiny_bbq", "tiny_wikitext", "tiny_mmlu"]
 
 
 def write_parity_tasks(folder: Path) -> Path:
@@ -110,6 +116,9 @@ def write_parity_tasks(folder: Path) -> Path:
              "num_fewshot: 2\ngeneration_kwargs:\n  until: ['Question:', '</s>']\n  do_sample: false\n"
              "  temperature: 0.0\n  max_gen_toks: 12\n")
     override(folder, "tiny_bbq", "bbq/bbq_multiple_choice.yaml", {"test": _jsonl(data / "bbq.jsonl", bbq_rows())})
+    override(folder, "tiny_mmlu", "mmlu/default/mmlu_abstract_algebra.yaml",
+             {"dev": _jsonl(data / "mmlu_dev.jsonl", mmlu_rows(5, 20)),
+              "test": _jsonl(data / "mmlu_test.jsonl", mmlu_rows(6))}, "num_fewshot: 3\n")
     override(folder, "tiny_wikitext", "wikitext/wikitext.yaml",
              {"test": _jsonl(data / "wikitext.jsonl", wikitext_rows())})
     return folder

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from _lmeval_tasks import _jsonl, arc_rows, hellaswag_rows, override
-
 from beyondscale.errors import UserError
 from beyondscale.tasks import harness
 
@@ -113,7 +112,7 @@ def test_templates_are_sandboxed(tmp_path):
     data = _jsonl(tmp_path / "arc.jsonl", arc_rows(2))
     override(tmp_path, "escape", "arc/arc_easy.yaml", {"test": data},
              "doc_to_text: \"{{ question.__class__.__mro__[1].__subclasses__() }}\"\n")
-    with pytest.raises(UserError, match="escape"):
+    with pytest.raises(UserError, match="escape.*unsafe"):
         harness.load_tasks("escape", manager=manager(tmp_path))
 
 

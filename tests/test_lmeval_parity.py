@@ -9,6 +9,7 @@ wikitext's rolling log-likelihood): the reference with `HFLM`, ours with `Beyond
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 
@@ -54,15 +55,15 @@ def ours(tiny_llama, parity_dir):
     return run_harness(lm, loaded, bootstrap_iters=0)
 
 
-def _same(a, b) -> bool:
+def _same(a, b, rel: float = REL_TOL) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         if isinstance(a, bool) or isinstance(b, bool):
             return a == b
-        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= ABS_TOL + REL_TOL * abs(a)
+        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= ABS_TOL + rel * abs(a)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(_same(x, y, rel) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_same(a[k], b[k], rel) for k in a)
     return a == b
 
 
@@ -84,7 +85,7 @@ def _same_results(reference: dict, ours: dict, section: str, name: str) -> None:
     a, b = reference[section][name], ours[section][name]
     assert a.keys() == b.keys()
     for k in a:
-        assert _same(a[k], b[k]), (name, k, a[k], b[k])
+        assert _same(a[k], b[k], rel=1e-5), (name, k, a[k], b[k])  # perplexities: exp of a sum / words
 
 
 def test_group_with_aggregate_metric_list(reference, ours):
@@ -128,11 +129,20 @@ def test_rolling_loglikelihood_wikitext(reference, ours, tiny_llama):
     assert max(len(tok(d["arguments"][0][0])["input_ids"]) for d in docs) > 256  # more than one window
 
 
+def test_mmlu_format_first_n_fewshot_through_the_prefix_cache(reference, ours):
+    docs = _per_document(reference, ours, "tiny_mmlu")
+    prompts = [d["arguments"][0][0] for d in docs]
+    shared = min(len(os.path.commonprefix([prompts[0], p])) for p in prompts[1:])
+    assert shared > 150 and prompts[0].startswith("The following are multiple choice questions")
+    _same_results(reference, ours, "results", "tiny_mmlu")
+
+
 def test_model_registered_by_name_equals_hf_per_request(tiny_llama, parity_dir, reference):
     """`--model beyondscale --model_args pretrained=...` through lm-eval's registry, as its CLI does."""
-    import beyondscale.engine.lm_eval_model  # noqa: F401 - registers the name
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
+
+    import beyondscale.engine.lm_eval_model  # noqa: F401 - registers the name
 
     manager = TaskManager(include_path=str(parity_dir), include_defaults=False)
     got = simple_evaluate(model="beyondscale", model_args=f"pretrained={tiny_llama},dtype=float32",

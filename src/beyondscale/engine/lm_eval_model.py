@@ -6,7 +6,8 @@
 
 lm-eval builds the requests (prompts, few-shot, chat templates) and scores the answers (filters,
 metrics, groups); this model answers them with the engine: log-likelihood requests of one context are
-scored together (the context runs once, engine.scoring), rolling log-likelihoods in lm-eval's windows,
+scored together (the context runs once, engine.scoring), a token prefix shared across documents (few-shot
+examples) is computed once and its KV cache reused (engine.prefix_cache; `prefix_cache=False` turns it off), rolling log-likelihoods in lm-eval's windows,
 greedy generation with the engine's decoder, other generation options (sampling included) through
 `model.generate` as lm-eval's HF backend runs it (engine.sampled). Answers equal `--model hf`'s up to
 float rounding.
@@ -57,7 +58,8 @@ class BeyondscaleLM(LM):
                  device: str | None = "auto", batch_size: int | str | None = "auto", max_length: int | None = None,
                  add_bos_token: bool | None = None, trust_remote_code: bool = False, revision: str | None = None,
                  max_gen_toks: int = 256, model_key: str | None = None, request_cache: Any = None,
-                 batch_context: Callable[[], Any] | None = None, **unknown: Any) -> None:
+                 batch_context: Callable[[], Any] | None = None, prefix_cache: bool = True,
+                 **unknown: Any) -> None:
         super().__init__()
         bad = sorted(set(unknown) - IGNORED_ARGS)
         if bad:
@@ -74,6 +76,7 @@ class BeyondscaleLM(LM):
         self.max_gen_toks = int(max_gen_toks)
         self.request_cache = request_cache
         self.batch_context = batch_context
+        self.prefix_cache = _as_bool(prefix_cache)
         self.usage = {"tokens_in": 0, "tokens_out": 0, "flops": 0.0, "requests_computed": 0, "requests_cached": 0}
 
     # ---- the request cache -----------------------------------------------------------------------
@@ -112,10 +115,20 @@ class BeyondscaleLM(LM):
         return out
 
     # ---- running the engine ----------------------------------------------------------------------
-    def _run_items(self, items: list[Item]) -> Iterator[list[tuple[Item, ItemResult]]]:
-        for batch in self.engine.plan(items):
+    def _run_items(self, items: list[Item], prefix: bool = False) -> Iterator[list[tuple[Item, ItemResult]]]:
+        """(item, result) pairs batch by batch, each batch inside `batch_context` (a meter)."""
+        if prefix:
+            from beyondscale.engine.prefix_cache import run_with_prefix_cache
+
+            source = run_with_prefix_cache(self.engine, items)
+        else:
+            source = (list(zip(b, self.engine.run_batch(b), strict=True)) for b in self.engine.plan(items))
+        while True:
             with self.batch_context() if self.batch_context else contextlib.nullcontext() as meter:
-                results = self.engine.run_batch(batch)
+                pairs = next(source, None)
+                if pairs is None:
+                    return
+                results = [r for _, r in pairs]
                 tokens_in, tokens_out = sum(r.tokens_in for r in results), sum(r.tokens_out for r in results)
                 flops = sum(r.flops or 0.0 for r in results)
                 if meter is not None and hasattr(meter, "add_tokens"):
@@ -124,7 +137,7 @@ class BeyondscaleLM(LM):
             self.usage["tokens_in"] += tokens_in
             self.usage["tokens_out"] += tokens_out
             self.usage["flops"] += flops
-            yield list(zip(batch, results, strict=True))
+            yield pairs
 
     def _loglikelihood_batches(self, args: list[tuple]) -> Iterator[dict]:
         by_context: dict[str, list[str]] = {}
@@ -134,7 +147,7 @@ class BeyondscaleLM(LM):
                 by_context[context].append(continuation)
         items = [Item(i, "multiple_choice", context=c, continuations=tuple(conts))
                  for i, (c, conts) in enumerate(by_context.items())]
-        for batch in self._run_items(items):
+        for batch in self._run_items(items, prefix=self.prefix_cache):
             yield {(it.context, cont): (float(lp), bool(greedy)) for it, res in batch
                    for cont, lp, greedy in zip(it.continuations, res.logprobs, res.is_greedy, strict=True)}
 
