@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from beyondscale.bias.scoring import bootstrap_ci, loglikelihoods, read_rows, text_field
+from beyondscale.bias.scoring import bootstrap_ci, hub_rows, loglikelihoods, read_rows, text_field
 from beyondscale.errors import UserError
 
 PROBE_VERSION = "crows-1"
@@ -54,11 +54,11 @@ def read_pairs(data: str | Path) -> list[CrowsPair]:
     """Pairs from a CSV/JSONL path, `hub:ORG/NAME[:CONFIG]` (test split, as lm-eval uses) or a task YAML."""
     spec = str(data)
     if spec.startswith("hub:"):
-        rows = enumerate(_hub_rows(spec.removeprefix("hub:")), 1)
+        rows = enumerate(hub_rows(spec.removeprefix("hub:")), 1)
     elif spec.endswith((".yaml", ".yml")):
         from beyondscale.bias.lmeval_task import task_rows
 
-        rows, data = task_rows(spec)
+        rows, data = task_rows(spec, REQUIRED)
     else:
         rows = read_rows(data, REQUIRED)
     pairs = [_pair(data, number, row) for number, row in rows]
@@ -69,17 +69,6 @@ def read_pairs(data: str | Path) -> list[CrowsPair]:
         dup = next(i for i in ids if ids.count(i) > 1)
         raise UserError(f"--data {data}: pair id {dup!r} appears more than once")
     return pairs
-
-
-def _hub_rows(name: str) -> list[dict[str, Any]]:
-    import datasets
-
-    repo, _, config = name.partition(":")
-    try:
-        ds = datasets.load_dataset(repo, config or None, split="test")
-    except Exception as err:  # noqa: BLE001 - offline, missing repo, ...
-        raise UserError(f"--data hub:{name}: cannot load ({str(err).splitlines()[0][:160]})") from None
-    return [dict(r) for r in ds]
 
 
 def read_invalid_ids(path: str | Path) -> set[str]:

@@ -56,10 +56,10 @@ def _local_file(spec: dict[str, Any], folder: Path) -> Path | None:
     return (folder / files).resolve() if isinstance(files, str) else None
 
 
-def task_rows(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], str]:
-    """(row number, row) pairs of the task's test split, already filtered; and a label for messages."""
-    from beyondscale.bias.crows import REQUIRED, _hub_rows
-    from beyondscale.bias.scoring import read_rows
+def task_rows(path: str | Path, required: tuple[str, ...]) -> tuple[list[tuple[int, dict[str, Any]]], str]:
+    """(row number, row) pairs of the task's test split (with the `required` fields), already filtered; and a
+    label for messages."""
+    from beyondscale.bias.scoring import hub_rows, read_rows
 
     path = Path(path)
     spec = load_task(path)
@@ -67,11 +67,11 @@ def task_rows(path: str | Path) -> tuple[list[tuple[int, dict[str, Any]]], str]:
         raise UserError(f"{path}: not an lm-eval crows_pairs task (doc_to_choice / process_results differ)")
     local = _local_file(spec, path.parent) if spec.get("dataset_path") in ("csv", "json") else None
     if local is not None:
-        rows = list(read_rows(local, REQUIRED))
+        rows = list(read_rows(local, required))
         where = str(local)
     else:
         name = f"{spec.get('dataset_path')}:{spec.get('dataset_name') or ''}".rstrip(":")
-        rows = list(enumerate(_hub_rows(name), 1))
+        rows = list(enumerate(hub_rows(name), 1))
         where = f"hub:{name}"
     process = str(spec.get("process_docs", ""))
     if process:

@@ -87,3 +87,15 @@ def text_field(path: str | Path, number: int, row: dict[str, Any], name: str) ->
     if not isinstance(value, str) or not value.strip():
         raise UserError(f"{path}: row {number}: field {name!r} is empty or not text")
     return value
+
+
+def hub_rows(name: str) -> list[dict[str, Any]]:
+    """The test split of a hub data set ("repo" or "repo:config"); offline or missing is one line."""
+    import datasets
+
+    repo, _, config = name.partition(":")
+    try:
+        ds = datasets.load_dataset(repo, config or None, split="test")
+    except Exception as err:  # noqa: BLE001 - offline, missing repo, ...
+        raise UserError(f"--data hub:{name}: cannot load ({str(err).splitlines()[0][:160]})") from None
+    return [dict(r) for r in ds]

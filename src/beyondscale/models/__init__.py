@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from beyondscale.keys import content_key
+from beyondscale.models.cache import cache_dir
 from beyondscale.models.facts import FlopShape, ModelFacts, compute_facts, flop_shape
-from beyondscale.models.load import LoadedModel, cache_dir, load_model
+from beyondscale.models.load import LoadedModel, load_model
 from beyondscale.models.ref import ModelRef, parse_model_ref
 
 

@@ -28,7 +28,7 @@ _MEMO: dict[tuple[str, int, int], str] = {}
 
 
 def _cache_path() -> Path:
-    from beyondscale.models.load import cache_dir
+    from beyondscale.models.cache import cache_dir
 
     return cache_dir() / "file_hashes.sqlite"
 

@@ -13,7 +13,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
 import shutil
 import time
 import warnings
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from beyondscale.errors import UserError
+from beyondscale.models.cache import cache_dir
 from beyondscale.models.facts import ModelFacts, compute_facts
 from beyondscale.models.ref import ModelRef
 
@@ -49,11 +49,6 @@ class LoadedModel:
     device: str
     load_seconds: float
     notes: list[str] = field(default_factory=list)
-
-
-def cache_dir() -> Path:
-    """Where converted models and probes are cached (env BEYONDSCALE_CACHE overrides)."""
-    return Path(os.environ.get("BEYONDSCALE_CACHE") or Path.home() / ".cache" / "beyondscale")
 
 
 def resolve_device(device: str) -> str:

@@ -11,18 +11,23 @@ everything left claimed by others waits for them, taking over a claim whose owne
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from beyondscale.store import Store
 from beyondscale.store.claims import HEARTBEAT_S, Heartbeat
 from beyondscale.work.plan import plan
-from beyondscale.work.unit import ModelJob, TaskJob, Unit, UnitFailed
+from beyondscale.work.unit import ModelJob, TaskJob, Unit, UnitFailed, UnitOutput
 from beyondscale.work.writer import Writer
 
-if TYPE_CHECKING:
-    from beyondscale.executors import Executor
+
+class Executor(Protocol):
+    """What the driver needs of an executor (`beyondscale.executors.Executor` declares the rest)."""
+
+    capacity: int
+
+    def run(self, units: Iterable[Unit]) -> Iterator[UnitOutput]: ...
 
 POLL_S = 0.5
 
