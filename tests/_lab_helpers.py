@@ -45,3 +45,25 @@ def run_cli(monkeypatch, *args: str) -> int:
     except SystemExit as done:
         return int(done.code or 0)
     return 0
+
+
+def forbid_training(monkeypatch) -> None:
+    """From here on any optimiser step fails the test: what a resume must not redo, a retrain would."""
+    def retrained(*_a, **_k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("beyondscale.lab.run.train_steps", retrained)
+
+
+def record_training_starts(monkeypatch) -> list[int]:
+    """The step each training segment starts from, appended as training begins (the real training still runs)."""
+    import beyondscale.lab.run as run
+
+    real, starts = run.train_steps, []
+
+    def recorded(*args, start: int = 0, **kw):
+        starts.append(start)
+        return real(*args, start=start, **kw)
+
+    monkeypatch.setattr(run, "train_steps", recorded)
+    return starts

@@ -6,13 +6,18 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import binomtest
 
 from beyondscale.analysis import Analysis, analyze
 
 
-def _frames(n_models: int = 5, n_items: int = 300, seed: int = 0, shared: bool = True):
+def _frames(n_models: int = 5, n_items: int = 300, seed: int = 0, shared: bool = True, plateau: int | None = None):
+    """Every model better than the one before on wiki (bits per byte 1.5, 1.4, ... x the bytes, 5% item noise);
+    from `plateau` on, no better: those models answer every item as model `plateau` does, and model `plateau`
+    is right on qa wherever any smaller model is (so none of them beats it on a single item)."""
     rng = np.random.default_rng(seed)
+    plateau_items = None
     sizes = 1.35e8 * 2.0 ** np.arange(n_models)
     keys = [f"k{i}" for i in range(n_models)]
     names = [f"M{i}" for i in range(n_models)]
@@ -26,6 +31,11 @@ def _frames(n_models: int = 5, n_items: int = 300, seed: int = 0, shared: bool =
         docs = np.arange(n_items) + (0 if shared else i * n_items)
         nbytes = rng.integers(100, 400, n_items).astype(float)
         logprob = -nbytes * np.log(2) * (1.5 - 0.1 * i) * np.exp(rng.normal(0, 0.05, n_items))
+        if plateau is not None and i == plateau:
+            smaller = [f["value"].to_numpy() for f in items if f["metric"].iloc[0] == "acc"]
+            plateau_items = (np.maximum.reduce([acc, *smaller]), conf, nbytes, logprob)
+        if plateau is not None and i >= plateau:
+            acc, conf, nbytes, logprob = plateau_items
         for task, metric, v in (("qa", "acc", acc), ("qa", "confidence", conf), ("wiki", "logprob", logprob),
                                 ("wiki", "bytes", nbytes)):
             items.append(pd.DataFrame({"model_key": k, "model": name, "task": task, "doc_id": docs, "metric": metric,
@@ -73,11 +83,25 @@ def test_analyze_end_to_end():
     assert {"joules_per_token", "usd_per_1m_tokens", "ms_per_item", "peak_memory_bytes"} <= set(
         an.pareto["cost_axis"])
     assert set(an.calibration["model"]) == {f"M{i}" for i in range(5)}
-    assert an.recommendation["model"] in {f"M{i}" for i in range(5)}
+    # planted: each model beats the one before on wiki (bits per byte 7% lower, 300 items), so M4 alone is
+    # beaten by no other model
+    assert (an.recommendation["model"], an.recommendation["rule"]) == ("M4", "unbeaten")
     # estimated energy (estimate:tdp) restates the time ratio: reported once, as time (issue 13)
     assert an.verdict and any("time per item" in v and "bits_per_byte" in v for v in an.verdict)
     assert not any("energy per token" in v for v in an.verdict)
     assert any("same measurement" in v for v in an.verdict)
+
+
+@pytest.mark.parametrize("plateau", [1, 2, 3])
+def test_the_smallest_model_no_other_beats_is_recommended(plateau):
+    """Planted: the models below `plateau` are each significantly worse on wiki than the next one up, and the
+    models from `plateau` on are identical item by item: model `plateau` is the one right answer."""
+    an = analyze(*_frames(plateau=plateau), n_boot=200, seed=0)
+    assert (an.recommendation["model"], an.recommendation["rule"]) == (f"M{plateau}", "unbeaten")
+    found = an.paired[an.paired["significant"].astype(bool)]
+    larger_better = np.where(found["metric"] == "acc", found["effect"] > 0, found["effect"] < 0)
+    assert larger_better.all()  # the planted order, as the paired tests found it: larger models win...
+    assert set(found["model_a"]) == {f"M{i}" for i in range(plateau)}  # ...over the ones below the plateau only
 
 
 def test_analyze_constraints():

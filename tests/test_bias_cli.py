@@ -54,9 +54,36 @@ def test_bbq_json_breakdowns(monkeypatch, capsys, tiny_llama, tmp_path):
     assert doc["per_category"]["SES"]["amb_bias_score"] is None  # NaN -> null: standard JSON
 
 
+def _record_network_attempts(monkeypatch) -> list[str]:
+    """Every name lookup or internet socket connection fails (as offline) and is recorded, so an attempt a
+    library catches and falls back from still fails the test."""
+    import socket
+
+    attempts: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def lookup(host, *args, **kw):
+        attempts.append(f"getaddrinfo {host}")
+        raise socket.gaierror(socket.EAI_NONAME, "network blocked by the test")
+
+    def guard(real):
+        def connect(sock, address):
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                attempts.append(f"connect {address}")
+                raise OSError("network blocked by the test")
+            return real(sock, address)
+        return connect
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(socket.socket, "connect", guard(real_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guard(real_connect_ex))
+    return attempts
+
+
 def test_counterfactual_runs_offline(monkeypatch, capsys, tiny_llama):
-    code, out, _ = call(monkeypatch, capsys, "bias", "counterfactual", "--model", str(tiny_llama), "--json")
-    assert code == 0
+    attempts = _record_network_attempts(monkeypatch)
+    code, out, err = call(monkeypatch, capsys, "bias", "counterfactual", "--model", str(tiny_llama), "--json")
+    assert attempts == [] and code == 0, err
     doc = json.loads(out)
     assert set(doc["per_axis"]) >= {"gender", "age", "religion"}
     assert doc["per_axis"]["gender"]["terms"]["woman"]["attribute_gap"]["n"] == 11

@@ -101,6 +101,22 @@ def test_foreign_store_is_refused_and_untouched(tiny_llama, mc_task, tmp_path, m
     assert store.read_text() == "my notes\n"
 
 
+# The real CLI with every batch slowed down (0.2 s each, 8 s for 40 items), so the kill lands mid-evaluation
+# however fast the machine is.
+SLOW_EVAL = """
+import sys, time
+from beyondscale.engine import Engine
+original = Engine.run_batch
+def slowed(self, batch):
+    time.sleep(0.2)
+    return original(self, batch)
+Engine.run_batch = slowed
+from beyondscale.cli import main
+sys.argv = ["beyondscale", *sys.argv[1:]]
+main()
+"""
+
+
 def test_resume_after_kill(tiny_llama, tmp_path):
     from conftest import write_mc_task
 
@@ -108,7 +124,8 @@ def test_resume_after_kill(tiny_llama, tmp_path):
     store = tmp_path / "s.db"
     args = ["eval", "--model", str(tiny_llama), "--tasks", str(task), "--store", str(store), "--batch-size", "1",
             "--json"]
-    proc = subprocess.Popen([*BIN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_EVAL, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=ENV)
     deadline = time.time() + 240
     done = 0
     while time.time() < deadline and proc.poll() is None:
@@ -121,7 +138,9 @@ def test_resume_after_kill(tiny_llama, tmp_path):
             if done >= 3:
                 break
     if proc.poll() is not None:
-        pytest.skip("evaluation finished before it could be killed")
+        _, err = proc.communicate()
+        pytest.fail(f"evaluation ended (exit {proc.returncode}, {done} items stored) before it could be killed: "
+                    f"{err.decode()[-2000:]}")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = store_rows(store, "items")

@@ -306,18 +306,31 @@ def test_other_errors_are_not_swallowed(monkeypatch):
 # ---- (4) stop sequences ------------------------------------------------------------------------------------
 
 
+def ref_greedy_ids(model, tok, context, n, max_length):
+    """The naive greedy loop's token ids (no cache, no stop strings; ends at EOS)."""
+    ids, out = tok(context)["input_ids"][-(max_length - n):], []
+    while len(out) < n and (not out or out[-1] != tok.eos_token_id):
+        out.append(int(model(torch.tensor([ids + out])).logits[0, -1].argmax()))
+    return out
+
+
 def test_stop_strings_cut_generation():
+    """Decoding stops at the first token whose text completes the stop string (lm-eval's rule), and the
+    text is cut before it: both checked token by token against the naive greedy loop."""
     model, tok = tiny_llama(), tiny_tokenizer()
     ctx = corpus(1, seed=11)[0]
-    free = Engine(model, tok).run([Item(0, "generate_until", context=ctx, max_gen_toks=12)])[0]
-    assert free.tokens_out == 12 or free.generation is not None
-    text = free.generation
-    assert len(text) >= 4
+    ids = ref_greedy_ids(model, tok, ctx, 12, 64)
+    text = tok.decode(ids, skip_special_tokens=True)
+    assert len(ids) == 12 and tok.eos_token_id not in ids and len(text) >= 4  # the free run uses its budget
+    free = Engine(model, tok, max_length=64).run([Item(0, "generate_until", context=ctx, max_gen_toks=12)])[0]
+    assert free.tokens_out == 12 and free.generation == text
     stop = text[2:4]  # a stop string that occurs in the free generation
-    cut = Engine(model, tok).run([Item(0, "generate_until", context=ctx, until=(stop,), max_gen_toks=12)])[0]
-    assert cut.generation == text.split(stop)[0]
-    assert stop not in cut.generation
-    assert cut.tokens_out < free.tokens_out  # decoding stopped early, not just the text
+    first = next(k for k in range(1, 13) if stop in tok.decode(ids[:k], skip_special_tokens=False))
+    assert first < 12  # so stopping early is visible
+    cut = Engine(model, tok, max_length=64).run(
+        [Item(0, "generate_until", context=ctx, until=(stop,), max_gen_toks=12)])[0]
+    assert cut.tokens_out == first  # decoding stopped at that token, not just the text
+    assert cut.generation == text.split(stop)[0] and stop not in cut.generation
 
 
 # ---- semantics details ----------------------------------------------------------------------------------

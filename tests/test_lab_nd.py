@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _lab_helpers import forbid_training, run_cli, write_corpus
 from _lab_helpers import one_thread as _lab_one_thread
-from _lab_helpers import run_cli, write_corpus
 
 one_thread = pytest.fixture(autouse=True)(_lab_one_thread)
 
@@ -203,7 +203,9 @@ def test_two_budget_sweep_stores_every_rung_once_and_resumes(tmp_path, tiny, mon
     conn = sqlite3.connect(db)
     stored = conn.execute("SELECT out, tokens FROM lab_training_runs").fetchall()
     assert sorted(o.rsplit("/", 1)[-1] for o, _ in stored) == sorted(names)
-    again = run_sweep(str(raw), str(tmp_path / "sw"), **kw)  # resumes: nothing retrained, nothing duplicated
+    with monkeypatch.context() as no_steps:
+        forbid_training(no_steps)  # resumes: nothing retrained (an optimiser step now fails), nothing duplicated
+        again = run_sweep(str(raw), str(tmp_path / "sw"), **kw)
     assert [r["val_loss"] for r in again["rungs"]] == [r["val_loss"] for r in doc["rungs"]]
     assert conn.execute("SELECT COUNT(*) FROM lab_training_runs").fetchone() == (8,)
     assert _beyondscale(monkeypatch, "report", "--store", str(db), "--out", str(tmp_path / "r.json")) == 0

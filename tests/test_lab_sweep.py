@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
+from _lab_helpers import forbid_training, write_corpus
 from _lab_helpers import one_thread as _lab_one_thread
-from _lab_helpers import write_corpus
 
 one_thread = pytest.fixture(autouse=True)(_lab_one_thread)
 
@@ -36,7 +36,7 @@ def _curated_folder(path, raw_lines):
     return path
 
 
-def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset, capsys):
+def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset, capsys, monkeypatch):
     from beyondscale.lab.sweep import run_sweep
 
     raw = write_corpus(tmp_path / "raw.txt", 1500)
@@ -72,8 +72,9 @@ def test_sweep_records_reach_the_store_and_the_analysis(tmp_path, tiny_preset, c
 
     _print_sweep(doc)
     assert "worth in dense compute" in capsys.readouterr().out
+    forbid_training(monkeypatch)  # resumes: nothing retrained (an optimiser step now fails), nothing duplicated
     again = run_sweep(str(raw), str(tmp_path / "sw"), preset="tiny", curated=str(curated), store=str(db),
-                      device="cpu", show_progress=False)  # resumes: nothing retrained, nothing duplicated
+                      device="cpu", show_progress=False)
     assert [r["val_loss"] for r in again["rungs"]] == [r["val_loss"] for r in doc["rungs"]]
     assert conn.execute("SELECT COUNT(*) FROM lab_training_runs").fetchone() == (7,)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 
@@ -57,6 +58,27 @@ def test_real_probe_is_short_and_positive() -> None:
     assert flops > 1e6 and "n=128" in detail
 
 
+def test_probe_reports_the_fastest_matmul_as_2n3_flops(monkeypatch) -> None:
+    """On a scripted clock each matmul takes a known time: the probe's figure is 2 n^3 / the fastest one."""
+    import torch
+
+    clock = {"now": 0.0, "calls": 0}
+    durations = [0.004, 0.003, 0.0025, 0.005, 0.002, 0.006]  # the first is the warm-up; then cycled
+    real_matmul = torch.matmul
+
+    def timed_matmul(a, b):
+        clock["now"] += durations[clock["calls"] % len(durations)]
+        clock["calls"] += 1
+        return real_matmul(a, b)
+
+    monkeypatch.setattr(torch, "matmul", timed_matmul)
+    monkeypatch.setattr(flops_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
+    flops, detail = flops_mod.probe_matmul("cpu", "float32", seconds=0.05, n=64)
+    timed = clock["calls"] - 1
+    assert timed >= 3 and f"best of {timed}" in detail
+    assert flops == pytest.approx(2 * 64**3 / 0.002, rel=1e-9)
+
+
 def test_environment_is_stable() -> None:
     env = environment()
     for key in ("cpu_model", "logical_cpus", "torch_threads", "python", "torch", "transformers", "os"):
@@ -91,16 +113,37 @@ def test_synthetic_prompt_is_exact_and_seeded() -> None:
     assert not set(a) & {0, 1, 2} and max(a) < 10
 
 
-def test_bench_generation_tiny_llama() -> None:
+def test_bench_generation_tiny_llama(monkeypatch) -> None:
+    """On a scripted clock (each forward costs a known time: 2 ms + 1 ms per input token + 0.5 ms per decode
+    step already taken) every figure equals the one computed here by hand and with numpy."""
+    import numpy as np
+
+    from beyondscale.measure import genbench
+
+    clock = {"now": 0.0, "step": 0}
     model = _tiny_llama()
+
+    def cost(_module, _args, kwargs):
+        n = kwargs["input_ids"].shape[1]
+        clock["step"] = 0 if n > 1 else clock["step"] + 1  # a prompt of more than one token starts a repetition
+        clock["now"] += 0.002 + 0.001 * n + 0.0005 * clock["step"]
+
+    model.register_forward_pre_hook(cost, with_kwargs=True)
+    monkeypatch.setattr(genbench, "time", types.SimpleNamespace(perf_counter=lambda: clock["now"]))
     rows = bench_generation(model, None, prompt_tokens=[4, 16], new_tokens=5, repetitions=2, warmup=1, meter=Meter())
     assert [r["prompt_tokens"] for r in rows] == [4, 16]
+    steps = [0.003 + 0.0005 * k for k in range(1, 5)]  # decode steps 1..4 (prefill gave the first token)
+    latencies = np.array(steps * 2)  # two repetitions
     for r in rows:
+        n = r["prompt_tokens"]
+        ttft = 0.002 + 0.001 * n
         assert r["new_tokens"] == 5 and r["repetitions"] == 2
-        assert r["ttft_ms"]["median"] > 0 and r["ttft_ms"]["min"] <= r["ttft_ms"]["max"]
-        assert r["prefill_tokens_per_s"]["median"] > 0
-        assert r["decode_tokens_per_s"]["median"] > 0
-        assert 0 < r["token_latency_ms_p50"] <= r["token_latency_ms_p95"]
+        assert r["ttft_ms"] == pytest.approx({"median": 1000 * ttft, "std": 0.0, "min": 1000 * ttft,
+                                              "max": 1000 * ttft})
+        assert r["prefill_tokens_per_s"]["median"] == pytest.approx(n / ttft)
+        assert r["decode_tokens_per_s"]["median"] == pytest.approx(4 / sum(steps))
+        assert r["token_latency_ms_p50"] == pytest.approx(1000 * np.percentile(latencies, 50))
+        assert r["token_latency_ms_p95"] == pytest.approx(1000 * np.percentile(latencies, 95))
         assert r["energy_j_per_generated_token"]["median"] >= 0
         assert r["energy_source"] == "estimate:tdp" and r["energy_estimated"] is True
         assert r["peak_rss_bytes"] >= 0  # above the baseline taken after the model was built

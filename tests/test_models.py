@@ -71,7 +71,7 @@ def test_bin_needing_unpickling_is_refused(tiny_llama, tmp_path):
         load_model(parse_model_ref(str(copy)), device="cpu")
 
 
-def test_plain_bin_loads_with_weights_only(tiny_llama, tmp_path):
+def test_plain_bin_loads_with_weights_only(tiny_llama, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
     copy = tmp_path / "bin"
@@ -79,8 +79,21 @@ def test_plain_bin_loads_with_weights_only(tiny_llama, tmp_path):
     state = load_file(copy / "model.safetensors")
     (copy / "model.safetensors").unlink()
     torch.save(state, copy / "pytorch_model.bin")
+    real_load, loads = torch.load, []
+
+    def spy(path, *args, **kw):
+        loads.append((str(path), kw.get("weights_only")))
+        return real_load(path, *args, **kw)
+
+    monkeypatch.setattr(torch, "load", spy)
     loaded = load_model(parse_model_ref(str(copy)), device="cpu")
     assert loaded.facts.weights_format == "bin"
+    bin_loads = [w for p, w in loads if p.endswith("pytorch_model.bin")]
+    assert bin_loads and all(w is True for w in bin_loads), loads  # every read of the file unpickles nothing
+    got = loaded.model.state_dict()
+    assert set(state) <= set(got)
+    for name, tensor in state.items():  # the saved weights, not a fresh initialisation
+        assert torch.equal(got[name].cpu(), tensor), name
 
 
 def test_facts_llama_by_hand(tiny_llama):

@@ -5,9 +5,11 @@ another node, every item stored once, scores equal to the local loop's."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -18,22 +20,46 @@ from beyondscale.executors import RayExecutor  # noqa: E402
 from beyondscale.work import BatchResult  # noqa: E402
 
 
-@pytest.fixture()
-def cluster():
+def _cluster(dashboard: bool):
     from ray.cluster_utils import Cluster
 
     # The head holds no CPU: every unit runs on a worker node, which the test can take away.
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": dashboard})
     yield c
     if ray.is_initialized():
         ray.shutdown()
     c.shutdown()
 
 
-@pytest.mark.slow  # starts raylets (several seconds each) and a CLI driver process
-def test_the_cli_joins_a_running_cluster(cluster, tiny_llama, tiny_gpt2, mc_task, tmp_path):
-    cluster.add_node(num_cpus=1)
-    cluster.add_node(num_cpus=1)
+@pytest.fixture()
+def cluster():
+    yield from _cluster(dashboard=False)
+
+
+@pytest.fixture()
+def watched_cluster():
+    """With the dashboard, whose state API says which node ran each task."""
+    yield from _cluster(dashboard=True)
+
+
+def _units_on(cluster, n: int) -> list:
+    """The cluster's own record of the units it ran (Ray tasks of `_run_guarded`), once all n finished."""
+    from ray.util.state import list_tasks
+
+    ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+    deadline = time.time() + 60  # task events reach the state API a moment after the tasks end
+    while True:
+        tasks = list_tasks(filters=[("func_or_class_name", "=", "_run_guarded")], detail=True,
+                           raise_on_missing_output=False)
+        if (len(tasks) >= n and all(t.state == "FINISHED" for t in tasks)) or time.time() > deadline:
+            return tasks
+        time.sleep(0.5)
+
+
+@pytest.mark.slow  # starts raylets (several seconds each), the dashboard and a CLI driver process
+def test_the_cli_joins_a_running_cluster(watched_cluster, tiny_llama, tiny_gpt2, mc_task, tmp_path):
+    cluster = watched_cluster
+    workers = {cluster.add_node(num_cpus=1).node_id, cluster.add_node(num_cpus=1).node_id}
     store = tmp_path / "s.db"
     done = subprocess.run(
         [
@@ -62,9 +88,18 @@ def test_the_cli_joins_a_running_cluster(cluster, tiny_llama, tiny_gpt2, mc_task
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        # Were --ray-address ignored, RAY_ADDRESS=local would have the CLI start a Ray of its own.
+        env={**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": "local"},
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # The cluster ran the two units (one per model), on its worker nodes, in the processes the unit logs name.
+    units = _units_on(cluster, 2)
+    assert len(units) == 2 and {t.state for t in units} == {"FINISHED"}, units
+    assert {t.node_id for t in units} <= workers
+    (run_id,) = [p.name for p in (tmp_path / "s.db.logs").iterdir()]
+    logged = {int(m) for log in (tmp_path / "s.db.logs" / run_id).glob("*.log")
+              for m in re.findall(r"attempt 1 on \S+ pid (\d+)", log.read_text())}
+    assert logged == {t.worker_pid for t in units}
     local = api.evaluate(
         [str(tiny_llama), str(tiny_gpt2)],
         [str(mc_task)],
