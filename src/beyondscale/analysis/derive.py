@@ -33,12 +33,15 @@ from beyondscale.analysis.inputs import is_estimate, num, size_relation
 from beyondscale.analysis.marginal import higher_is_better, is_accuracy_like
 from beyondscale.analysis.versions import Versions
 
+EXACT_TESTS = ("mcnemar", "sign_flip_exact")
+
 
 def pvalue(r: Any) -> PValue:
     """The PValue of a paired row (a Series or a namedtuple)."""
     get = r.get if isinstance(r, pd.Series) else lambda c, d=None: getattr(r, c, d)
-    return PValue(float(get("p_value")), float(get("p_floor", 0.0) or 0.0), float(get("p_adjusted")),
-                  int(get("n_tests", 1)))
+    floor = float(get("p_floor", 0.0))
+    return PValue(float(get("p_value")), floor if math.isfinite(floor) else 0.0, float(get("p_adjusted")),
+                  int(get("n_tests", 1) or 1), str(get("test", "")) in EXACT_TESTS, int(get("n_items", 0) or 0))
 
 
 def primary_rows(paired: pd.DataFrame) -> pd.DataFrame:

@@ -14,12 +14,16 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True)
 class PValue:
-    """A p-value with its floor (1/(B+1) for a B-resample bootstrap, 0 for exact tests) and Holm adjustment."""
+    """A p-value with its floor and Holm adjustment. The floor is the smallest p the test can give: attainable
+    for exact tests (`exact`: 2/2^k for k items that differ), a resolution bound for Monte Carlo ones
+    (1/(K+1)); NaN raw p: too few items (`n_items`) to test."""
 
     raw: float
     floor: float = 0.0
     adjusted: float | None = None
     n_tests: int = 1
+    exact: bool = False
+    n_items: int = 0
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,19 @@ def _round_up_1sig(x: float) -> float:
     return math.ceil(round(x / 10**e, 9)) * 10**e
 
 
-def format_p(p: float, floor: float = 0.0) -> str:
-    """'p=0.031'; 'p<0.001' below a thousandth; at a bootstrap's floor 1/(B+1), 'p<' that floor rounded up."""
+def format_p(p: float, floor: float = 0.0, exact: bool = False, n_items: int = 0) -> str:
+    """'p=0.031'; 'p<0.001' below a thousandth; never below the smallest p the test can give: an exact test at
+    its floor 2/2^k prints 'p=0.0078 (the smallest 8 items allow)', a Monte Carlo or bootstrap p at its
+    resolution 1/(K+1) prints 'p<' that floor rounded up; NaN with 0 < n_items < MIN_ITEMS: too few items."""
+    from beyondscale.analysis.paired import MIN_ITEMS
+
     if p is None or not math.isfinite(p):
-        return "p=n/a"
-    if floor > 0 and p <= floor * (1 + 1e-9):
+        return f"too few items to test ({n_items})" if 0 < n_items < MIN_ITEMS else "p=n/a"
+    if exact and floor > 0 and p <= floor * (1 + 1e-9) and p >= 0.001:
+        k = round(math.log2(2.0 / floor))
+        what = f"{k} items" if k == n_items or n_items == 0 else f"{k} items that differ"
+        return f"p={p:.2g} (the smallest {what} allow)"
+    if not exact and floor > 0 and p <= floor * (1 + 1e-9):
         bound = max(_round_up_1sig(floor), 0.001)
         return f"p<{bound:g}"
     if p < 0.001:
@@ -57,11 +65,12 @@ def format_p(p: float, floor: float = 0.0) -> str:
 
 
 def p_text(p: PValue) -> str:
-    """Raw p, and the Holm-adjusted p when the comparison spans several tasks."""
-    raw = format_p(p.raw, p.floor)
-    if p.adjusted is None or p.n_tests <= 1:
+    """Raw p, and the Holm-adjusted p when the comparison spans several tasks (one Holm note)."""
+    raw = format_p(p.raw, p.floor, p.exact, p.n_items)
+    if p.adjusted is None or p.n_tests <= 1 or not math.isfinite(p.raw):
         return raw
-    return f"{raw}; Holm-adjusted over {p.n_tests} tasks: {format_p(p.adjusted, p.floor * p.n_tests)}"
+    adj = format_p(p.adjusted, p.floor * p.n_tests, p.exact, p.n_items)
+    return f"{raw}; Holm-adjusted over {p.n_tests} tasks: {adj}"
 
 
 def _signed(x: float, digits: int = 3) -> str:
