@@ -97,7 +97,8 @@ def one_variable(kind: str, n: int, noise: float, draws: int) -> list[str]:
             back = fit_arrays(x[:-1], y[:-1], form, floor_bounds=bounds)
             if back.ci:
                 p, lo, hi = (float(v[0]) for v in back.new_point_interval([x[-1]]))
-                tally.add("backtest", float(y[-1]), p, lo, hi)
+                obs = float(y[-1])  # the spread that matters is of the prediction error
+                tally.add("backtest", 0.0, p - obs, lo - obs, hi - obs)
     label = f"{kind} {n} sizes, noise {100 * noise:g}%"
     return [f"| {label} | all | no interval: {note} | | |"] if note else tally.lines(label)
 

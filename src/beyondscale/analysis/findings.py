@@ -100,6 +100,19 @@ class ReturnsFlatten:
 
 
 @dataclass(frozen=True)
+class UnevenReturns:
+    """Some doubling gained less than `threshold`, but a later one as much again: no flattening; the gains
+    per doubling between neighbours of one family, in size order: (from, to, gain per doubling)."""
+
+    task: str
+    metric: str
+    gains: tuple[tuple[str, str, float], ...]
+    threshold: float
+    accuracy_like: bool
+    n_points: int
+
+
+@dataclass(frozen=True)
 class NegativeReturns:
     """Beyond `model`, bigger models score lower on task/metric (a negative gain is not a flattening).
 
@@ -179,6 +192,7 @@ class FittedLaw:
     alpha_ci: tuple[float, float]
     E: float
     lowest: float = math.nan  # the lowest fitted value a rung reached: a floor far below it is not measured
+    interval_note: str = ""  # why there is no interval (alpha_ci is NaN): too few rungs for the parameters
 
 
 @dataclass(frozen=True)
@@ -204,6 +218,7 @@ class ComputeWorth:
     extrapolated: bool
     matched: str | None = None
     wall_ratio: float | None = None
+    interval_note: str = ""  # why there is no interval (low and high are NaN)
 
 
 @dataclass(frozen=True)
@@ -267,7 +282,7 @@ class QuantisedVariant:
     weights_ratio: float = float("nan")
 
 
-Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | NegativeReturns
+Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | UnevenReturns | NegativeReturns
            | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | ConstraintBinds | Recommendation
            | LadderLaw | ComputeWorth | LadderNotCompared | QuantisedVariant | LadderNDLaw)
 

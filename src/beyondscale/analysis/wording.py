@@ -31,9 +31,11 @@ from beyondscale.analysis.findings import (
     SameMeasurement,
     SignificantDifference,
     SizeStep,
+    UnevenReturns,
     VersionMismatch,
     Win,
 )
+from beyondscale.analysis.law import Backtest
 
 ALPHA = 0.05
 MINUS = "\u2212"
@@ -175,10 +177,47 @@ def _no_dominant(f: NoDominantModel) -> str:
 
 
 def _flatten(f: ReturnsFlatten) -> str:
-    unit = f"{100 * f.threshold:.0f} accuracy point" if f.accuracy_like and f.threshold < 1 \
-        else f"{f.threshold:g} {f.metric}"
-    return (f"On {f.task}, returns flatten after {f.model}: beyond it a doubling of parameters gains less than "
+    unit = _threshold_unit(f.threshold, f.accuracy_like, f.metric)
+    return (f"On {f.task}, returns flatten after {f.model}: beyond it every doubling of parameters gains less than "
             f"{unit} ({f.n_points} sizes).")
+
+
+def _threshold_unit(threshold: float, accuracy_like: bool, metric: str) -> str:
+    return f"{100 * threshold:.0f} accuracy point" if accuracy_like and threshold < 1 else f"{threshold:g} {metric}"
+
+
+def _uneven(f: UnevenReturns) -> str:
+    each = ", ".join(f"{_gain(g, f.accuracy_like)} ({a} to {b})" for a, b, g in f.gains)
+    return (f"On {f.task}, returns did not flatten: the gain per doubling of parameters varied, {each} "
+            f"({f.n_points} sizes); a doubling below {_threshold_unit(f.threshold, f.accuracy_like, f.metric)} "
+            "was followed by larger gains.")
+
+
+def _gain(g: float, accuracy_like: bool) -> str:
+    return f"{_signed(100 * g, 1)} points" if accuracy_like else _signed(g, 3)
+
+
+def interval(lo: float, hi: float, fmt: Callable[[float], str], note: str = "") -> str:
+    """'95% CI a to b'; an unbounded end says so; no interval: the reason."""
+    if not (math.isfinite(lo) or math.isinf(lo)) or not (math.isfinite(hi) or math.isinf(hi)):
+        return f"no interval: {note}" if note else "no interval"
+    low = fmt(lo) if math.isfinite(lo) else "no lower bound"
+    high = fmt(hi) if math.isfinite(hi) else "no upper bound"
+    return f"95% CI {low} to {high}"
+
+
+def _backtest(f: Backtest) -> str:
+    on = f"On {f.task}, f" if f.task else "F"
+    pred = f"{f.predicted:.3g}"
+    if f.within is None:
+        rng = f"{pred} (no interval from {f.n_fitted} sizes)"
+        verdict = ""
+    else:
+        rng = f"{pred} ({interval(f.low, f.high, lambda v: f'{v:.3g}')})"
+        verdict = "; within its interval" if f.within else "; outside its interval: the law did not predict it"
+    size = n_params(f.held_out_params) if f.axis == "parameters" else f"{f.held_out_params:.3g} {f.axis}"
+    return (f"{on}itted without its largest model {f.held_out} ({size}), the law over the "
+            f"other {f.n_fitted} sizes predicted {f.metric} {rng}; measured {f.observed:.3g}{verdict}.")
 
 
 def _negative(f: NegativeReturns) -> str:
@@ -227,8 +266,8 @@ def _ladder_law(f: LadderLaw) -> str:
     lo, hi = f.alpha_ci
     return (f"Over the {f.n_rungs}-rung trained dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} "
             f"parameters, {f.flops_low:.3g} to {f.flops_high:.3g} training FLOPs), validation loss fits "
-            f"L(C) = E + A·C^-α with α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g} nats per token"
-            f"{floor_unmeasured(f.E, f.lowest)}.")
+            f"L(C) = E + A·C^-α with α = {f.alpha:.3g} ({interval(lo, hi, lambda v: f'{v:.3g}', f.interval_note)}) "
+            f"and floor E = {f.E:.3g} nats per token{floor_unmeasured(f.E, f.lowest)}.")
 
 
 def _ladder_nd(f: LadderNDLaw) -> str:
@@ -287,8 +326,8 @@ def _compute_worth(f: ComputeWorth) -> str:
     extra = "; outside the ladder's FLOPs range, so extrapolated" if f.extrapolated else ""
     wall = (f", at {f.wall_ratio:.2f}× the wall time of {f.matched}, the dense rung it matches"
             if f.wall_ratio is not None and f.matched else "")
-    return (f"{_worth_lead(f)} was worth {times(f.multiplier)} dense compute (95% CI {times(f.low)} to "
-            f"{times(f.high)}{extra}){wall}.")
+    return (f"{_worth_lead(f)} was worth {times(f.multiplier)} dense compute "
+            f"({interval(f.low, f.high, times, f.interval_note)}{extra}){wall}.")
 
 
 def _not_compared(f: LadderNotCompared) -> str:
@@ -315,6 +354,7 @@ _WORDERS: dict[type, Callable] = {
     SizeStep: _size_step,
     SignificantDifference: lambda f: _win(f.win) + ", although it is smaller.",
     SameMeasurement: _same, ReturnsFlatten: _flatten, NegativeReturns: _negative, VersionMismatch: _version,
+    UnevenReturns: _uneven, Backtest: _backtest,
     MixedVersions: _mixed_versions, LadderLaw: _ladder_law, ComputeWorth: _compute_worth,
     LadderNotCompared: _not_compared, QuantisedVariant: _quantised, LadderNDLaw: _ladder_nd,
 }
