@@ -21,7 +21,13 @@ import pandas as pd
 
 from beyondscale.analysis.fits import MIN_POINTS, FitResult, fit_arrays
 from beyondscale.analysis.law import Backtest, MetricLaw, backtest, fit_metric_law
-from beyondscale.analysis.marginal import default_threshold, gains_arrays, higher_is_better, knee_threshold, uneven
+from beyondscale.analysis.marginal import (
+    default_threshold,
+    gains_arrays,
+    higher_is_better,
+    knee_threshold,
+    uneven,
+)
 from beyondscale.errors import UserError
 
 METRIC_COLUMNS = ("loss", "perplexity", "bits_per_byte", "accuracy", "score")
