@@ -24,7 +24,7 @@ from scipy.stats import binom
 
 LN2 = math.log(2.0)
 EXACT_MAX = 20  # items up to which the sign-flip test enumerates all 2^n swap patterns
-MC_PERMUTATIONS = 20_000  # random swap patterns above that (p resolution 1/20,001)
+MC_PERMUTATIONS = 10_000  # random swap patterns above that (p resolution 1/10,001)
 MIN_ITEMS = 6  # fewer paired items: no test (an exact two-sided test of 5 items cannot reach p < 0.0625)
 
 
@@ -104,7 +104,9 @@ def swap_chunks(n: int, rng: np.random.Generator | None = None) -> tuple[Iterato
 
     def drawn() -> Iterator[np.ndarray]:
         for start in range(0, MC_PERMUTATIONS, step):
-            yield rng.integers(0, 2, size=(min(step, MC_PERMUTATIONS - start), n)).astype(float)
+            k = min(step, MC_PERMUTATIONS - start)
+            bits = np.unpackbits(np.frombuffer(rng.bytes((k * n + 7) // 8), dtype=np.uint8))[: k * n]
+            yield bits.reshape(k, n).astype(float)
 
     return drawn(), MC_PERMUTATIONS, False
 
