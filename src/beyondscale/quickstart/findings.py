@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from beyondscale.analysis.findings import FittedLaw
-from beyondscale.analysis.wording import floor_unmeasured, n_params, register, words
+from beyondscale.analysis.wording import floor_unmeasured, interval, n_params, register, words
 from beyondscale.analysis.wording import times as _x
 from beyondscale.quickstart.study import Study
 
@@ -216,13 +216,14 @@ def word_step(s: Step) -> str:
 def word_law(f: HeldOutLaw) -> str:
     lo, hi = f.alpha_ci
     return (f"Over the {f.n_rungs}-rung dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} parameters, "
-            f"{f.tokens:,} tokens each), the fitted law bpb(N) = E + A·N^-α has α = {f.alpha:.3g} (95% CI {lo:.3g} to "
-            f"{hi:.3g}) and E = {f.E:.3g}{floor_unmeasured(f.E, f.lowest)}.")
+            f"{f.tokens:,} tokens each), the fitted law bpb(N) = E + A·N^-α has α = {f.alpha:.3g} "
+            f"({interval(lo, hi, lambda v: f'{v:.3g}', f.interval_note)}) and E = {f.E:.3g}"
+            f"{floor_unmeasured(f.E, f.lowest)}.")
 
 
 def word_worth(w: Worth) -> str:
     what = ("the MoE" if w.kind == "moe" else "curated data" if w.kind == "curated" else w.name)
-    ci = f"95% CI {_x(w.low)} to {_x(w.high)}"
+    ci = interval(w.low, w.high, _x, "too few dense rungs")
     extra = "; outside the ladder's FLOPs range, so extrapolated" if w.extrapolated else ""
     wall = f", at {w.wall_ratio:.2f}× the wall time of the dense rung it matches" if w.wall_ratio else ""
     size = ""
@@ -264,7 +265,8 @@ def _held_out_law(law: Any, points: pd.DataFrame) -> HeldOutLaw:
     dense = points[points["kind"] == "dense"]
     return HeldOutLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()), law.alpha,
                       tuple(law.ci.get("alpha", (float("nan"), float("nan")))), law.E,
-                      lowest=float(dense["heldout_bpb"].min()), tokens=int(dense["tokens"].iloc[0]))
+                      lowest=float(dense["heldout_bpb"].min()), interval_note=law.interval_note,
+                      tokens=int(dense["tokens"].iloc[0]))
 
 
 def study_findings(f: StudyFindings) -> list[Any]:
