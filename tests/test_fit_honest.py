@@ -123,3 +123,20 @@ def test_compute_multiplier_interval_covers_a_planted_2x():
         assert m.low <= m.multiplier <= m.high
         hits += m.low <= 2.0 <= m.high
     assert hits >= 51, hits
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("size,loss\n1,2\n", "missing column 'params'"),
+    ("params,acc_x\n1,2\n", "needs a column named for its metric"),
+    ("params,loss,perplexity\n1,2,3\n", "several metric columns (loss, perplexity)"),
+    ("params,perplexity\n1e7,30\n1e8,abc\n1e9,9\n1e10,7\n", "column 'perplexity' row 2"),
+    ("params,loss\n1e7,3\n1e8,2.5\n1e9,2.2\n", "3 distinct params values; a law needs at least 4"),
+])
+def test_fit_data_names_the_file_and_what_is_wrong(tmp_path, text, needle):
+    from beyondscale.errors import UserError
+
+    path = tmp_path / "points.csv"
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        fit_data(path)
+    assert needle in str(err.value) and str(path) in str(err.value) and "\n" not in str(err.value)

@@ -42,8 +42,10 @@ class Analysis:
         observed, n_fitted, within: each law over 5+ sizes refitted without its largest model.
     paired: task, task_key (the newest version both have), metric, model_a, model_b (in size order
         (size, model_key): b is not smaller), model_key_a, model_key_b, n_items, effect (b - a),
-        ci_low, ci_high, p_value (raw), p_floor (1/(B+1) for bootstraps, 0 for McNemar), test
-        ("mcnemar" | "paired_bootstrap"), primary (the task's primary metric), p_adjusted (Holm over
+        ci_low, ci_high (paired bootstrap), p_value (raw; NaN under 6 items), p_floor (the smallest p the
+        test can give: 2/2^k for exact tests of k differing items, 1/(K+1) for K Monte Carlo swap patterns),
+        test ("mcnemar" | "sign_flip_exact" | "sign_flip_mc" | "too few items"), primary (the task's
+        primary metric), p_adjusted (Holm over
         the comparison's tasks), n_tests, significant (p_adjusted < 0.05), better (the model a
         significant row favours, else ""), flag ("bigger but not significantly better" or "bigger and
         significantly worse", only when b is really bigger).
