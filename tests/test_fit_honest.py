@@ -24,11 +24,12 @@ def _loss(x):
     return 1.7 + 400 * x**-0.34
 
 
-@pytest.mark.parametrize("n", [5, 8])
+@pytest.mark.parametrize("n", [4, 5, 8])
 def test_loss_law_intervals_hold_their_level_on_a_planted_law(n):
     """60 seeded draws at 1% noise: a 95% interval must cover E, alpha and the curve at 2x the largest size in
-    at least 51 (85%; a 90% interval covers about 54, the warm-started bootstrap this replaced 44 at 4-5 sizes)
-    and at most 60 (an interval that is always right is too wide to be useful, checked by its width)."""
+    at least 51 (85%; the warm-started bootstrap this replaced covered 72-74% at 4 sizes), and not by being
+    useless: alpha's median width is bounded (at 4 sizes, with one residual degree of freedom, only the
+    curve's band is: alpha is often unbounded there)."""
     x = np.geomspace(7e7, 1.2e10, n)
     hits = {"E": 0, "alpha": 0, "pred": 0}
     widths = []
@@ -41,13 +42,13 @@ def test_loss_law_intervals_hold_their_level_on_a_planted_law(n):
         hits["pred"] += lo[0] <= _loss(2 * x[-1]) <= hi[0]
         widths.append(fit.ci["alpha"][1] - fit.ci["alpha"][0])
     assert all(h >= 51 for h in hits.values()), hits
-    assert np.median(widths) < (0.5 if n == 5 else 0.25)
+    assert n == 4 or np.median(widths) < (0.5 if n == 5 else 0.25)
 
 
-def test_no_interval_from_four_sizes_and_the_reason_says_why():
-    x = SIZES[:4]
+def test_no_interval_from_as_many_sizes_as_parameters_and_the_reason_says_why():
+    x = SIZES[:3]
     fit = fit_arrays(x, _loss(x), "loss")
-    assert fit.ci == {} and fit.interval_note == "4 sizes: too few for an interval on 3 parameters (an interval needs 5)"
+    assert fit.ci == {} and fit.interval_note == "3 sizes: too few for an interval on 3 parameters (an interval needs 4)"
     _, lo, hi = fit.predict_interval([1e9])
     assert np.isnan(lo).all() and np.isnan(hi).all()
 

@@ -43,8 +43,9 @@ FORMS = ("loss", "loss_nd", "score")
 N_PARAMS = {"loss": 3, "loss_nd": 5, "score": 3}
 # Minimum number of points (distinct sizes for one-variable forms) to fit each form.
 MIN_POINTS = {"loss": 4, "loss_nd": 6, "score": 4}
-# Residual degrees of freedom (points - parameters) an interval needs (bench/fit_coverage.py measures why).
-MIN_DOF = 2
+# Residual degrees of freedom (points - parameters) an interval needs: with 1 the profile-t interval still
+# holds its level (bench/fit_coverage.py: 4 sizes, 6 points for L(N, D)), though often unbounded on one side.
+MIN_DOF = 1
 ALPHA_MIN, ALPHA_MAX = 1e-3, 4.0
 GRID_1D, GRID_2D = 600, 160
 
@@ -450,12 +451,15 @@ def _fit_arrays(x: Any, y: Any, form: str, tokens: Any, intervals: bool, level: 
         return res
     if not intervals:
         return res
-    tq = float(student_t.ppf(0.5 + level / 2, dof))
-    res.threshold = best * (1.0 + tq * tq / dof) * (1 + 1e-12) + 1e-300
-    local = np.vstack([exps[None], _local_grid(grid, rss, res.threshold, exps)])
+    factor = 1.0 + float(student_t.ppf(0.5 + level / 2, dof)) ** 2 / dof
+    local = np.vstack([exps[None], _local_grid(grid, rss, best * factor, exps)])
     c1, minv1, rss1 = _wls(_features(t, local), yv, w)
+    all_rss = np.concatenate([rss, rss1])
+    # The profile is of the unconstrained law (its RSS minimum sets the threshold), intersected with the
+    # bounds afterwards: valid, and not widened when a bound binds at the point fit.
+    res.threshold = float(min(all_rss.min(), best)) * factor * (1 + 1e-12) + 1e-300
     res.profile = {"exps": np.vstack([grid, local]), "c": np.vstack([c, c1]), "minv": np.concatenate([minv, minv1]),
-                   "rss": np.concatenate([rss, rss1]), "slack": res.threshold - np.concatenate([rss, rss1])}
+                   "rss": all_rss, "slack": res.threshold - all_rss}
     res.ci = _constant_intervals(res, grid, rss)
     return res
 
