@@ -104,6 +104,9 @@ def test_fit_data_on_published_pythia_lambada():
     assert bt["held_out"] == "pythia-12b-deduped" and bt["held_out_params"] > 1e10
     assert set(bt) >= {"held_out_params", "predicted", "interval", "observed"}
     assert len(doc["gain_per_doubling"]) == 7 and {"fitted", "observed"} <= set(doc["gain_per_doubling"][0])
+    lines = fit_data(DATA / "pythia_deduped_lambada_perplexity.csv").lines()
+    assert lines[0].startswith("perplexity over 8 sizes (fitted as ln(perplexity)")
+    assert any(line.startswith("Fitted without its largest model pythia-12b-deduped (11.8B)") for line in lines)
     acc = fit_data(DATA / "pythia_deduped_lambada_accuracy.csv").to_json()
     assert acc["floor_name"] == "asymptote" and acc["floor"] <= 1.0
 

@@ -35,7 +35,8 @@ METRIC_COLUMNS = ("loss", "perplexity", "bits_per_byte", "accuracy", "score")
 
 @dataclass
 class FitTable:
-    """What `fit` reports; `to_json` is the CLI's --json shape."""
+    """What `fit` reports; `to_json` is the CLI's --json shape (an interval end of null is unbounded when
+    `interval_note` is empty), `lines` its words."""
 
     metric: str
     law: MetricLaw | None  # one-variable law (None for L(N, D))
@@ -46,6 +47,32 @@ class FitTable:
     uneven: bool = False
     threshold: float = math.nan
     backtest: Backtest | None = None
+
+    def lines(self) -> list[str]:
+        """The fit in words, as `analyze` words a curve (the CLI prints these above its tables)."""
+        from beyondscale.analysis.findings import ReturnsFlatten, UnevenReturns
+        from beyondscale.analysis.marginal import is_accuracy_like
+        from beyondscale.analysis.wording import interval, word
+
+        doc = self.to_json()
+        fmt = (lambda v: f"{v:.4g}")  # noqa: E731
+        space = " (fitted as ln(perplexity), read back in perplexity)" if doc["space"] == "ln" else ""
+        lo, hi = self.law.floor_ci if self.law is not None else self.nd.ci.get("E", (math.nan, math.nan))
+        ci = interval(lo, hi, fmt, doc["interval_note"])
+        out = [f"{self.metric} over {doc['n_points']} {'points' if self.nd is not None else 'sizes'}{space}: "
+               f"{doc['floor_name']} {fmt(doc['floor'])} ({ci})."]
+        if self.law is None:
+            return out
+        acc = is_accuracy_like(self.metric, self.points["value"])
+        n = int(self.points["params"].nunique())
+        if self.knee:
+            out.append(word(ReturnsFlatten("the data", self.metric, self.knee["model"], self.threshold, acc, n)))
+        elif self.uneven:
+            gains = tuple((g["from"], g["to"], g["observed"]) for g in self.gains if g["observed"] is not None)
+            out.append(word(UnevenReturns("the data", self.metric, gains, self.threshold, acc, n)))
+        if self.backtest is not None:
+            out.append(word(self.backtest))
+        return out
 
     def to_json(self) -> dict[str, Any]:
         if self.nd is not None:
