@@ -150,7 +150,9 @@ class FitResult:
     """A fitted law with profile-t intervals; ``E`` is the floor (loss) or the asymptote (score).
 
     ``ci`` is empty when ``interval_note`` says why there is no interval (too few points for the parameters).
-    An interval end that is infinite means the data do not bound it on that side.
+    An interval end that is infinite means the data do not bound it on that side. ``profile`` holds every
+    exponent grid point's weighted least-squares fit (coefficients, (X'WX)^-1, RSS, slack below
+    ``threshold``); ``n_boot`` and ``boot`` stay for callers of the bootstrap this replaced (always empty).
     """
 
     form: str
