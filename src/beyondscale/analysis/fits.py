@@ -301,7 +301,8 @@ class FitResult:
         pts = c[:, None, :] + np.sqrt(slack)[:, None, None] * np.einsum("gqr,dr->gdq", chol, u)
         nat = _natural_from(self.form, np.repeat(exps, len(u), axis=0), pts.reshape(-1, q), self.log_x0)
         vals = np.asarray(fn(**nat), dtype=float)
-        vals = vals[np.isfinite(vals)] if vals.ndim == 1 else vals[np.isfinite(vals).all(axis=1)]
+        keep = ~np.isnan(vals) if vals.ndim == 1 else ~np.isnan(vals).any(axis=1)  # inf: unbounded, kept
+        vals = vals[keep]
         return (np.min(vals, axis=0), np.max(vals, axis=0)) if len(vals) else (math.nan, math.nan)
 
     def transformed(self, power: float, log_x0: float) -> FitResult:

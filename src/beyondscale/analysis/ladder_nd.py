@@ -99,9 +99,11 @@ def _allocation(fit: Any, flops: np.ndarray) -> pd.DataFrame:
             a, al, b, be = A[ok, None], alpha[ok, None], B[ok, None], beta[ok, None]
             return (al * a / (be * b)) ** (1.0 / (al + be)) * (grid[None, :] / 6.0) ** (be / (al + be))
 
-        n_lo, n_hi = fit.range_of(n_opt_at)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # inf: the region does not bound it
+            n_lo, n_hi = fit.range_of(n_opt_at)
         if np.ndim(n_lo):
-            rows.update(N_opt_low=n_lo, N_opt_high=n_hi, D_opt_low=grid / 6 / n_hi, D_opt_high=grid / 6 / n_lo)
+            with np.errstate(divide="ignore"):
+                rows.update(N_opt_low=n_lo, N_opt_high=n_hi, D_opt_low=grid / 6 / n_hi, D_opt_high=grid / 6 / n_lo)
     return pd.DataFrame(rows)
 
 
