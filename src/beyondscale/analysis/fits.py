@@ -297,8 +297,9 @@ class FitResult:
         q = c.shape[1]
         u = np.random.default_rng(seed).normal(size=(directions, q))
         u = np.vstack([np.zeros(q), np.eye(q), -np.eye(q), u / np.linalg.norm(u, axis=1, keepdims=True)])
-        chol = np.linalg.cholesky(minv + 1e-300 * np.eye(q)[None])
-        pts = c[:, None, :] + np.sqrt(slack)[:, None, None] * np.einsum("gqr,dr->gdq", chol, u)
+        lam, vec = np.linalg.eigh(minv)  # a square root that tolerates nearly singular matrices
+        root = vec * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
+        pts = c[:, None, :] + np.sqrt(slack)[:, None, None] * np.einsum("gqr,dr->gdq", root, u)
         nat = _natural_from(self.form, np.repeat(exps, len(u), axis=0), pts.reshape(-1, q), self.log_x0)
         vals = np.asarray(fn(**nat), dtype=float)
         keep = ~np.isnan(vals) if vals.ndim == 1 else ~np.isnan(vals).any(axis=1)  # inf: unbounded, kept
