@@ -96,6 +96,8 @@ def _change(c: Change, a: str, b: str, same_size: bool) -> str:
     p = f", {p_text(c.p)}" if c.p is not None else ""
     if c.p is None:
         return f"{b} {fig} on {c.task} relative to {a} (no paired test)"
+    if not math.isfinite(c.p.raw):  # untested is not "no significant difference"
+        return f"{b} {fig} on {c.task} relative to {a} ({p_text(c.p)})"
     if not c.significant:
         return f"no significant difference on {c.task} ({fig}{p})"
     if same_size:
