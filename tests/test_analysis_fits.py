@@ -58,7 +58,7 @@ def test_two_variable_fit_recovers_parameters():
             hits[k] += lo <= v <= hi
     assert all(h >= 16 for h in hits.values()), hits
     js = r.to_json()
-    assert set(js) == {"E", "A", "alpha", "B", "beta", "ci", "n_points"}
+    assert set(js) == {"E", "A", "alpha", "B", "beta", "ci", "n_points", "interval_note"}
     assert set(js["ci"]) == {"E", "A", "alpha", "B", "beta"}
 
 

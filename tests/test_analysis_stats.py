@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binomtest
+from scipy.stats import binomtest, ttest_rel
 
 from beyondscale.analysis.calibration import calibration_bins
 from beyondscale.analysis.marginal import adjacent_gains, higher_is_better, knee_kneedle, knee_threshold
@@ -17,6 +18,7 @@ from beyondscale.analysis.paired import (
     count_matrix,
     mcnemar_exact,
     paired_bootstrap,
+    permutation_test,
 )
 from beyondscale.analysis.pareto import pareto_frontier
 from beyondscale.analysis.recommend import recommend
@@ -43,8 +45,42 @@ def test_paired_bootstrap_contains_true_effect_and_matches_mean_difference():
     assert math.isclose(r["effect"], float(np.mean(b - a)))
     assert r["ci_low"] < 0.05 < r["ci_high"]
     assert r["p_value"] < 0.01
-    same = paired_bootstrap(a, a + rng.normal(0, 0.05, 800), n_boot=2000, seed=0)
-    assert same["p_value"] > 0.01 or abs(same["effect"]) < 0.01
+    b_null = a + rng.normal(0, 0.05, 800)
+    same = paired_bootstrap(a, b_null, n_boot=2000, seed=0)
+    # The null case's p must be the paired test's p (for 800 items the paired t test is the reference within
+    # Monte Carlo error), not just "large": a p off by more than 0.03 fails.
+    ref = ttest_rel(b_null, a).pvalue
+    assert 0.05 < ref < 0.95 and abs(same["p_value"] - ref) < 0.03, (same["p_value"], ref)
+
+
+def _sign_flip_by_hand(d):
+    """Every one of the 2^n sign patterns, written out: share with |sum| >= |observed sum|."""
+    total = extreme = 0
+    for signs in itertools.product((1, -1), repeat=len(d)):
+        total += 1
+        extreme += abs(sum(s * x for s, x in zip(signs, d, strict=True))) >= abs(sum(d)) - 1e-12
+    return extreme / total
+
+
+@pytest.mark.parametrize("d", [[0.3, -0.1, 0.2, 0.5, 0.4, 0.25, 0.1, 0.35], [1, 2, 3, 4, 5, 6],
+                               [0.2, -0.3, 0.1, 0.0, 0.4, -0.05, 0.15], [1.0] * 8, [0.5, 0.5, -0.5, 0.5, 0.5, 0.5]])
+def test_permutation_p_equals_exact_enumeration_and_respects_the_floor(d):
+    r = permutation_test(np.zeros(len(d)), np.array(d, dtype=float))
+    assert r["exact"] and math.isclose(r["p_value"], _sign_flip_by_hand(d), rel_tol=1e-12)
+    assert r["p_value"] >= 2 / 2 ** len(d) - 1e-15
+    assert r["p_floor"] == 2 / 2 ** sum(x != 0 for x in d)
+
+
+def test_permutation_test_needs_six_items_and_goes_monte_carlo_above_twenty():
+    assert math.isnan(permutation_test(np.zeros(5), np.ones(5))["p_value"])
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=40), rng.normal(size=40)
+    r = permutation_test(a, b)
+    assert not r["exact"] and r["p_floor"] == pytest.approx(1 / 10_001)
+    from scipy.stats import permutation_test as scipy_permutation
+
+    ref = scipy_permutation((b - a,), np.mean, permutation_type="samples", n_resamples=200_000, random_state=0)
+    assert abs(r["p_value"] - ref.pvalue) < 0.01
 
 
 def test_bits_per_byte_is_ratio_of_sums_on_joint_resamples():

@@ -15,7 +15,7 @@ import pytest
 from scipy.stats import binomtest
 
 from beyondscale.analysis import analyze
-from beyondscale.analysis.paired import holm
+from beyondscale.analysis.paired import MC_PERMUTATIONS, holm
 from beyondscale.analysis.wording import format_p, words
 
 LN2 = np.log(2.0)
@@ -144,12 +144,35 @@ def test_format_p_at_the_bootstrap_floor():
     assert format_p(2e-7, floor=0.0) == "p<0.001"
 
 
-def test_bootstrap_p_at_floor_is_printed_as_an_inequality():
+def test_monte_carlo_p_at_floor_is_printed_as_an_inequality():
     frames = _same_size("Intact", "Damaged")
     an = run(frames, n_boot=1000)
-    assert np.isclose(an.paired["p_value"].iloc[0], 1 / 1001)
+    assert an.paired["test"].iloc[0] == "sign_flip_mc"
+    assert np.isclose(an.paired["p_value"].iloc[0], 1 / (MC_PERMUTATIONS + 1))
     text = " ".join(an.verdict)
     assert "p<0.001" in text and "p=0.001" not in text
+
+
+def test_exact_p_never_below_what_n_items_allow():
+    assert format_p(2 / 2**8, floor=2 / 2**8, exact=True, n_items=8) == "p=0.0078 (the smallest 8 items allow)"
+    assert format_p(2 / 2**7, floor=2 / 2**7, exact=True, n_items=8) == "p=0.016 (the smallest 7 items that differ allow)"
+    assert format_p(float("nan"), exact=True, n_items=5) == "too few items to test (5)"
+    assert format_p(0.0234, floor=2 / 2**8, exact=True, n_items=8) == "p=0.023"
+
+
+@pytest.mark.parametrize(("n_docs", "expect"), [(8, "p=0.0078 (the smallest 8 items allow)"),
+                                                 (4, "too few items to test (4)")])
+def test_verdict_p_on_few_documents_all_favouring_one_model(n_docs, expect):
+    rng = np.random.default_rng(0)
+    models = [{"model_key": "k1", "model": "Good", "params_total": 1.35e8},
+              {"model_key": "k2", "model": "Bad", "params_total": 1.35e8}]
+    frames = build(models, {("k1", "wiki"): ("bpb", _bpb_items(rng, 1.11, n_docs)),
+                            ("k2", "wiki"): ("bpb", _bpb_items(rng, 3.24, n_docs))})
+    an = run(frames, n_boot=1000)
+    text = " ".join(an.verdict)
+    assert expect in text and "p<0.001" not in text
+    assert n_docs >= 6 or "no significant difference" not in text  # untested is not "no difference"
+    assert n_docs < 6 or np.isclose(an.paired["p_value"].iloc[0], 2 / 2**n_docs)  # 2 of 2^8 swap patterns
 
 
 def test_holm_by_hand():

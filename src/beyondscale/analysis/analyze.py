@@ -163,7 +163,7 @@ def _comparisons(ctx: Context, an: Analysis, scores, eff, eff_model, items, vers
                         "tests and Pareto frontiers need at least 2 models")
         return []
     parts = curves_and_fits(ctx, scores, eff, eff_model, quality)
-    for name in ("curves", "fits", "fit_bands", "marginal", "knees"):
+    for name in ("curves", "fits", "fit_bands", "marginal", "knees", "backtests"):
         setattr(an, name, _frame_of(parts[name], getattr(an, name)))
     f2, co = compute_optimal(ctx, scores, quality)
     if f2:
@@ -194,5 +194,6 @@ def _findings(ctx: Context, an: Analysis, primary: dict[str, str], versions: Ver
     return [*derive.constraint_findings(an.recommendation), *([dominance] if dominance else []),
             *derive.framing(ctx), *steps,
             *derive.cheaper_better(ctx, an.paired, adjacent), *derive.same_measurement(an.leaderboard),
-            *derive.knee_findings(an.knees, an.marginal, an.curves, an.paired, primary),
+            *derive.knee_findings(an.knees, an.marginal, an.curves, an.paired, primary, ctx.min_gain),
+            *derive.backtest_findings(an.backtests, primary),
             *derive.version_findings(ctx, an.paired, unshared, versions)]

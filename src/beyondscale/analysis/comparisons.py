@@ -9,6 +9,7 @@ significantly better" or "bigger and significantly worse".
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,15 +18,18 @@ import pandas as pd
 from beyondscale.analysis.inputs import NON_QUALITY, size_relation
 from beyondscale.analysis.marginal import higher_is_better
 from beyondscale.analysis.paired import (
+    LN2,
+    MIN_ITEMS,
     bits_per_byte,
     bootstrap_bpb,
     bootstrap_means,
-    bootstrap_p,
     count_matrix,
     holm,
     is_binary,
     mcnemar_exact,
+    p_floor,
     percentile_ci,
+    sign_flip_p,
 )
 from beyondscale.analysis.versions import Versions
 
@@ -56,8 +60,38 @@ def _metric_values(piv: dict[str, np.ndarray], m: str) -> tuple[tuple[np.ndarray
     return tuple(v[keep] for v in vals), mask[keep]
 
 
+def _flip_stat(sub: list[np.ndarray], ia: np.ndarray, ib: np.ndarray, metric: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The effect b - a of every pair under a (k, n) array of swap patterns (1: the item's values swapped)."""
+    if metric == "bits_per_byte":
+        la, lb, ba, bb = sub[0][:, ia], sub[0][:, ib], sub[1][:, ia], sub[1][:, ib]
+        dl, db = la - lb, ba - bb
+
+        def stat(f: np.ndarray) -> np.ndarray:
+            return (-(lb.sum(0) + f @ dl) / (bb.sum(0) + f @ db) + (la.sum(0) - f @ dl) / (ba.sum(0) - f @ db)) / LN2
+        return stat
+    d = sub[0][:, ib] - sub[0][:, ia]
+    n = d.shape[0]
+    return lambda f: ((1.0 - 2.0 * f) @ d) / n
+
+
+def _test(sub: list[np.ndarray], ia: np.ndarray, ib: np.ndarray, metric: str, binary: bool, effect: np.ndarray,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    """(p, floor, test name) for each pair: McNemar for 0/1 values, else the paired sign-flip test."""
+    n = sub[0].shape[0]
+    if n < MIN_ITEMS:
+        nan = np.full(len(ia), np.nan)
+        return nan, nan, "too few items"
+    if binary:
+        disc = sub[0].T @ (1.0 - sub[0])  # [i, j]: items i got right and j wrong
+        b, c = disc[ia, ib], disc[ib, ia]
+        return mcnemar_exact(b, c), np.where(b + c > 0, 2.0 / 2.0 ** (b + c), 1.0), "mcnemar"
+    p, exact = sign_flip_p(_flip_stat(sub, ia, ib, metric), effect, n, rng)
+    differ = (sub[0][:, ia] != sub[0][:, ib]).sum(axis=0)
+    return p, np.array([p_floor(int(k), exact) for k in differ]), "sign_flip_exact" if exact else "sign_flip_mc"
+
+
 def _group_stats(prs: list[tuple[int, int]], sub: list[np.ndarray], cols: list[int], metric: str, binary: bool,
-                 counts: np.ndarray) -> list[dict[str, Any]]:
+                 counts: np.ndarray, rng: np.random.Generator) -> list[dict[str, Any]]:
     """Effects, CIs and p for pairs sharing one item set; sub holds those items' values for `cols`."""
     pos = {c: k for k, c in enumerate(cols)}
     ia, ib = np.array([pos[i] for i, _ in prs]), np.array([pos[j] for _, j in prs])
@@ -66,18 +100,14 @@ def _group_stats(prs: list[tuple[int, int]], sub: list[np.ndarray], cols: list[i
     else:
         point, boot = sub[0].mean(axis=0), bootstrap_means(sub[0], counts)
     effect = point[ib] - point[ia]
-    lo = hi = p = np.full(len(prs), np.nan)
+    lo = hi = np.full(len(prs), np.nan)
     if counts.shape[0] > 0:
         bd = boot[:, ib] - boot[:, ia]
         lo, hi = percentile_ci(bd)
-        p = bootstrap_p(bd, effect)
-    if binary:
-        disc = sub[0].T @ (1.0 - sub[0])  # [i, j]: items i got right and j wrong
-        p = mcnemar_exact(disc[ia, ib], disc[ib, ia])
-    floor = 0.0 if binary or counts.shape[0] == 0 else 1.0 / (counts.shape[0] + 1)
+    p, floor, test = _test(sub, ia, ib, metric, binary, effect, rng)
     n = sub[0].shape[0]
     return [{"n_items": n, "effect": float(effect[k]), "ci_low": float(lo[k]), "ci_high": float(hi[k]),
-             "p_value": float(p[k]), "p_floor": floor} for k in range(len(prs))]
+             "p_value": float(p[k]), "p_floor": float(floor[k]), "test": test} for k in range(len(prs))]
 
 
 def pairs_for_metric(pairs: list[tuple[int, int]], vals: tuple[np.ndarray, ...], mask: np.ndarray, metric: str,
@@ -98,7 +128,7 @@ def pairs_for_metric(pairs: list[tuple[int, int]], vals: tuple[np.ndarray, ...],
             continue
         cols = sorted({c for pr in prs for c in pr})
         counts = count_matrix(n, n_boot, rng) if n_boot > 0 else np.zeros((0, n))
-        stats = _group_stats(prs, [v[rows][:, cols] for v in vals], cols, metric, binary, counts)
+        stats = _group_stats(prs, [v[rows][:, cols] for v in vals], cols, metric, binary, counts, rng)
         out.update(zip(prs, stats, strict=True))
     return out
 
@@ -125,7 +155,7 @@ def _version_rows(task: str, tk: str, it: pd.DataFrame, keys: list[str], pairs: 
         for (i, j), r in res.items():
             if r is not None:
                 rows.append({"task": task, "task_key": tk, "metric": m, "model_key_a": keys[i], "model_key_b": keys[j],
-                             **r, "test": "mcnemar" if binary else "paired_bootstrap"})
+                             **r})
     return rows
 
 
@@ -166,7 +196,7 @@ def finish_paired(rows: list[dict[str, Any]], primary: dict[str, str], names: di
     family = np.where(df["primary"], "primary", df["metric"])
     df["p_adjusted"] = df.groupby([df["model_key_a"], df["model_key_b"], family])["p_value"].transform(
         lambda s: pd.Series(holm(s.to_numpy(float)), index=s.index))
-    df["n_tests"] = df.groupby([df["model_key_a"], df["model_key_b"], family])["p_value"].transform("size")
+    df["n_tests"] = df.groupby([df["model_key_a"], df["model_key_b"], family])["p_value"].transform("count")
     df["significant"] = df["p_adjusted"] < ALPHA
     b_better = np.where([higher_is_better(m) for m in df["metric"]], df["effect"] > 0, df["effect"] < 0)
     df["model_a"] = df["model_key_a"].map(names)

@@ -26,19 +26,24 @@ from beyondscale.analysis.findings import (
     SameMeasurement,
     SignificantDifference,
     SizeStep,
+    UnevenReturns,
     VersionMismatch,
     Win,
 )
 from beyondscale.analysis.inputs import is_estimate, num, size_relation
-from beyondscale.analysis.marginal import higher_is_better, is_accuracy_like
+from beyondscale.analysis.law import Backtest
+from beyondscale.analysis.marginal import default_threshold, higher_is_better, is_accuracy_like, uneven
 from beyondscale.analysis.versions import Versions
+
+EXACT_TESTS = ("mcnemar", "sign_flip_exact")
 
 
 def pvalue(r: Any) -> PValue:
     """The PValue of a paired row (a Series or a namedtuple)."""
     get = r.get if isinstance(r, pd.Series) else lambda c, d=None: getattr(r, c, d)
-    return PValue(float(get("p_value")), float(get("p_floor", 0.0) or 0.0), float(get("p_adjusted")),
-                  int(get("n_tests", 1)))
+    floor = float(get("p_floor", 0.0))
+    return PValue(float(get("p_value")), floor if math.isfinite(floor) else 0.0, float(get("p_adjusted")),
+                  int(get("n_tests", 1) or 1), str(get("test", "")) in EXACT_TESTS, int(get("n_items", 0) or 0))
 
 
 def primary_rows(paired: pd.DataFrame) -> pd.DataFrame:
@@ -167,30 +172,63 @@ def _significant(paired: pd.DataFrame, task: str, metric: str, a: str, b: str) -
     return bool(len(r)) and bool(r["significant"].iloc[0])
 
 
+def _main_gains(marginal: pd.DataFrame, curves: pd.DataFrame, task: str, metric: str) -> pd.DataFrame:
+    """Adjacent gains on parameters within the family that carries the curve's law."""
+    c = curves[(curves["task"] == task) & (curves["metric"] == metric) & (curves["axis"] == "params_total")]
+    fam = c.loc[c["in_fit"].astype(bool), "family"] if "in_fit" in c.columns else pd.Series(dtype=object)
+    m = marginal[(marginal["task"] == task) & (marginal["metric"] == metric) & (marginal["axis"] == "params_total")
+                 & (marginal["source"] == "adjacent")]
+    if len(fam) and "family" in m.columns:
+        m = m[m["family"] == fam.iloc[0]]
+    return m
+
+
 def knee_findings(an_knees: pd.DataFrame, marginal: pd.DataFrame, curves: pd.DataFrame, paired: pd.DataFrame,
-                  primary: dict[str, str]) -> list[ReturnsFlatten | NegativeReturns]:
-    """Threshold knees on parameters for primary metrics; a knee followed by losses is named as losses."""
-    if an_knees.empty:
-        return []
-    out: list[ReturnsFlatten | NegativeReturns] = []
-    sel = an_knees[(an_knees["axis"] == "params_total") & (an_knees["method"] == "threshold")]
-    for r in sel.itertuples(index=False):
-        if primary.get(r.task) != r.metric:
-            continue
-        where = (curves["task"] == r.task) & (curves["metric"] == r.metric) & (curves["axis"] == "params_total")
-        n = int(curves.loc[where, "x"].nunique())
+                  primary: dict[str, str], min_gain: float | None = None
+                  ) -> list[ReturnsFlatten | NegativeReturns | UnevenReturns]:
+    """On parameters, for primary metrics, within the family that carries the law: a threshold knee (every
+    later doubling gains less) is a flattening, or losses when later models score lower; a doubling below
+    the threshold followed by larger gains is uneven returns, worded with the gains themselves."""
+    out: list[ReturnsFlatten | NegativeReturns | UnevenReturns] = []
+    if curves.empty:
+        return out
+    knees = an_knees[(an_knees["axis"] == "params_total") & (an_knees["method"] == "threshold")] \
+        if not an_knees.empty else an_knees
+    for task, metric in primary.items():
+        where = (curves["task"] == task) & (curves["metric"] == metric) & (curves["axis"] == "params_total")
+        inside = curves.loc[where & curves["in_fit"].astype(bool)] if "in_fit" in curves.columns else curves.loc[where]
+        n = int(inside["x"].nunique())
         if n < MIN_KNEE_POINTS:
             continue
-        m = marginal[(marginal["task"] == r.task) & (marginal["metric"] == r.metric) & (marginal["axis"] == "params_total")
-                     & (marginal["source"] == "adjacent") & (marginal["x_from"] >= r.x)]
-        worse = tuple((str(t), float(g), _significant(paired, r.task, r.metric, f, t))
-                      for f, t, g in zip(m["from_model"], m["to_model"], m["gain"], strict=True) if g < 0)
-        if worse:
-            out.append(NegativeReturns(r.task, r.metric, r.model, worse, n, higher_is_better(r.metric),
-                                       is_accuracy_like(r.metric)))
-        else:
-            out.append(ReturnsFlatten(r.task, r.metric, r.model, float(r.threshold), is_accuracy_like(r.metric), n))
+        m = _main_gains(marginal, curves, task, metric)
+        kn = knees[(knees["task"] == task) & (knees["metric"] == metric)] if not knees.empty else knees
+        thr = float(kn["threshold"].iloc[0]) if len(kn) else (
+            min_gain if min_gain is not None else default_threshold(metric, inside["y"].to_numpy(float)))
+        if len(kn):
+            r = kn.iloc[0]
+            later = m[m["x_from"] >= r["x"]]
+            worse = tuple((str(t), float(g), _significant(paired, task, metric, f, t))
+                          for f, t, g in zip(later["from_model"], later["to_model"], later["gain"], strict=True) if g < 0)
+            if worse:
+                out.append(NegativeReturns(task, metric, r["model"], worse, n, higher_is_better(metric),
+                                           is_accuracy_like(metric)))
+            else:
+                out.append(ReturnsFlatten(task, metric, r["model"], thr, is_accuracy_like(metric), n))
+        elif len(m) and uneven(m, thr):
+            gains = tuple((str(f), str(t), float(g)) for f, t, g in
+                          zip(m["from_model"], m["to_model"], m["gain_per_doubling"], strict=True) if math.isfinite(g))
+            out.append(UnevenReturns(task, metric, gains, thr, is_accuracy_like(metric), n))
     return out
+
+
+def backtest_findings(backtests: pd.DataFrame, primary: dict[str, str]) -> list[Backtest]:
+    """The backtest of each primary metric's law over parameters (fitted without its largest model)."""
+    if backtests.empty:
+        return []
+    is_primary = np.array([primary.get(t) == m for t, m in zip(backtests["task"], backtests["metric"], strict=True)])
+    rows = backtests[(backtests["axis"] == "params_total").to_numpy() & is_primary]
+    return [Backtest(r.metric, r.held_out, float(r.held_out_params), float(r.predicted), float(r.low), float(r.high),
+                     float(r.observed), int(r.n_fitted), task=r.task) for r in rows.itertuples(index=False)]
 
 
 def same_measurement(lb: pd.DataFrame) -> list[SameMeasurement]:

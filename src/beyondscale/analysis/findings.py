@@ -14,12 +14,16 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True)
 class PValue:
-    """A p-value with its floor (1/(B+1) for a B-resample bootstrap, 0 for exact tests) and Holm adjustment."""
+    """A p-value with its floor and Holm adjustment. The floor is the smallest p the test can give: attainable
+    for exact tests (`exact`: 2/2^k for k items that differ), a resolution bound for Monte Carlo ones
+    (1/(K+1)); NaN raw p: too few items (`n_items`) to test."""
 
     raw: float
     floor: float = 0.0
     adjusted: float | None = None
     n_tests: int = 1
+    exact: bool = False
+    n_items: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,19 @@ class ReturnsFlatten:
     task: str
     metric: str
     model: str
+    threshold: float
+    accuracy_like: bool
+    n_points: int
+
+
+@dataclass(frozen=True)
+class UnevenReturns:
+    """Some doubling gained less than `threshold`, but a later one as much again: no flattening; the gains
+    per doubling between neighbours of one family, in size order: (from, to, gain per doubling)."""
+
+    task: str
+    metric: str
+    gains: tuple[tuple[str, str, float], ...]
     threshold: float
     accuracy_like: bool
     n_points: int
@@ -175,6 +192,7 @@ class FittedLaw:
     alpha_ci: tuple[float, float]
     E: float
     lowest: float = math.nan  # the lowest fitted value a rung reached: a floor far below it is not measured
+    interval_note: str = ""  # why there is no interval (alpha_ci is NaN): too few rungs for the parameters
 
 
 @dataclass(frozen=True)
@@ -206,6 +224,7 @@ class ComputeWorth:
     wall_ratio: float | None = None
     heldout: float | None = None  # its held-out bits per byte, where the study measured it
     size_equivalent: tuple[float, float, float] | None = None  # dense params reaching that score (point, low, high)
+    interval_note: str = ""  # why there is no interval (low and high are NaN)
 
 
 @dataclass(frozen=True)
@@ -326,7 +345,7 @@ class NotComputed:
     reason: str
 
 
-Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | NegativeReturns
+Finding = (SizeStep | SignificantDifference | NoDominantModel | ReturnsFlatten | UnevenReturns | NegativeReturns
            | SameMeasurement | FramingWarning | VersionMismatch | MixedVersions | ConstraintBinds | Recommendation
            | LadderLaw | ComputeWorth | LadderNotCompared | QuantisedVariant | LadderNDLaw | DoublingGain | Placement
            | ProbeTrend | NotComputed)

@@ -1,17 +1,26 @@
-"""Scaling-law fits, done the way Hoffmann et al. 2022 (Chinchilla, approach 3) and the Epoch AI
-replication (Besiroglu et al. 2024) do them, so our constants can be compared with theirs.
+"""Scaling-law fits with intervals that hold their level at the handful of sizes a study has.
 
 Forms (x is a size such as parameters; N parameters, D training tokens):
 
-- ``loss``:    L(x)   = E + A x^-alpha                 = exp(LSE(a - alpha log x, e))
-- ``loss_nd``: L(N,D) = E + A N^-alpha + B D^-beta      = exp(LSE(a - alpha log N, b - beta log D, e))
-- ``score``:   s(x)   = s_inf - A x^-alpha              (E holds s_inf)
+- ``loss``:    L(x)   = E + A x^-alpha                  (E: the floor)
+- ``loss_nd``: L(N,D) = E + A N^-alpha + B D^-beta       (Hoffmann et al. 2022)
+- ``score``:   s(x)   = E - A x^-alpha                  (E: the asymptote, at most 1 for an accuracy)
 
-Loss forms minimise the Huber loss (delta = 1e-3) of log(predicted) - log(observed); the score form
-the Huber loss of predicted - observed. The point fit is L-BFGS-B started from the best points of a
-grid of initialisations (the Chinchilla grid plus data-scaled starts); the best optimum is kept.
-Bootstrap confidence intervals refit every resample at once (vectorised damped IRLS / Gauss-Newton
-on the same Huber objective, warm-started at the point fit), so 1,000 resamples cost milliseconds.
+The fit. Given the exponents the law is linear in its other constants, so it is fitted by variable
+projection (Golub & Pereyra 1973): weighted least squares in closed form at every exponent of a fine grid,
+then the best grid point refined. Nothing is started from a guess, so no resample or refit can stop at a
+worse optimum than the global one. Loss forms weight residuals by 1/y^2 (relative errors, as a fit of
+log(loss) would); scores are unweighted. The point fit keeps E >= 0 for losses, E in [chance, 1] for
+accuracies and A, B >= 0 (an active-set solve per grid point).
+
+The intervals are profile-t intervals (Bates & Watts 1988, ch. 6; Venzon & Moolgavkar 1988): a value of any
+quantity (a constant, a prediction at a size, the dense compute that reaches a loss) is in the interval when
+the best fit that takes that value has a residual sum of squares within RSS_min (1 + t^2 / (n - p)) of the
+best fit, t the two-sided quantile of Student's t with n - p degrees of freedom. This is the exact t
+interval for a linear model and, unlike a bootstrap of 4 to 8 points, it does not shrink when few distinct
+sizes are resampled; it is invariant to how the law is parametrised. With fewer than MIN_DOF residual
+degrees of freedom (n - p) no interval is given, and ``interval_note`` says why. Coverage and widths are
+measured on planted laws by ``bench/fit_coverage.py``.
 """
 
 from __future__ import annotations
@@ -25,199 +34,126 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
+from scipy.stats import t as student_t
 
 from beyondscale.errors import UserError
 
-DELTA = 1e-3
 FORMS = ("loss", "loss_nd", "score")
-# Free parameters of each form (internal, normalised coordinates).
-_PARAMS = {"loss": ("a", "e", "alpha"), "loss_nd": ("a", "b", "e", "alpha", "beta"), "score": ("s", "a", "alpha")}
+N_PARAMS = {"loss": 3, "loss_nd": 5, "score": 3}
 # Minimum number of points (distinct sizes for one-variable forms) to fit each form.
 MIN_POINTS = {"loss": 4, "loss_nd": 6, "score": 4}
+# Residual degrees of freedom (points - parameters) an interval needs: with 1 the profile-t interval still
+# holds its level (bench/fit_coverage.py: 4 sizes, 6 points for L(N, D)), though often unbounded on one side.
+MIN_DOF = 1
+ALPHA_MIN, ALPHA_MAX = 1e-3, 4.0
+GRID_1D, GRID_2D = 600, 160
 
 
-# --------------------------------------------------------------------------- model functions
+# --------------------------------------------------------------------------- the linear sub-problem
 
 
-def _lse_weights(us: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    m = us[0]
-    for u in us[1:]:
-        m = np.maximum(m, u)
-    ex = [np.exp(u - m) for u in us]
-    s = ex[0]
-    for v in ex[1:]:
-        s = s + v
-    lse = m + np.log(s)
-    return lse, [v / s for v in ex]
-
-
-def _resid_jac(form: str, theta: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Residuals (B, n) and Jacobian (B, n, p) for a batch of parameter vectors theta (B, p).
-
-    For loss forms ``y`` is log(observed); ``t`` holds centred log sizes: (n,) or (n, 2) for loss_nd.
-    """
-    if form == "loss":
-        a, e, al = (theta[:, i : i + 1] for i in range(3))
-        u1 = a - al * t[None, :]
-        u2 = np.broadcast_to(e, u1.shape)
-        lse, (w1, w2) = _lse_weights([u1, u2])
-        r = lse - y[None, :]
-        jac = np.stack([w1, w2, -t[None, :] * w1], axis=-1)
-    elif form == "loss_nd":
-        a, b, e, al, be = (theta[:, i : i + 1] for i in range(5))
-        tn, td = t[:, 0][None, :], t[:, 1][None, :]
-        u1 = a - al * tn
-        u2 = b - be * td
-        u3 = np.broadcast_to(e, u1.shape)
-        lse, (w1, w2, w3) = _lse_weights([u1, u2, u3])
-        r = lse - y[None, :]
-        jac = np.stack([w1, w2, w3, -tn * w1, -td * w2], axis=-1)
-    elif form == "score":
-        s, a, al = (theta[:, i : i + 1] for i in range(3))
-        p = np.exp(np.clip(a - al * t[None, :], -700, 700))
-        r = s - p - y[None, :]
-        jac = np.stack([np.ones_like(p), -p, t[None, :] * p], axis=-1)
-    else:  # pragma: no cover - guarded by callers
-        raise ValueError(f"unknown form {form!r}")
-    return r, jac
-
-
-def _huber(r: np.ndarray, delta: float = DELTA) -> np.ndarray:
-    """Huber loss divided by delta (same minimiser; behaves like |r| so tolerances stay sane)."""
-    ar = np.abs(r)
-    return np.where(ar <= delta, 0.5 * r * r / delta, ar - 0.5 * delta)
-
-
-def _objective(form: str, theta: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray | None = None):
-    r, _ = _resid_jac(form, theta, t, y)
-    h = _huber(r)
-    if w is not None:
-        h = h * w
-    return h.sum(axis=1)
-
-
-# --------------------------------------------------------------------------- optimisers
-
-
-def _grid(form: str, t: np.ndarray, y: np.ndarray, log_x0: np.ndarray) -> np.ndarray:
-    """Initialisations: the Chinchilla grid (converted to centred coordinates) plus data-scaled starts."""
-    alphas = np.arange(0.0, 2.01, 0.5)
-    es = np.arange(-1.0, 1.01, 0.5)
-    abs_ = np.arange(0.0, 25.01, 5.0)
-    rows: list[tuple[float, ...]] = []
-    if form == "loss":
-        ly = np.exp(y)
-        span = max(float(ly.max() - ly.min()), 1e-3)
-        rows += [(a - al * log_x0[0], e, al) for a, e, al in itertools.product(abs_, es, alphas)]
-        a_data = math.log(span) + np.arange(-2.0, 2.01, 1.0)
-        e_data = math.log(max(float(ly.min()), 1e-6)) + np.array([-2.0, -1.0, -0.5, -0.1])
-        al_data = np.array([0.05, 0.1, 0.25, 0.5, 1.0, 2.0])
-        rows += list(itertools.product(a_data, e_data, al_data))
-    elif form == "loss_nd":
-        for a, b, e, al, be in itertools.product(abs_, abs_, es, alphas, alphas):
-            rows.append((a - al * log_x0[0], b - be * log_x0[1], e, al, be))
-        ly = np.exp(y)
-        span = max(float(ly.max() - ly.min()), 1e-3)
-        a_data = math.log(span) + np.array([-2.0, -1.0, 0.0])
-        e_data = math.log(max(float(ly.min()), 1e-6)) + np.array([-1.0, -0.3])
-        al_data = np.array([0.1, 0.3, 0.6])
-        rows += list(itertools.product(a_data, a_data, e_data, al_data, al_data))
-    else:  # score
-        span = max(float(y.max() - y.min()), 1e-3)
-        s_data = float(y.max()) + span * np.array([0.0, 0.25, 1.0, 3.0])
-        a_data = math.log(span) + np.arange(-2.0, 2.01, 1.0)
-        al_data = np.array([0.05, 0.1, 0.25, 0.5, 1.0, 2.0])
-        rows += list(itertools.product(s_data, a_data, al_data))
-        rows += [(s, a - al * log_x0[0], al) for s, a, al in itertools.product(s_data[:2], abs_, alphas)]
-    return np.asarray(rows, dtype=float)
-
-
-def _bounds(form: str) -> list[tuple[float | None, float | None]]:
-    nb = len(_PARAMS[form])
-    b: list[tuple[float | None, float | None]] = [(None, None)] * nb
-    for i, name in enumerate(_PARAMS[form]):
-        if name in ("alpha", "beta"):
-            b[i] = (0.0, 10.0)
-    return b
-
-
-def _lbfgs(form: str, theta0: np.ndarray, t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    def fun(th: np.ndarray) -> tuple[float, np.ndarray]:
-        r, jac = _resid_jac(form, th[None, :], t, y)
-        psi = np.clip(r, -DELTA, DELTA) / DELTA
-        return float(_huber(r).sum()), np.einsum("bn,bnp->p", psi, jac)
-
-    res = minimize(fun, theta0, jac=True, method="L-BFGS-B", bounds=_bounds(form),
-                   options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-10})
-    return np.asarray(res.x, dtype=float), float(res.fun)
-
-
-def _batched_refit(form: str, theta0: np.ndarray, t: np.ndarray, y: np.ndarray, w: np.ndarray,
-                   iters: int = 60) -> np.ndarray:
-    """Minimise the weighted Huber objective for every row of ``w`` (B, n) at once.
-
-    Damped Gauss-Newton on the IRLS majoriser of the Huber loss (weights 1/max(|r|, delta)), one
-    Levenberg-Marquardt damping factor per resample; exponents are kept >= 0 as in the point fit.
-    Rows that have converged drop out, so the work shrinks as the fits settle.
-    """
-    nb, p = w.shape[0], theta0.shape[-1]
-    theta = np.array(np.broadcast_to(theta0, (nb, p)), dtype=float)
-    lam = np.full(nb, 1e-3)
-    exp_idx = [i for i, n in enumerate(_PARAMS[form]) if n in ("alpha", "beta")]
-    eye = np.eye(p)
-    act = np.arange(nb)
-    for _ in range(iters):
-        if act.size == 0:
-            break
-        th, wa, la = theta[act], w[act], lam[act]
-        r, jac = _resid_jac(form, th, t, y)
-        f = (_huber(r) * wa).sum(axis=1)
-        g = np.matmul((wa * (np.clip(r, -DELTA, DELTA) / DELTA))[:, None, :], jac)[:, 0, :]
-        om = wa / np.maximum(np.abs(r), DELTA)
-        h = np.matmul(jac.transpose(0, 2, 1) * om[:, None, :], jac)
-        diag = np.diagonal(h, axis1=1, axis2=2)
-        a_mat = h + (la[:, None] * diag + 1e-12)[:, :, None] * eye[None]
-        try:
-            step = -np.linalg.solve(a_mat, g[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            step = -(np.linalg.pinv(a_mat) @ g[:, :, None])[:, :, 0]
-        step = np.nan_to_num(step, nan=0.0, posinf=0.0, neginf=0.0)
-        cand = th + step
-        if exp_idx:
-            cand[:, exp_idx] = np.clip(cand[:, exp_idx], 0.0, 10.0)
-        rc, _ = _resid_jac(form, cand, t, y)
-        fc = (_huber(rc) * wa).sum(axis=1)
-        ok = np.isfinite(fc) & (fc <= f)
-        theta[act[ok]] = cand[ok]
-        lam[act] = np.where(ok, np.maximum(la / 3.0, 1e-9), np.minimum(la * 4.0, 1e9))
-        small = np.abs(cand - th).max(axis=1) < 1e-7
-        flat = ok & (f - fc <= 1e-9 * np.maximum(f, 1e-300))
-        done = small | flat | (lam[act] >= 1e9)
-        act = act[~done]
-    return theta
-
-
-# --------------------------------------------------------------------------- results
-
-
-def _natural(form: str, theta: np.ndarray, log_x0: np.ndarray) -> dict[str, np.ndarray]:
-    """Internal (centred, log) coordinates -> E, A, alpha (, B, beta) in the caller's units."""
-    theta = np.atleast_2d(theta)
-    if form == "loss":
-        a, e, al = theta.T
-        return {"E": np.exp(e), "A": np.exp(a + al * log_x0[0]), "alpha": al}
+def _grid(form: str) -> np.ndarray:
+    """Exponent grid (G, k): log-spaced, so small and large exponents are resolved alike."""
     if form == "loss_nd":
-        a, b, e, al, be = theta.T
-        return {"E": np.exp(e), "A": np.exp(a + al * log_x0[0]), "alpha": al,
-                "B": np.exp(b + be * log_x0[1]), "beta": be}
-    s, a, al = theta.T
-    return {"E": s, "A": np.exp(a + al * log_x0[0]), "alpha": al}
+        a = np.geomspace(ALPHA_MIN, ALPHA_MAX, GRID_2D)
+        return np.array(list(itertools.product(a, a)))
+    return np.geomspace(ALPHA_MIN, ALPHA_MAX, GRID_1D)[:, None]
+
+
+def _features(t: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    """(G, n, q) design [1, z_1, (z_2)] with z = ((x/x0)^-a - 1) / a, well conditioned as a -> 0 (z -> -log)."""
+    t2 = t if t.ndim == 2 else t[:, None]
+    z = np.expm1(-exps[:, None, :] * t2[None, :, :]) / exps[:, None, :]
+    return np.concatenate([np.ones(z.shape[:2] + (1,)), z], axis=2)
+
+
+def _wls(x_mat: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares at every grid point: coefficients (G, q), (X'WX)^-1 (G, q, q), RSS (G,)."""
+    xw = x_mat * w[None, :, None]
+    m = np.matmul(xw.transpose(0, 2, 1), x_mat)
+    b = np.matmul(xw.transpose(0, 2, 1), y)
+    minv = _inv(m)
+    c = np.matmul(minv, b[:, :, None])[:, :, 0]
+    r = y[None, :] - np.matmul(x_mat, c[:, :, None])[:, :, 0]
+    return c, minv, (w[None, :] * r * r).sum(axis=1)
+
+
+def _inv(m: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of small symmetric matrices, with a ridge far below their scale (singular ones
+    come from conflicting active sets, which the feasibility check then drops)."""
+    q = m.shape[-1]
+    if q == 1:
+        return 1.0 / np.where(m == 0, 1e-300, m)
+    ridge = 1e-13 * np.maximum(np.trace(m, axis1=1, axis2=2), 1e-300)
+    return np.linalg.inv(m + ridge[:, None, None] * np.eye(q)[None])
+
+
+def _lin_floor(exps: np.ndarray) -> np.ndarray:
+    """E = c0 - sum_k c_k / a_k, as a row vector per grid point (G, q)."""
+    return np.concatenate([np.ones((len(exps), 1)), -1.0 / exps], axis=1)
+
+
+def _lin_coef(exps: np.ndarray, k: int, sign: float, log_x0: np.ndarray | None = None) -> np.ndarray:
+    """K_k = sign c_k / a_k (coefficient of (x/x0)^-a), or A_k = K_k x0^a_k when log_x0 is given."""
+    row = np.zeros((len(exps), exps.shape[1] + 1))
+    scale = sign / exps[:, k]
+    if log_x0 is not None:
+        scale = scale * np.exp(exps[:, k] * log_x0[k])
+    row[:, k + 1] = scale
+    return row
+
+
+def _constraints(form: str, exps: np.ndarray, bounds: tuple[float, float]) -> list[tuple[np.ndarray, float]]:
+    """Rows g and bounds b of the point fit's constraints g.c >= b: the floor within `bounds`, A (, B) >= 0."""
+    sign = -1.0 if form == "score" else 1.0
+    out = [(_lin_coef(exps, k, sign), 0.0) for k in range(exps.shape[1])]
+    lo, hi = bounds
+    if math.isfinite(lo):
+        out.append((_lin_floor(exps), lo))
+    if math.isfinite(hi):
+        out.append((-_lin_floor(exps), -hi))
+    return out
+
+
+def _constrained(c: np.ndarray, minv: np.ndarray, rss: np.ndarray, cons: list[tuple[np.ndarray, float]]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The least-squares optimum under g.c >= b at every grid point: the best feasible active set (a convex
+    QP in at most 3 unknowns, so enumerating the active sets is exact)."""
+    q = c.shape[1]
+    best_c, best_rss = np.full_like(c, np.nan), np.full(len(c), np.inf)
+    for size in range(len(cons) + 1):
+        if size > q:
+            break
+        for sub in itertools.combinations(range(len(cons)), size):
+            cc, rr = c, rss
+            if sub:
+                g = np.stack([cons[j][0] for j in sub], axis=1)  # (G, s, q)
+                viol = (g * c[:, None, :]).sum(axis=2) - np.array([cons[j][1] for j in sub])
+                gm = np.matmul(g, minv)
+                lam = np.matmul(_inv(np.matmul(gm, g.transpose(0, 2, 1))), viol[:, :, None])[:, :, 0]
+                cc = c - np.matmul(gm.transpose(0, 2, 1), lam[:, :, None])[:, :, 0]
+                rr = rss + (viol * lam).sum(axis=1)
+            ok = np.ones(len(c), dtype=bool)
+            for g1, b1 in cons:
+                ok &= (g1 * cc).sum(axis=1) >= b1 - 1e-9 * (1 + abs(b1))
+            better = ok & (rr < best_rss)
+            best_c[better], best_rss[better] = cc[better], rr[better]
+    return best_c, best_rss
+
+
+# --------------------------------------------------------------------------- the result
 
 
 @dataclass
 class FitResult:
-    """A fitted curve with bootstrap intervals; ``E`` is the asymptote (s_inf for the score form)."""
+    """A fitted law with profile-t intervals; ``E`` is the floor (loss) or the asymptote (score).
+
+    ``ci`` is empty when ``interval_note`` says why there is no interval (too few points for the parameters).
+    An interval end that is infinite means the data do not bound it on that side. ``profile`` holds every
+    exponent grid point's weighted least-squares fit (coefficients, (X'WX)^-1, RSS, slack below
+    ``threshold``); ``n_boot`` and ``boot`` stay for callers of the bootstrap this replaced (always empty).
+    """
 
     form: str
     E: float
@@ -230,14 +166,33 @@ class FitResult:
     n_boot: int = 0
     level: float = 0.95
     objective: float = float("nan")
+    interval_note: str = ""
+    floor_bounds: tuple[float, float] = (0.0, math.inf)
+    noise: str = "relative"
     theta: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     boot: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     log_x0: np.ndarray = field(default_factory=lambda: np.zeros(2), repr=False)
+    data: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    profile: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    threshold: float = float("nan")
+
+    @property
+    def sign(self) -> float:
+        return -1.0 if self.form == "score" else 1.0
+
+    @property
+    def dof(self) -> int:
+        return self.n_points - N_PARAMS[self.form]
+
+    @property
+    def has_interval(self) -> bool:
+        return bool(self.profile) and not self.interval_note
 
     def to_json(self) -> dict[str, Any]:
         """The JSON shape promised to callers (CLI `fit`, report)."""
         return {"E": self.E, "A": self.A, "alpha": self.alpha, "B": self.B, "beta": self.beta,
-                "ci": {k: [v[0], v[1]] for k, v in self.ci.items()}, "n_points": self.n_points}
+                "ci": {k: [v[0], v[1]] for k, v in self.ci.items()}, "n_points": self.n_points,
+                "interval_note": self.interval_note}
 
     def _t(self, params: Any, tokens: Any = None) -> np.ndarray:
         ln = np.log(np.asarray(params, dtype=float)) - self.log_x0[0]
@@ -249,42 +204,118 @@ class FitResult:
         ln, ld = np.broadcast_arrays(np.atleast_1d(ln), np.atleast_1d(ld))
         return np.stack([ln, ld], axis=1)
 
-    def _predict_theta(self, theta: np.ndarray, t: np.ndarray) -> np.ndarray:
-        with np.errstate(over="ignore", invalid="ignore"):
-            r, _ = _resid_jac(self.form, np.atleast_2d(theta), t, np.zeros(t.shape[0]))
-        return r if self.form == "score" else np.exp(r)
+    def _rows(self, exps: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """(G, m, q) prediction rows at the m sizes t for every grid point."""
+        return _features(t, exps)
 
     def predict(self, params: Any, tokens: Any = None) -> np.ndarray:
         """Fitted loss (or score) at the given sizes."""
-        return self._predict_theta(self.theta, self._t(params, tokens))[0]
+        k = 2 if self.form == "loss_nd" else 1
+        exps, c = self.theta[None, :k], self.theta[k:]
+        return np.einsum("mq,q->m", self._rows(exps, self._t(params, tokens))[0], c)
+
+    def _region(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        p = self.profile
+        keep = p["slack"] >= 0
+        return p["exps"][keep], p["c"][keep], p["minv"][keep], p["slack"][keep]
+
+    def linear_interval(self, rows: np.ndarray, extra_var: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Profile interval of a quantity linear in the constants given the exponents: rows (G_region, m, q).
+
+        ``extra_var``: added to the variance factor (1/w of a new observation, for prediction intervals)."""
+        _, c, minv, slack = self._region()
+        centre = np.einsum("gmq,gq->gm", rows, c)
+        var = np.einsum("gmq,gqr,gmr->gm", rows, minv, rows) + extra_var
+        half = np.sqrt(np.maximum(slack[:, None] * var, 0.0))
+        return (centre - half).min(axis=0), (centre + half).max(axis=0)
 
     def predict_interval(self, params: Any, tokens: Any = None, level: float | None = None
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fit, low, high): bootstrap percentile band of the prediction."""
+        """(fit, low, high): the profile-t band of the fitted curve (NaN where there is no interval)."""
         t = self._t(params, tokens)
-        y = self._predict_theta(self.theta, t)[0]
-        if self.boot.size == 0:
+        y = self.predict(params, tokens)
+        if not self.has_interval:
             return y, np.full_like(y, np.nan), np.full_like(y, np.nan)
-        q = (1 - (level or self.level)) / 2
-        pb = self._predict_theta(self.boot, t)
-        lo, hi = _quantiles(pb, [q, 1 - q])
-        return y, lo, hi
+        exps = self._region()[0]
+        lo, hi = self.linear_interval(self._rows(exps, t))
+        return y, np.minimum(lo, y), np.maximum(hi, y)
+
+    def new_point_interval(self, params: Any, tokens: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fit, low, high): profile-t prediction interval for a new measurement at these sizes (the curve's
+        uncertainty plus one measurement's noise), as a held-out model is checked against."""
+        t = self._t(params, tokens)
+        y = self.predict(params, tokens)
+        if not self.has_interval:
+            return y, np.full_like(y, np.nan), np.full_like(y, np.nan)
+        w_new = 1.0 / y**2 if self.noise == "relative" else np.ones_like(y)
+        lo, hi = self.linear_interval(self._rows(self._region()[0], t), 1.0 / w_new)
+        return y, np.minimum(lo, y), np.maximum(hi, y)
+
+    def size_for(self, value: float, sizes: np.ndarray) -> tuple[float, float, float]:
+        """(point, low, high) size at which the curve reaches `value`, for a value measured with the same noise
+        as the fitted points: the profile over that size, the measurement appended to the fit (inf: never)."""
+        if self.form == "loss_nd":
+            raise ValueError("only one-variable fits can be inverted")
+        point = self._invert(value)
+        if not self.has_interval:
+            return point, math.nan, math.nan
+        inside = np.flatnonzero(self._size_rss(value, sizes) <= self.threshold)
+        if inside.size == 0:
+            return point, point, point
+        i0, i1, last = int(inside[0]), int(inside[-1]), len(sizes) - 1
+        lo = 0.0 if i0 == 0 else self._refine(value, sizes[i0 - 1], sizes[i0])
+        hi = math.inf if i1 == last else self._refine(value, sizes[i1 + 1], sizes[i1])
+        return point, min(lo, point), max(hi, point)
+
+    def _size_rss(self, value: float, sizes: np.ndarray) -> np.ndarray:
+        """Least RSS over the exponents with `value` appended at each size (rank-one update of each grid fit)."""
+        p = self.profile
+        x_rows = self._rows(p["exps"], self._t(sizes))  # (G, m, q)
+        e = value - np.matmul(x_rows, p["c"][:, :, None])[:, :, 0]
+        h = (np.matmul(x_rows, p["minv"]) * x_rows).sum(axis=2)
+        w = 1.0 / value**2 if self.noise == "relative" else 1.0
+        return (p["rss"][:, None] + w * e * e / (1.0 + w * h)).min(axis=0)
+
+    def _refine(self, value: float, outside: float, inside: float) -> float:
+        """The interval's end between a grid size outside it and one inside, to 1/64 of the grid step."""
+        fine = np.geomspace(outside, inside, 65)
+        ok = np.flatnonzero(self._size_rss(value, fine) <= self.threshold)
+        return float(fine[ok[0]]) if ok.size else float(inside)
+
+    def _invert(self, value: float) -> float:
+        gap = (value - self.E) * self.sign
+        if gap <= 0 or self.A <= 0:
+            return math.inf
+        return float((self.A / gap) ** (1.0 / self.alpha)) if self.alpha > 0 else math.inf
+
+    def range_of(self, fn: Any, directions: int = 24, seed: int = 0) -> tuple[float, float]:
+        """Interval of a non-linear quantity fn(E, A, alpha, B, beta) (arrays in, array out): its range over the
+        confidence region, sampled on each grid point's ellipsoid (an inner approximation)."""
+        if not self.has_interval:
+            return math.nan, math.nan
+        exps, c, minv, slack = self._region()
+        q = c.shape[1]
+        u = np.random.default_rng(seed).normal(size=(directions, q))
+        u = np.vstack([np.zeros(q), np.eye(q), -np.eye(q), u / np.linalg.norm(u, axis=1, keepdims=True)])
+        lam, vec = np.linalg.eigh(minv)  # a square root that tolerates nearly singular matrices
+        root = vec * np.sqrt(np.maximum(lam, 0.0))[:, None, :]
+        pts = c[:, None, :] + np.sqrt(slack)[:, None, None] * np.einsum("gqr,dr->gdq", root, u)
+        nat = _natural_from(self.form, np.repeat(exps, len(u), axis=0), pts.reshape(-1, q), self.log_x0)
+        vals = np.asarray(fn(**nat), dtype=float)
+        keep = ~np.isnan(vals) if vals.ndim == 1 else ~np.isnan(vals).any(axis=1)  # inf: unbounded, kept
+        vals = vals[keep]
+        return (np.min(vals, axis=0), np.max(vals, axis=0)) if len(vals) else (math.nan, math.nan)
 
     def transformed(self, power: float, log_x0: float) -> FitResult:
-        """The same fit for sizes x' = c * x**power whose mean log is ``log_x0`` (no refit).
+        """The same fit for sizes x' = c * x**power whose mean log is ``log_x0`` (refitted: exact to the grid).
 
-        Exact for one-variable forms: A x^-alpha = A' x'^-(alpha/power). Lets proportional axes
-        (FLOPs/token = 2 x parameters) or power-related ones (6 N D with D = 20 N) share a fit.
-        """
+        Lets proportional axes (FLOPs/token = 2 x parameters) or power-related ones (6 N D, D = 20 N) share
+        one fit's cache entry."""
         if self.form == "loss_nd":
             raise ValueError("only one-variable fits can be transformed")
-        k = _PARAMS[self.form].index("alpha")
-        theta = self.theta.copy()
-        theta[k] = theta[k] / power
-        boot = self.boot.copy()
-        if boot.size:
-            boot[:, k] = boot[:, k] / power
-        return _result(self.form, theta, boot, np.array([log_x0, 0.0]), self.n_points, self.level, self.objective)
+        lx = self.data["t"] * power + log_x0
+        return fit_arrays(np.exp(lx), self.data["y"], self.form, n_boot=1 if self.profile else 0,
+                          level=self.level, floor_bounds=self.floor_bounds, noise=self.noise)
 
     def compute_optimal(self, compute: Any) -> tuple[np.ndarray, np.ndarray]:
         """Chinchilla's closed form for C = 6 N D: N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)/N_opt."""
@@ -293,8 +324,25 @@ class FitResult:
         return compute_optimal(self.A, self.alpha, self.B, self.beta, compute)
 
 
+def _natural_from(form: str, exps: np.ndarray, c: np.ndarray, log_x0: np.ndarray) -> dict[str, np.ndarray]:
+    """Grid-point exponents and coefficients -> E, A, alpha (, B, beta) in the caller's units."""
+    sign = -1.0 if form == "score" else 1.0
+    e = np.einsum("gq,gq->g", _lin_floor(exps), c)
+    out = {"E": e, "A": np.einsum("gq,gq->g", _lin_coef(exps, 0, sign, log_x0), c), "alpha": exps[:, 0]}
+    if form == "loss_nd":
+        out.update(B=np.einsum("gq,gq->g", _lin_coef(exps, 1, sign, log_x0), c), beta=exps[:, 1])
+    return out
+
+
+def _natural(form: str, theta: np.ndarray, log_x0: np.ndarray) -> dict[str, np.ndarray]:
+    """theta rows (exponents then coefficients) -> E, A, alpha (, B, beta)."""
+    theta = np.atleast_2d(theta)
+    k = 2 if form == "loss_nd" else 1
+    return _natural_from(form, theta[:, :k], theta[:, k:], log_x0)
+
+
 def _quantiles(a: np.ndarray, qs: list[float]) -> np.ndarray:
-    """Quantiles along axis 0, ignoring NaN (np.nanquantile is slow on 2-D input, so only when needed)."""
+    """Quantiles along axis 0, ignoring NaN."""
     a = np.asarray(a, dtype=float)
     if np.isnan(a).any():
         return np.nanquantile(a, qs, axis=0)
@@ -316,23 +364,9 @@ def compute_optimal(A: float, alpha: float, B: float, beta: float, compute: Any)
 # --------------------------------------------------------------------------- fitting
 
 
-def fit_arrays(x: Any, y: Any, form: str, *, tokens: Any = None, n_boot: int = 1000, seed: int = 0,
-               level: float = 0.95, max_starts: int | None = 8) -> FitResult:
-    """Fit ``form`` to sizes ``x`` (and ``tokens`` for loss_nd) and observations ``y``.
-
-    ``max_starts``: how many of the best grid points L-BFGS-B starts from (None: all of them, as in
-    Chinchilla; the rest of the grid is screened by its objective value first, which finds the same
-    optimum far faster).
-    """
-    if form not in FORMS:
-        raise ValueError(f"unknown form {form!r}; expected one of {FORMS}")
-    with single_thread_blas(), np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        return _fit_arrays(x, y, form, tokens, n_boot, seed, level, max_starts)
-
-
 def single_thread_blas() -> contextlib.AbstractContextManager:
-    """Limit BLAS to one thread: these problems are tiny, and OpenBLAS thread wake-ups made the
-    bounded L-BFGS-B about 30x slower per iteration on a busy 2-core machine."""
+    """Limit BLAS to one thread: these problems are tiny, and OpenBLAS thread wake-ups cost more than they
+    save on a busy 2-core machine."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # optional: only a speed-up
@@ -340,61 +374,169 @@ def single_thread_blas() -> contextlib.AbstractContextManager:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _fit_arrays(x: Any, y: Any, form: str, tokens: Any, n_boot: int, seed: int, level: float,
-                max_starts: int | None) -> FitResult:
+def default_bounds(form: str) -> tuple[float, float]:
+    """Where the floor may lie: a loss's at or above 0; a score's anywhere (an accuracy passes (chance, 1))."""
+    return (0.0, math.inf) if form != "score" else (-math.inf, math.inf)
+
+
+def fit_arrays(x: Any, y: Any, form: str, *, tokens: Any = None, n_boot: int = 1000, seed: int = 0,
+               level: float = 0.95, max_starts: int | None = None, floor_bounds: tuple[float, float] | None = None,
+               noise: str | None = None) -> FitResult:
+    """Fit ``form`` to sizes ``x`` (and ``tokens`` for loss_nd) and observations ``y``, with profile-t intervals.
+
+    ``n_boot=0`` skips the intervals (any other value computes them; the name stays for callers of the
+    bootstrap this replaced, and ``seed``/``max_starts`` are no longer needed: the fit has no random part).
+    ``floor_bounds``: where E may lie (default: a loss's floor >= 0; an accuracy's asymptote in (chance, 1)).
+    ``noise``: "relative" (residuals weighted 1/y^2, the default for losses) or "absolute" (scores).
+    """
+    if form not in FORMS:
+        raise ValueError(f"unknown form {form!r}; expected one of {FORMS}")
+    bounds = floor_bounds if floor_bounds is not None else default_bounds(form)
+    noise = noise or ("absolute" if form == "score" else "relative")
+    with single_thread_blas(), np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return _fit_arrays(x, y, form, tokens, n_boot > 0, level, bounds, noise)
+
+
+def _centred(x: Any, tokens: Any, form: str) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=float)
-    yv = np.asarray(y, dtype=float)
     if form == "loss_nd":
         lt = np.stack([np.log(x), np.log(np.asarray(tokens, dtype=float))], axis=1)
         log_x0 = lt.mean(axis=0)
-        t = lt - log_x0
+        return lt - log_x0, log_x0
+    lx = np.log(x)
+    return lx - lx.mean(), np.array([lx.mean(), 0.0])
+
+
+def _point(form: str, t: np.ndarray, y: np.ndarray, w: np.ndarray, bounds: tuple[float, float], grid: np.ndarray,
+           rss_c: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Refine the best grid point's exponents (log scale) on the constrained objective: (exps, coefs, RSS)."""
+
+    def solve(log_e: np.ndarray) -> tuple[np.ndarray, float]:
+        exps = np.clip(np.exp(np.atleast_2d(log_e)), ALPHA_MIN, ALPHA_MAX)
+        c, minv, rss = _wls(_features(t, exps), y, w)
+        cc, rc = _constrained(c, minv, rss, _constraints(form, exps, bounds))
+        return cc[0], float(rc[0])
+
+    i = int(np.argmin(rss_c))
+    start = np.log(grid[i])
+    if grid.shape[1] == 1:
+        step = math.log(ALPHA_MAX / ALPHA_MIN) / (GRID_1D - 1)
+        lo, hi = max(start[0] - step, math.log(ALPHA_MIN)), min(start[0] + step, math.log(ALPHA_MAX))
+        res = minimize_scalar(lambda v: solve(np.array([v]))[1], bounds=(lo, hi), method="bounded",
+                              options={"xatol": 1e-7})
+        best = np.array([res.x]) if res.fun <= rss_c[i] else start
     else:
-        lx = np.log(x)
-        log_x0 = np.array([lx.mean(), 0.0])
-        t = lx - log_x0[0]
-    yt = yv if form == "score" else np.log(yv)
+        res = minimize(lambda v: solve(v)[1], start, method="Nelder-Mead",
+                       options={"xatol": 1e-6, "fatol": 1e-14 * max(rss_c[i], 1e-300), "maxiter": 400})
+        best = np.clip(res.x, math.log(ALPHA_MIN), math.log(ALPHA_MAX)) if res.fun <= rss_c[i] else start
+    coefs, rss = solve(best)
+    return np.clip(np.exp(best), ALPHA_MIN, ALPHA_MAX), coefs, rss
 
-    grid = _grid(form, t, yt, log_x0)
-    fvals = _objective(form, grid, t, yt)
-    fvals = np.where(np.isfinite(fvals), fvals, np.inf)
-    order = np.argsort(fvals, kind="stable")
-    if max_starts is None:  # Chinchilla: L-BFGS from every grid point
-        starts = grid[order]
-    else:  # refine the most promising grid points together, then L-BFGS from the best of them
-        top = grid[order[: max(4 * max_starts, 16)]]
-        refined = _batched_refit(form, top, t, yt, np.ones((len(top), len(yt))), iters=40)
-        fr = _objective(form, refined, t, yt)
-        starts = refined[np.argsort(np.where(np.isfinite(fr), fr, np.inf), kind="stable")[:max_starts]]
-    best_theta, best_f = grid[order[0]], float(fvals[order[0]])
-    for th0 in starts:
-        th, fv = _lbfgs(form, th0, t, yt)
-        if np.isfinite(fv) and fv < best_f:
-            best_theta, best_f = th, fv
 
-    boot = np.zeros((0, len(best_theta)))
+def _fit_arrays(x: Any, y: Any, form: str, tokens: Any, intervals: bool, level: float,
+                bounds: tuple[float, float], noise: str) -> FitResult:
+    t, log_x0 = _centred(x, tokens, form)
+    yv = np.asarray(y, dtype=float)
+    w = 1.0 / yv**2 if noise == "relative" else np.ones_like(yv)
+    grid = _grid(form)
+    c, minv, rss = _wls(_features(t, grid), yv, w)
+    cc, rss_c = _constrained(c, minv, rss, _constraints(form, grid, bounds))
+    exps, coefs, best = _point(form, t, yv, w, bounds, grid, rss_c)
+    nat = {k: float(v[0]) for k, v in _natural_from(form, exps[None], coefs[None], log_x0).items()}
     n = len(yv)
-    if n_boot > 0:
-        rng = np.random.default_rng(seed)
-        idx = rng.integers(0, n, size=(n_boot, n))
-        w = np.bincount((idx + n * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n)
-        w = w.reshape(n_boot, n).astype(float)
-        boot = _batched_refit(form, best_theta, t, yt, w)
+    res = FitResult(form=form, E=nat["E"], A=nat["A"], alpha=nat["alpha"], B=nat.get("B"), beta=nat.get("beta"),
+                    n_points=n, level=level, objective=best, floor_bounds=bounds, noise=noise,
+                    theta=np.concatenate([exps, coefs]), log_x0=log_x0, data={"t": t, "y": yv, "w": w})
+    dof = n - N_PARAMS[form]
+    if dof < MIN_DOF:
+        what = "points" if form == "loss_nd" else "sizes"
+        res.interval_note = (f"{n} {what}: too few for an interval on {N_PARAMS[form]} parameters "
+                             f"(an interval needs {N_PARAMS[form] + MIN_DOF})")
+        return res
+    if not intervals:
+        return res
+    factor = 1.0 + float(student_t.ppf(0.5 + level / 2, dof)) ** 2 / dof
+    local = np.vstack([exps[None], _local_grid(grid, rss, best * factor, exps)])
+    c1, minv1, rss1 = _wls(_features(t, local), yv, w)
+    all_rss = np.concatenate([rss, rss1])
+    # The profile is of the unconstrained law (its RSS minimum sets the threshold), intersected with the
+    # bounds afterwards: valid, and not widened when a bound binds at the point fit.
+    res.threshold = float(min(all_rss.min(), best)) * factor * (1 + 1e-12) + 1e-300
+    res.profile = {"exps": np.vstack([grid, local]), "c": np.vstack([c, c1]), "minv": np.concatenate([minv, minv1]),
+                   "rss": all_rss, "slack": res.threshold - all_rss}
+    res.ci = _constant_intervals(res, grid, rss)
+    return res
 
-    return _result(form, best_theta, boot, log_x0, n, level, best_f)
+
+def _local_grid(grid: np.ndarray, rss: np.ndarray, thr: float, point: np.ndarray, per_axis: int = 0) -> np.ndarray:
+    """A fine grid over the confidence region's box (one coarse step of margin), so a region narrower than
+    the coarse grid's step is still resolved."""
+    k = grid.shape[1]
+    per_axis = per_axis or (200 if k == 1 else 48)
+    step = math.log(ALPHA_MAX / ALPHA_MIN) / ((GRID_1D if k == 1 else GRID_2D) - 1)
+    inside = np.log(np.vstack([grid[rss <= thr], point[None]]))
+    lo = np.maximum(inside.min(axis=0) - step, math.log(ALPHA_MIN))
+    hi = np.minimum(inside.max(axis=0) + step, math.log(ALPHA_MAX))
+    axes = [np.exp(np.linspace(a, b, per_axis)) for a, b in zip(lo, hi, strict=True)]
+    return np.array(list(itertools.product(*axes)))
 
 
-def _result(form: str, theta: np.ndarray, boot: np.ndarray, log_x0: np.ndarray, n: int, level: float,
-            objective: float) -> FitResult:
-    nat = {k: float(v[0]) for k, v in _natural(form, theta, log_x0).items()}
+def _exp_interval(values: np.ndarray, prof: np.ndarray, thr: float, point: float) -> tuple[float, float]:
+    """Interval of an exponent from its profile on a sorted grid, ends interpolated; 0 or inf at the grid's edges."""
+    inside = np.flatnonzero(prof <= thr)
+    if inside.size == 0:
+        return point, point
+    lv = np.log(values)
+
+    def cross(i: int, j: int) -> float:  # i inside, j outside
+        f = (thr - prof[i]) / (prof[j] - prof[i]) if prof[j] != prof[i] else 0.0
+        return float(np.exp(lv[i] + np.clip(f, 0, 1) * (lv[j] - lv[i])))
+
+    i0, i1 = int(inside[0]), int(inside[-1])
+    lo = 0.0 if i0 == 0 else cross(i0, i0 - 1)
+    hi = math.inf if i1 == len(values) - 1 else cross(i1, i1 + 1)
+    return min(lo, point), max(hi, point)
+
+
+def _constant_intervals(res: FitResult, grid: np.ndarray, rss: np.ndarray) -> dict[str, tuple[float, float]]:
+    """Profile-t intervals of E, A, alpha (, B, beta); an end reached at the exponent grid's edge is unbounded."""
+    form, thr = res.form, res.threshold
+    exps = res._region()[0]
+    edge = (exps <= ALPHA_MIN * 1.0001).any(axis=1) | (exps >= ALPHA_MAX * 0.9999).any(axis=1)
+    names = [("E", _lin_floor(exps))] + [(n, _lin_coef(exps, k, res.sign, res.log_x0))
+                                          for k, n in enumerate(("A", "B")[: exps.shape[1]])]
     ci: dict[str, tuple[float, float]] = {}
-    if boot.shape[0]:
-        q = (1 - level) / 2
-        for name, vals in _natural(form, boot, log_x0).items():
-            lo, hi = _quantiles(vals, [q, 1 - q])
-            ci[name] = (float(lo), float(hi))
-    return FitResult(form=form, E=nat["E"], A=nat["A"], alpha=nat["alpha"], B=nat.get("B"), beta=nat.get("beta"),
-                     ci=ci, n_points=n, n_boot=int(boot.shape[0]), level=level, objective=objective, theta=theta,
-                     boot=boot, log_x0=log_x0)
+    for name, rows in names:
+        lo, hi = (v[0] for v in res.linear_interval(rows[:, None, :]))
+        _, c, minv, slack = res._region()
+        centre = np.einsum("gq,gq->g", rows, c)
+        half = np.sqrt(np.maximum(slack * np.einsum("gq,gqr,gr->g", rows, minv, rows), 0))
+        if edge[np.argmin(centre - half)]:
+            lo = -math.inf
+        if edge[np.argmax(centre + half)]:
+            hi = math.inf
+        bound = res.floor_bounds if name == "E" else (0.0, math.inf)
+        v = getattr(res, name)
+        ci[name] = (min(max(lo, bound[0]), v), max(min(hi, bound[1]), v))
+    n_coarse = len(grid)
+    local, local_rss = res.profile["exps"][n_coarse + 1:], res.profile["rss"][n_coarse + 1:]
+    if form == "loss_nd":
+        prof = rss.reshape(GRID_2D, GRID_2D)
+        axis = np.geomspace(ALPHA_MIN, ALPHA_MAX, GRID_2D)
+        lprof = local_rss.reshape(48, 48)
+        la, lb = np.unique(local[:, 0]), np.unique(local[:, 1])
+        ci["alpha"] = _exp_interval(*_merged(axis, prof.min(axis=1), la, lprof.min(axis=1)), thr, res.alpha)
+        ci["beta"] = _exp_interval(*_merged(axis, prof.min(axis=0), lb, lprof.min(axis=0)), thr, float(res.beta))
+    else:
+        ci["alpha"] = _exp_interval(*_merged(grid[:, 0], rss, local[:, 0], local_rss), thr, res.alpha)
+    return ci
+
+
+def _merged(a: np.ndarray, fa: np.ndarray, b: np.ndarray, fb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two profiles on two grids as one, sorted (the coarse grid keeps the edges, the fine one the ends)."""
+    v, f = np.concatenate([a, b]), np.concatenate([fa, fb])
+    order = np.argsort(v, kind="stable")
+    return v[order], f[order]
 
 
 def _choose_form(df: pd.DataFrame) -> tuple[str, str]:
@@ -405,12 +547,12 @@ def _choose_form(df: pd.DataFrame) -> tuple[str, str]:
 
 
 def fit_points(df: pd.DataFrame, exclude_worst: int = 0, n_boot: int = 1000, seed: int = 0, *,
-               level: float = 0.95, max_starts: int | None = 8) -> FitResult:
+               level: float = 0.95, max_starts: int | None = None) -> FitResult:
     """Fit a scaling law to a table of points: columns ``params``, optional ``tokens``, ``loss`` or ``score``.
 
-    With ``tokens`` and ``loss`` it fits L(N, D) (Chinchilla approach 3); otherwise the one-variable
-    form of whichever of ``loss``/``score`` is present. ``exclude_worst`` drops the K worst points
-    (highest loss / lowest score) first, as Epoch did with the Chinchilla data.
+    With ``tokens`` and ``loss`` it fits L(N, D); otherwise the one-variable form of whichever of
+    ``loss``/``score`` is present. ``exclude_worst`` drops the K worst points (highest loss / lowest score)
+    first, as Epoch did with the Chinchilla data.
     """
     form, col = _choose_form(df)
     cols = ["params", col] + (["tokens"] if form == "loss_nd" else [])
@@ -420,7 +562,7 @@ def fit_points(df: pd.DataFrame, exclude_worst: int = 0, n_boot: int = 1000, see
     _check_count(data, form, exclude_worst)
     return fit_arrays(data["params"].to_numpy(), data[col].to_numpy(), form,
                       tokens=data["tokens"].to_numpy() if form == "loss_nd" else None,
-                      n_boot=n_boot, seed=seed, level=level, max_starts=max_starts)
+                      n_boot=n_boot, seed=seed, level=level)
 
 
 def _check_count(data: pd.DataFrame, form: str, exclude_worst: int = 0) -> None:

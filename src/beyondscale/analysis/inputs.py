@@ -90,6 +90,33 @@ def model_table(models: pd.DataFrame, *others: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["size", "model_key"], kind="stable", na_position="last").reset_index(drop=True)
 
 
+LINEAGE_FACTS = ("family", "architecture", "vocab_size", "tokenizer_key", "quantization", "dtype")
+
+
+def lineage(table: pd.DataFrame) -> dict[str, str]:
+    """{model_key: family label}: models share a label when they agree on every framing fact the framing check
+    compares (family, architecture, vocabulary, tokenizer, quantisation, dtype; unknown facts are not a
+    difference), so a law fitted within a label compares models that differ in size alone."""
+    groups: list[tuple[dict[str, Any], str]] = []
+    out: dict[str, str] = {}
+    for r in table.to_dict("records"):
+        facts = {c: r.get(c) for c in LINEAGE_FACTS if not missing(r.get(c))}
+        facts.setdefault("quantization", "none")  # no quantisation recorded: the float original
+        for known, label in groups:
+            if all(known.get(c, v) == v for c, v in facts.items()) and all(facts.get(c, v) == v
+                                                                            for c, v in known.items()):
+                known.update(facts)
+                out[str(r["model_key"])] = label
+                break
+        else:
+            label = str(facts.get("family") or facts.get("architecture") or r["model"])
+            taken = {lab for _, lab in groups}
+            label = label if label not in taken else f"{label} ({r['model']})"
+            groups.append((dict(facts), label))
+            out[str(r["model_key"])] = label
+    return out
+
+
 def efficiency_by_model(eff: pd.DataFrame) -> pd.DataFrame:
     """Model-level efficiency: means over tasks, peak memory as the max, sources joined."""
     if eff.empty:

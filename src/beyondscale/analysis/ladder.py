@@ -302,8 +302,11 @@ def ladder_findings(ladder: Ladder) -> list[Any]:
     if main.fit is not None:
         out.append(LadderLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()),
                              main.fit.alpha, tuple(main.fit.ci.get("alpha", (math.nan, math.nan))), main.fit.E,
-                             lowest=float(dense["val_loss"].min()), flops_low=float(dense["train_flops"].min()),
-                             flops_high=float(dense["train_flops"].max())))
+                             lowest=float(dense["val_loss"].min()), interval_note=main.fit.interval_note,
+                             flops_low=float(dense["train_flops"].min()), flops_high=float(dense["train_flops"].max())))
+        bt = ladder_backtest(dense)
+        if bt is not None:
+            out.append(bt)
     if main.nd is not None:
         out.append(nd_finding(main.nd, main.dense))
     by_name = main.runs.set_index("model")
@@ -311,7 +314,7 @@ def ladder_findings(ladder: Ladder) -> list[Any]:
         run = by_name.loc[w["name"]]
         out.append(ComputeWorth(w["name"], w["kind"], float(run["params_active"]), float(run["params_total"]),
                                 w["multiplier"], w["low"], w["high"], bool(w["extrapolated"]), w["matched_dense"],
-                                w["wall_ratio"]))
+                                w["wall_ratio"], interval_note=w.get("interval_note", "")))
     if main.fit is None and len(main.runs) > len(dense):
         out.append(LadderNotCompared(tuple(main.runs["model"][main.runs["kind"] != "dense"]), main.note))
     apart = tuple(m for s in ladder.sets if s is not main for m in s.runs["model"])
@@ -319,6 +322,14 @@ def ladder_findings(ladder: Ladder) -> list[Any]:
         out.append(LadderNotCompared(apart, "validated on another validation set than the ladder, so their "
                                             "losses are in other units"))
     return out
+
+
+def ladder_backtest(dense: pd.DataFrame) -> Any:
+    """The L(C) law refitted without the largest dense rung predicts its validation loss (5+ rungs)."""
+    from beyondscale.analysis.law import backtest
+
+    return backtest(dense["train_flops"].astype(float), dense["val_loss"].astype(float), dense["model"],
+                    "validation loss", axis="training FLOPs")
 
 
 def nd_finding(nd: Any, dense: pd.DataFrame) -> Any:

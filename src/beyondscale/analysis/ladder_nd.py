@@ -87,21 +87,23 @@ def outside(dense: pd.DataFrame, params: float, tokens: float) -> bool:
 
 
 def _allocation(fit: Any, flops: np.ndarray) -> pd.DataFrame:
-    """Chinchilla's closed form over the ladder's compute range, with the bootstrap's 95% intervals."""
-    from beyondscale.analysis.fits import _natural, _quantiles, compute_optimal
-
+    """Chinchilla's closed form over the ladder's compute range, with its profile-t intervals (the range of
+    N_opt over the fit's confidence region; none when the fit has no interval)."""
     grid = np.geomspace(flops.min(), flops.max(), 5)
     n_opt, d_opt = fit.compute_optimal(grid)
     rows = {"C_6ND": grid, "N_opt": n_opt, "D_opt": d_opt, "tokens_per_param": d_opt / n_opt,
             "predicted_loss": fit.predict(n_opt, d_opt)}
-    if fit.boot.size:
-        nat = _natural("loss_nd", fit.boot, fit.log_x0)
-        ok = (nat["alpha"] > 0) & (nat["beta"] > 0)
-        boot_n = np.array([compute_optimal(a, al, b, be, grid)[0] for a, al, b, be in
-                           zip(nat["A"][ok], nat["alpha"][ok], nat["B"][ok], nat["beta"][ok], strict=True)])
-        if len(boot_n):
-            (n_lo, n_hi) = _quantiles(boot_n, [0.025, 0.975])
-            rows.update(N_opt_low=n_lo, N_opt_high=n_hi, D_opt_low=grid / 6 / n_hi, D_opt_high=grid / 6 / n_lo)
+    if fit.has_interval:
+        def n_opt_at(E: Any, A: Any, alpha: Any, B: Any, beta: Any) -> np.ndarray:
+            ok = (A > 0) & (B > 0)
+            a, al, b, be = A[ok, None], alpha[ok, None], B[ok, None], beta[ok, None]
+            return (al * a / (be * b)) ** (1.0 / (al + be)) * (grid[None, :] / 6.0) ** (be / (al + be))
+
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # inf: the region does not bound it
+            n_lo, n_hi = fit.range_of(n_opt_at)
+        if np.ndim(n_lo):
+            with np.errstate(divide="ignore"):
+                rows.update(N_opt_low=n_lo, N_opt_high=n_hi, D_opt_low=grid / 6 / n_hi, D_opt_high=grid / 6 / n_lo)
     return pd.DataFrame(rows)
 
 

@@ -78,17 +78,28 @@ def adjacent_gains(points: pd.DataFrame, higher_better: bool) -> pd.DataFrame:
 
 
 def knee_threshold(gains: Any, threshold: float) -> tuple[str, float] | None:
-    """First size after which a doubling gains less than ``threshold`` (the 'from' model of that step).
+    """The size after which every doubling gains less than ``threshold`` (the 'from' model of the first such
+    step); None when a later step gains as much again (returns did not flatten, they varied).
 
-    ``gains``: the frame from `adjacent_gains` (or its dict-of-arrays form).
+    ``gains``: the frame from `adjacent_gains` (or its dict-of-arrays form). Steps without a gain per doubling
+    (no size change, or too small a step to divide by) are skipped.
     """
     dbl = np.asarray(gains["doublings"], dtype=float)
     gpd = np.asarray(gains["gain_per_doubling"], dtype=float)
-    hit = np.flatnonzero((dbl > 0) & np.isfinite(gpd) & (gpd < threshold))
-    if hit.size == 0:
+    valid = np.flatnonzero((dbl > 0) & np.isfinite(gpd))
+    if valid.size == 0 or not gpd[valid[-1]] < threshold:
         return None
-    i = int(hit[0])
+    above = valid[gpd[valid] >= threshold]
+    i = int(valid[valid > above[-1]][0]) if above.size else int(valid[0])
     return str(np.asarray(gains["from_model"])[i]), float(np.asarray(gains["x_from"], dtype=float)[i])
+
+
+def uneven(gains: Any, threshold: float) -> bool:
+    """Some doubling gained less than ``threshold`` but a later one gained as much again."""
+    dbl = np.asarray(gains["doublings"], dtype=float)
+    gpd = np.asarray(gains["gain_per_doubling"], dtype=float)
+    ok = (dbl > 0) & np.isfinite(gpd)
+    return bool((gpd[ok] < threshold).any()) and knee_threshold(gains, threshold) is None
 
 
 def knee_kneedle(points: pd.DataFrame, higher_better: bool) -> tuple[str, float] | None:

@@ -2,21 +2,30 @@
 
 Scale comparisons are only fair on the same questions: per-item results are joined on
 (task, doc_id) and compared pairwise. 0/1 metrics use McNemar's exact test (a two-sided binomial
-test on the discordant pairs); other metrics a paired bootstrap that resamples items jointly for
-both models. bits_per_byte is a ratio of sums per model (-sum(logprob)/ln 2/sum(bytes)), so it is
-recomputed on every resample rather than averaged per item. Bootstraps are vectorised: one
-(n_boot x n_items) count matrix per item set, multiplied into every model's per-item values.
+test on the discordant pairs); other metrics a paired sign-flip permutation test (under "no difference"
+the two models' values on an item are exchangeable, so every swap pattern is equally likely: Fisher 1935,
+Good 2005), enumerated exactly up to EXACT_MAX items and drawn at random (MC_PERMUTATIONS patterns)
+above. No exact two-sided test of n items can give p below 2/2^n, so that floor travels with the p
+value, and under MIN_ITEMS items there is no test at all. Intervals on the effect are a paired bootstrap
+that resamples items jointly for both models. bits_per_byte is a ratio of sums per model
+(-sum(logprob)/ln 2/sum(bytes)), so it is recomputed on every resample and every swap pattern rather
+than averaged per item. Bootstraps are vectorised: one (n_boot x n_items) count matrix per item set,
+multiplied into every model's per-item values.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from scipy.stats import binom
 
 LN2 = math.log(2.0)
+EXACT_MAX = 20  # items up to which the sign-flip test enumerates all 2^n swap patterns
+MC_PERMUTATIONS = 10_000  # random swap patterns above that (p resolution 1/10,001)
+MIN_ITEMS = 6  # fewer paired items: no test (an exact two-sided test of 5 items cannot reach p < 0.0625)
 
 
 def mcnemar_exact(b: Any, c: Any) -> np.ndarray:
@@ -75,9 +84,67 @@ def bootstrap_p(boot_diff: np.ndarray, effect: np.ndarray) -> np.ndarray:
     return np.minimum(1.0, (extreme + 1.0) / (nb + 1.0))
 
 
+CHUNK = 1 << 15  # swap patterns held in memory at once
+
+
+def swap_chunks(n: int, rng: np.random.Generator | None = None) -> tuple[Iterator[np.ndarray], int, bool]:
+    """(chunks of 0/1 swap patterns (k, n), how many in all, exact): all 2^n patterns up to EXACT_MAX items,
+    else MC_PERMUTATIONS random ones."""
+    if n <= EXACT_MAX:
+        total = 2**n
+
+        def exact() -> Iterator[np.ndarray]:
+            for start in range(0, total, CHUNK):
+                codes = np.arange(start, min(start + CHUNK, total), dtype=np.int64)
+                yield ((codes[:, None] >> np.arange(n)[None, :]) & 1).astype(float)
+
+        return exact(), total, True
+    rng = rng or np.random.default_rng(0)
+    step = max(1, min(CHUNK, (1 << 22) // max(n, 1)))
+
+    def drawn() -> Iterator[np.ndarray]:
+        for start in range(0, MC_PERMUTATIONS, step):
+            k = min(step, MC_PERMUTATIONS - start)
+            bits = np.unpackbits(np.frombuffer(rng.bytes((k * n + 7) // 8), dtype=np.uint8))[: k * n]
+            yield bits.reshape(k, n).astype(float)
+
+    return drawn(), MC_PERMUTATIONS, False
+
+
+def sign_flip_p(stat: Callable[[np.ndarray], np.ndarray], observed: np.ndarray, n: int,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, bool]:
+    """Two-sided permutation p for each column of a statistic: the share of swap patterns whose statistic is at
+    least as far from 0 as the observed one (the identity pattern included); Monte Carlo adds one to both
+    counts (Phipson & Smyth 2010). ``stat`` maps (k, n) patterns to (k, n_pairs) statistics."""
+    chunks, total, exact = swap_chunks(n, rng)
+    bar = np.abs(observed) * (1 - 1e-12) - 1e-15
+    extreme = np.zeros(np.shape(observed))
+    for flips in chunks:
+        extreme += (np.abs(stat(flips)) >= bar[None, :]).sum(axis=0)
+    return (extreme / total if exact else (extreme + 1.0) / (total + 1.0)), exact
+
+
+def p_floor(n_nonzero: int, exact: bool) -> float:
+    """The smallest p the test can give: 2/2^n for the exact two-sided test of n items that differ (items with
+    no difference change nothing when swapped), 1/(K+1) for K Monte Carlo patterns."""
+    return 2.0 / 2.0**n_nonzero if exact else 1.0 / (MC_PERMUTATIONS + 1.0)
+
+
+def permutation_test(a: Any, b: Any, seed: int = 0) -> dict[str, Any]:
+    """Paired sign-flip test of mean(b - a) = 0: p, its floor, and whether it was exact."""
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    n = len(d)
+    if n < MIN_ITEMS:
+        return {"p_value": math.nan, "p_floor": math.nan, "exact": True, "n_items": n}
+    p, exact = sign_flip_p(lambda flips: ((1.0 - 2.0 * flips) @ d)[:, None],  # a swap turns d_i into -d_i
+                           np.array([d.sum()]), n, np.random.default_rng(seed))
+    return {"p_value": float(p[0]), "p_floor": p_floor(int((d != 0).sum()), exact), "exact": exact, "n_items": n}
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95
                      ) -> dict[str, float]:
-    """Mean difference b - a on the same items with a percentile CI and a bootstrap p-value."""
+    """Mean difference b - a on the same items with a bootstrap percentile CI and the paired sign-flip
+    permutation p (`permutation_test`; NaN under MIN_ITEMS items)."""
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
     d = (b - a)[:, None]
@@ -85,8 +152,9 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int
     boot = bootstrap_means(d, counts)[:, 0]
     effect = float(d.mean())
     lo, hi = percentile_ci(boot[:, None], level)
-    return {"effect": effect, "ci_low": float(lo[0]), "ci_high": float(hi[0]),
-            "p_value": float(bootstrap_p(boot[:, None], np.array([effect]))[0]), "n_items": int(len(d))}
+    test = permutation_test(a, b, seed)
+    return {"effect": effect, "ci_low": float(lo[0]), "ci_high": float(hi[0]), "p_value": test["p_value"],
+            "p_floor": test["p_floor"], "exact": test["exact"], "n_items": int(len(d))}
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -95,6 +163,11 @@ def holm(p: np.ndarray) -> np.ndarray:
     Sorted ascending, p_(i) is multiplied by (m - i), running maxima keep the order, capped at 1.
     """
     p = np.asarray(p, dtype=float)
+    if np.isnan(p).any():  # untested rows (too few items) are not in the family
+        out = np.full(p.shape, np.nan)
+        ok = ~np.isnan(p)
+        out[ok] = holm(p[ok])
+        return out
     m = p.size
     if m == 0:
         return p.copy()

@@ -181,15 +181,15 @@ def _best_untested(lb: pd.DataFrame, task: str, metric: str) -> Any:
         return Recommendation(None, "primary", f"no model has a {metric} score on the primary task {task}")
     best = lb.loc[col.idxmax() if higher_is_better(metric) else col.idxmin(), "model"]
     return Recommendation(str(best), "primary", f"the best {metric} on the primary task {task}, but with no paired "
-                          "test on it (no per-item results), so the difference is not tested")
+                          "test on it (no per-item results, or too few items), so the difference is not tested")
 
 
 def _tested(paired: pd.DataFrame, task: str | None) -> list[str]:
-    """Models that took part in a primary-metric paired test (on `task`, or on any task): only they can be
-    'unbeaten'; a model never compared is not better for it."""
+    """Models that took part in a primary-metric paired test (on `task`, or on any task) that could be run (a p
+    value; not too few items): only they can be 'unbeaten'; a model never compared is not better for it."""
     if paired.empty:
         return []
-    p = paired[paired["primary"].astype(bool)]
+    p = paired[paired["primary"].astype(bool) & pd.to_numeric(paired["p_value"], errors="coerce").notna()]
     if task is not None:
         p = p[p["task"] == task]
     return sorted(set(p["model_a"]) | set(p["model_b"]))
@@ -231,8 +231,9 @@ def choose(ctx: Any, lb: pd.DataFrame, paired: pd.DataFrame, primary: dict[str, 
                                "model" + _passed_over(ctx, models, ws, pick))
     else:
         pick = next((ctx.name[k] for k in ctx.order if ctx.name[k] in models), None)
-        f = Recommendation(pick, "no tests", "the smallest model, by default: without per-item results no paired "
-                           "test tells the models apart (give constraints or a primary task for a real choice)")
+        f = Recommendation(pick, "no tests", "the smallest model, by default: without a paired test (no per-item "
+                           "results, or too few items to test) nothing tells the models apart (give constraints or a "
+                           "primary task for a real choice)")
     ties = _same_size_ties(ctx, f.model, pool, pool_ws) if f.rule in ("primary", "unbeaten") else []
     detail = f.detail + (f"; {', '.join(ties)} {'is' if len(ties) == 1 else 'are'} the same size and not "
                          "significantly worse: either will do (listed by content key)" if ties else "")

@@ -27,17 +27,25 @@ class Analysis:
         (primary metrics, each model's own newest task version), then efficiency columns
         (tokens_per_s, ms_per_item, peak_memory_bytes, joules_per_token, energy_source,
         gco2e_per_1k_tokens, carbon_source, usd_per_1m_tokens, usd_per_correct, cost_source, mfu).
-    curves: task, metric, axis, model, x, y, y_stderr: the measured returns curve points.
-    fits: task, metric, axis, form ("score" | "loss" | "loss_nd"), param, value, ci_low, ci_high,
-        n_points, status ("ok" | "skipped"), reason.
-    fit_bands: task, metric, axis, x, y_fit, y_low, y_high: fitted line with bootstrap band.
+    curves: task, metric, axis, model, x, y, y_stderr, family (models that differ in size alone share it),
+        in_fit (the point is of the family that carries the curve's law; others are points beside it).
+    fits: task, metric, axis, form ("score" | "loss" | "loss_nd"), param ("floor" | "asymptote" | "A" |
+        "alpha" | "B" | "beta"), value, ci_low, ci_high (profile-t, NaN with the reason when too few sizes),
+        n_points, status ("ok" | "skipped"), reason, space ("ln": fitted as ln(perplexity), the floor
+        reported back in perplexity; else "linear").
+    fit_bands: task, metric, axis, x, y_fit, y_low, y_high: fitted line with its profile-t band.
     marginal: task, metric, axis, from_model, to_model, x_from, x_to, doublings, gain,
-        gain_per_doubling, source ("adjacent" | "fit").
-    knees: task, metric, axis, model, x, method ("threshold" | "kneedle"), threshold.
+        gain_per_doubling (NaN under 0.1 doublings), source ("adjacent": neighbours within one family |
+        "fit"), family.
+    knees: task, metric, axis, model, x, method ("threshold" | "kneedle"), threshold, family.
+    backtests: task, metric, axis, family, held_out, held_out_params, predicted, interval, low, high,
+        observed, n_fitted, within: each law over 5+ sizes refitted without its largest model.
     paired: task, task_key (the newest version both have), metric, model_a, model_b (in size order
         (size, model_key): b is not smaller), model_key_a, model_key_b, n_items, effect (b - a),
-        ci_low, ci_high, p_value (raw), p_floor (1/(B+1) for bootstraps, 0 for McNemar), test
-        ("mcnemar" | "paired_bootstrap"), primary (the task's primary metric), p_adjusted (Holm over
+        ci_low, ci_high (paired bootstrap), p_value (raw; NaN under 6 items), p_floor (the smallest p the
+        test can give: 2/2^k for exact tests of k differing items, 1/(K+1) for K Monte Carlo swap patterns),
+        test ("mcnemar" | "sign_flip_exact" | "sign_flip_mc" | "too few items"), primary (the task's
+        primary metric), p_adjusted (Holm over
         the comparison's tasks), n_tests, significant (p_adjusted < 0.05), better (the model a
         significant row favours, else ""), flag ("bigger but not significantly better" or "bigger and
         significantly worse", only when b is really bigger).
@@ -72,6 +80,10 @@ class Analysis:
     knees: pd.DataFrame = field(
         default_factory=lambda: _empty("task", "metric", "axis", "model", "x", "method", "threshold")
     )
+    backtests: pd.DataFrame = field(
+        default_factory=lambda: _empty("task", "metric", "axis", "held_out", "held_out_params", "predicted", "low",
+                                       "high", "observed")
+    )
     paired: pd.DataFrame = field(
         default_factory=lambda: _empty(
             "task", "task_key", "metric", "model_a", "model_b", "model_key_a", "model_key_b", "n_items", "effect",
@@ -93,8 +105,8 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
 
     FRAMES = (
-        "leaderboard", "curves", "fits", "fit_bands", "marginal", "knees", "paired", "pareto", "calibration",
-        "compute_optimal", "versions",
+        "leaderboard", "curves", "fits", "fit_bands", "marginal", "knees", "backtests", "paired", "pareto",
+        "calibration", "compute_optimal", "versions",
     )
 
     def to_json(self) -> dict[str, Any]:

@@ -35,9 +35,11 @@ from beyondscale.analysis.findings import (
     SameMeasurement,
     SignificantDifference,
     SizeStep,
+    UnevenReturns,
     VersionMismatch,
     Win,
 )
+from beyondscale.analysis.law import Backtest
 
 ALPHA = 0.05
 MINUS = "\u2212"
@@ -48,11 +50,19 @@ def _round_up_1sig(x: float) -> float:
     return math.ceil(round(x / 10**e, 9)) * 10**e
 
 
-def format_p(p: float, floor: float = 0.0) -> str:
-    """'p=0.031'; 'p<0.001' below a thousandth; at a bootstrap's floor 1/(B+1), 'p<' that floor rounded up."""
+def format_p(p: float, floor: float = 0.0, exact: bool = False, n_items: int = 0) -> str:
+    """'p=0.031'; 'p<0.001' below a thousandth; never below the smallest p the test can give: an exact test at
+    its floor 2/2^k prints 'p=0.0078 (the smallest 8 items allow)', a Monte Carlo or bootstrap p at its
+    resolution 1/(K+1) prints 'p<' that floor rounded up; NaN with 0 < n_items < MIN_ITEMS: too few items."""
+    from beyondscale.analysis.paired import MIN_ITEMS
+
     if p is None or not math.isfinite(p):
-        return "p=n/a"
-    if floor > 0 and p <= floor * (1 + 1e-9):
+        return f"too few items to test ({n_items})" if 0 < n_items < MIN_ITEMS else "p=n/a"
+    if exact and floor > 0 and p <= floor * (1 + 1e-9) and p >= 0.001:
+        k = round(math.log2(2.0 / floor))
+        what = f"{k} items" if k == n_items or n_items == 0 else f"{k} items that differ"
+        return f"p={p:.2g} (the smallest {what} allow)"
+    if not exact and floor > 0 and p <= floor * (1 + 1e-9):
         bound = max(_round_up_1sig(floor), 0.001)
         return f"p<{bound:g}"
     if p < 0.001:
@@ -61,11 +71,12 @@ def format_p(p: float, floor: float = 0.0) -> str:
 
 
 def p_text(p: PValue) -> str:
-    """Raw p, and the Holm-adjusted p when the comparison spans several tasks."""
-    raw = format_p(p.raw, p.floor)
-    if p.adjusted is None or p.n_tests <= 1:
+    """Raw p, and the Holm-adjusted p when the comparison spans several tasks (one Holm note)."""
+    raw = format_p(p.raw, p.floor, p.exact, p.n_items)
+    if p.adjusted is None or p.n_tests <= 1 or not math.isfinite(p.raw):
         return raw
-    return f"{raw}; Holm-adjusted over {p.n_tests} tasks: {format_p(p.adjusted, p.floor * p.n_tests)}"
+    adj = format_p(p.adjusted, p.floor * p.n_tests, p.exact, p.n_items)
+    return f"{raw}; Holm-adjusted over {p.n_tests} tasks: {adj}"
 
 
 def _signed(x: float, digits: int = 3) -> str:
@@ -89,6 +100,8 @@ def _change(c: Change, a: str, b: str, same_size: bool) -> str:
     p = f", {p_text(c.p)}" if c.p is not None else ""
     if c.p is None:
         return f"{b} {fig} on {c.task} relative to {a} (no paired test)"
+    if not math.isfinite(c.p.raw):  # untested is not "no significant difference"
+        return f"{b} {fig} on {c.task} relative to {a} ({p_text(c.p)})"
     if not c.significant:
         return f"no significant difference on {c.task} ({fig}{p})"
     if same_size:
@@ -170,10 +183,47 @@ def _no_dominant(f: NoDominantModel) -> str:
 
 
 def _flatten(f: ReturnsFlatten) -> str:
-    unit = f"{100 * f.threshold:.0f} accuracy point" if f.accuracy_like and f.threshold < 1 \
-        else f"{f.threshold:g} {f.metric}"
-    return (f"On {f.task}, returns flatten after {f.model}: beyond it a doubling of parameters gains less than "
+    unit = _threshold_unit(f.threshold, f.accuracy_like, f.metric)
+    return (f"On {f.task}, returns flatten after {f.model}: beyond it every doubling of parameters gains less than "
             f"{unit} ({f.n_points} sizes).")
+
+
+def _threshold_unit(threshold: float, accuracy_like: bool, metric: str) -> str:
+    return f"{100 * threshold:.0f} accuracy point" if accuracy_like and threshold < 1 else f"{threshold:g} {metric}"
+
+
+def _uneven(f: UnevenReturns) -> str:
+    each = ", ".join(f"{_gain(g, f.accuracy_like)} ({a} to {b})" for a, b, g in f.gains)
+    return (f"On {f.task}, returns did not flatten: the gain per doubling of parameters varied, {each} "
+            f"({f.n_points} sizes); a doubling below {_threshold_unit(f.threshold, f.accuracy_like, f.metric)} "
+            "was followed by larger gains.")
+
+
+def _gain(g: float, accuracy_like: bool) -> str:
+    return f"{_signed(100 * g, 1)} points" if accuracy_like else _signed(g, 3)
+
+
+def interval(lo: float, hi: float, fmt: Callable[[float], str], note: str = "") -> str:
+    """'95% CI a to b'; an unbounded end says so; no interval: the reason."""
+    if not (math.isfinite(lo) or math.isinf(lo)) or not (math.isfinite(hi) or math.isinf(hi)):
+        return f"no interval: {note}" if note else "no interval"
+    low = fmt(lo) if math.isfinite(lo) else "no lower bound"
+    high = fmt(hi) if math.isfinite(hi) else "no upper bound"
+    return f"95% CI {low} to {high}"
+
+
+def _backtest(f: Backtest) -> str:
+    on = f"On {f.task}, f" if f.task else "F"
+    pred = f"{f.predicted:.3g}"
+    if f.within is None:
+        rng = f"{pred} (no interval from {f.n_fitted} sizes)"
+        verdict = ""
+    else:
+        rng = f"{pred} ({interval(f.low, f.high, lambda v: f'{v:.3g}')})"
+        verdict = "; within its interval" if f.within else "; outside its interval: the law did not predict it"
+    size = n_params(f.held_out_params) if f.axis == "parameters" else f"{f.held_out_params:.3g} {f.axis}"
+    return (f"{on}itted without its largest model {f.held_out} ({size}), the law over the "
+            f"other {f.n_fitted} sizes predicted {f.metric} {rng}; measured {f.observed:.3g}{verdict}.")
 
 
 def _negative(f: NegativeReturns) -> str:
@@ -223,11 +273,12 @@ def _ladder_law(f: LadderLaw) -> str:
     if f.against == "parameters":
         return (f"Over the {f.n_rungs}-rung dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} "
                 f"parameters, {f.tokens:,} tokens each), the fitted law of {f.metric} L(N) = E + A·N^-α has "
-                f"α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g}{floor_unmeasured(f.E, f.lowest)}.")
+                f"α = {f.alpha:.3g} ({interval(lo, hi, lambda v: f'{v:.3g}', f.interval_note)}) and floor "
+                f"E = {f.E:.3g}{floor_unmeasured(f.E, f.lowest)}.")
     return (f"Over the {f.n_rungs}-rung trained dense ladder ({n_params(f.params_low)} to {n_params(f.params_high)} "
             f"parameters, {f.flops_low:.3g} to {f.flops_high:.3g} training FLOPs), validation loss fits "
-            f"L(C) = E + A·C^-α with α = {f.alpha:.3g} (95% CI {lo:.3g} to {hi:.3g}) and E = {f.E:.3g} nats per token"
-            f"{floor_unmeasured(f.E, f.lowest)}.")
+            f"L(C) = E + A·C^-α with α = {f.alpha:.3g} ({interval(lo, hi, lambda v: f'{v:.3g}', f.interval_note)}) "
+            f"and floor E = {f.E:.3g} nats per token{floor_unmeasured(f.E, f.lowest)}.")
 
 
 def _ladder_nd(f: LadderNDLaw) -> str:
@@ -286,8 +337,8 @@ def _compute_worth(f: ComputeWorth) -> str:
     extra = "; outside the ladder's FLOPs range, so extrapolated" if f.extrapolated else ""
     rung = f"{f.matched}, the dense rung it matches" if f.matched else "the dense rung it matches"
     wall = f", at {f.wall_ratio:.2f}× the wall time of {rung}" if f.wall_ratio is not None else ""
-    return (f"{_worth_lead(f)} was worth {times(f.multiplier)} dense compute (95% CI {times(f.low)} to "
-            f"{times(f.high)}{extra}){wall}{_size_equivalent(f)}.")
+    return (f"{_worth_lead(f)} was worth {times(f.multiplier)} dense compute "
+            f"({interval(f.low, f.high, times, f.interval_note)}{extra}){wall}{_size_equivalent(f)}.")
 
 
 def _size_equivalent(f: ComputeWorth) -> str:
@@ -341,6 +392,7 @@ _WORDERS: dict[type, Callable] = {
     SizeStep: _size_step,
     SignificantDifference: lambda f: _win(f.win) + ", although it is smaller.",
     SameMeasurement: _same, ReturnsFlatten: _flatten, NegativeReturns: _negative, VersionMismatch: _version,
+    UnevenReturns: _uneven, Backtest: _backtest,
     MixedVersions: _mixed_versions, LadderLaw: _ladder_law, ComputeWorth: _compute_worth,
     LadderNotCompared: _not_compared, QuantisedVariant: _quantised, LadderNDLaw: _ladder_nd,
     DoublingGain: _doubling_gain, Placement: _placement, ProbeTrend: _probe_trend,

@@ -107,7 +107,7 @@ def _worth(points: pd.DataFrame, law: Any | None) -> tuple[list[ComputeWorth], s
         out.append(ComputeWorth(m["name"], m["kind"], float(alt["params_active"]), float(alt["params_total"]),
                                 m["multiplier"], m["low"], m["high"], bool(m["extrapolated"]),
                                 matched=m.get("matched_dense"), wall_ratio=m["wall_ratio"], heldout=bpb,
-                                size_equivalent=size))
+                                size_equivalent=size, interval_note=m.get("interval_note", "")))
     return out, ""
 
 
@@ -167,5 +167,5 @@ def _held_out_law(law: Any, points: pd.DataFrame) -> LadderLaw:
     dense = points[points["kind"] == "dense"]
     return LadderLaw(len(dense), float(dense["params_total"].min()), float(dense["params_total"].max()), law.alpha,
                      tuple(law.ci.get("alpha", (float("nan"), float("nan")))), law.E,
-                     lowest=float(dense["heldout_bpb"].min()), against="parameters", metric="held-out bits per byte",
-                     tokens=int(dense["tokens"].iloc[0]))
+                     lowest=float(dense["heldout_bpb"].min()), interval_note=law.interval_note, against="parameters",
+                     metric="held-out bits per byte", tokens=int(dense["tokens"].iloc[0]))
