@@ -176,12 +176,12 @@ def test_fit_cli_json_recovers_constants(tmp_path, monkeypatch, capfd):
             rows.append(f"{n},{d},{1.8 + 400 / n**0.34 + 2000 / d**0.37},run")  # extra column ignored
     data = tmp_path / "points.csv"
     data.write_text("\n".join(rows) + "\n")
-    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(data), "--n-boot", "50", "--json"])
+    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(data), "--json"])
     capfd.readouterr()
     main()
     doc = json.loads(capfd.readouterr().out)
     assert doc["n_points"] == 20
-    for key, true in {"E": 1.8, "A": 400, "alpha": 0.34, "B": 2000, "beta": 0.37}.items():
+    for key, true in {"floor": 1.8, "A": 400, "alpha": 0.34, "B": 2000, "beta": 0.37}.items():
         assert doc[key] == pytest.approx(true, rel=0.05), key
     # N_opt minimises the fitted loss along C = 6 N D (brute force over a fine grid of N).
     c = doc["compute_optimal"][1]

@@ -63,7 +63,7 @@ def test_fit_cli_reports_the_inference_aware_optimum(tmp_path, monkeypatch, caps
     rows = ["params,tokens,loss"] + [f"{n},{d},{loss_nd(n, d, **c)}" for n in np.logspace(7, 9, 5)
                                      for d in np.logspace(9, 11, 5)]
     (tmp_path / "pts.csv").write_text("\n".join(rows))
-    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(tmp_path / "pts.csv"), "--n-boot", "0",
+    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(tmp_path / "pts.csv"),
                                       "--inference-tokens", "2e12", "--json"])
     main()
     doc = json.loads(capsys.readouterr().out)
@@ -72,7 +72,7 @@ def test_fit_cli_reports_the_inference_aware_optimum(tmp_path, monkeypatch, caps
     expected = compare(n, d, 2e12, c)
     assert row["N_inference_optimal"] == pytest.approx(expected["inference_optimal"]["params"], rel=0.05)
     assert row["fraction_saved"] == pytest.approx(expected["fraction_saved"], abs=0.02)
-    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(tmp_path / "pts.csv"), "--n-boot", "0",
+    monkeypatch.setattr(sys, "argv", ["beyondscale", "fit", "--data", str(tmp_path / "pts.csv"),
                                       "--inference-tokens", "2e12"])
     main()
     assert "inference-aware optimum" in capsys.readouterr().out

@@ -260,21 +260,26 @@ def report_cmd(
 
 @app.command("fit", cls=command)
 def fit_cmd(
-    data: Annotated[str, typer.Option("--data", help="CSV with params, tokens (optional), loss or score.")],
-    exclude_worst: Annotated[int, typer.Option(help="Drop the K highest-loss points (Epoch AI).")] = 0,
-    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the intervals.")] = 1000,
-    seed: SeedOpt = 0,
+    data: Annotated[str, typer.Option("--data", help="CSV: params, tokens (optional) and a column named for its "
+                                      "metric (loss, perplexity, bits_per_byte, accuracy or score).")],
+    metric: Annotated[str | None, typer.Option("--column", help="Which metric column to fit (loss, perplexity, "
+                                               "bits_per_byte, accuracy or score; default: the one present).")] = None,
+    chance: Annotated[float | None, typer.Option(help="An accuracy's floor when the choices are known "
+                                                 "(1/choices).")] = None,
+    min_gain: Annotated[float | None, typer.Option(help="Gain per doubling worth paying for (default: one "
+                                                   "accuracy point, 0.02 for losses).")] = None,
+    exclude_worst: Annotated[int, typer.Option(help="Drop the K worst points first (Epoch AI).")] = 0,
     inference_tokens: Annotated[float | None, typer.Option(
         help="Tokens the model will serve: adds the inference-aware optimum (Sardana et al. 2024).")] = None,
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
-    """Fit a saturating power law (or L(N, D)) on your own points, with bootstrap intervals."""
+    """Fit a returns law on your own points: floor or asymptote, intervals, gains per doubling, knee, backtest."""
     flags = dict(locals())
-    from beyondscale.analysis.fit_summary import FitSettings, fit_summary
+    from beyondscale.analysis.fit_summary import FitSettings
 
     setup_logging(log_level)
-    doc = fit_summary(from_flags(FitSettings, flags))
+    doc = api.fit(from_flags(FitSettings, flags))
     if json_out:
         _json(doc)
     else:

@@ -102,12 +102,15 @@ def print_analysis(result: Any, brief: bool = False) -> None:
 
 
 def print_fit(doc: dict[str, Any]) -> None:
-    """The fitted constants with their intervals, then the compute- and inference-optimal tables."""
+    """The fit in words (as `analyze` words a curve), the fitted constants with their intervals, then the
+    compute- and inference-optimal tables."""
+    for line in doc.get("lines", []):
+        out.print(f"• {line}", highlight=False)
     table = Table(title=f"fit on {doc.get('n_points')} points", title_justify="left")
     for col in ("constant", "value", "95% CI"):
         table.add_column(col)
     for name, value in doc.items():
-        if name in ("ci", "n_points", "inference_tokens") or not isinstance(value, int | float):
+        if name not in ("floor", "A", "alpha", "B", "beta") or not isinstance(value, int | float):
             continue
         lo, hi = (doc.get("ci") or {}).get(name, (None, None))
         table.add_row(name, fmt(value), f"[{fmt(lo)}, {fmt(hi)}]")

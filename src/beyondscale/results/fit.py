@@ -1,12 +1,14 @@
-"""Scaling laws fitted on points a user brings."""
+"""Scaling laws fitted on points a user brings: `fit` says what `analyze` says about a curve."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from beyondscale.analysis import fit_points, read_points_csv
+from beyondscale.analysis.fit_summary import FitSettings, fit_summary
 
 
-def fit(data: str | Path, *, exclude_worst: int = 0, n_boot: int = 1000, seed: int = 0):
-    """Fit scaling laws on points a user brings (CSV: params, tokens?, loss|score)."""
-    return fit_points(read_points_csv(data), exclude_worst=exclude_worst, n_boot=n_boot, seed=seed)
+def fit(data: str | Path | FitSettings, **settings: Any) -> dict[str, Any]:
+    """The law of a CSV of points (`FitSettings`' fields as keywords): floor or asymptote with its interval,
+    the law at the largest size, gains per doubling, knee, backtest and their words; L(N, D) allocations."""
+    return fit_summary(data if isinstance(data, FitSettings) else FitSettings(data=str(data), **settings))
