@@ -109,11 +109,22 @@ class Analysis:
         "calibration", "compute_optimal", "versions",
     )
 
+    @property
+    def headline(self) -> list[str]:
+        """The answer first: at most five lines above the verdict's details (`analysis.headline`)."""
+        from beyondscale.analysis.headline import headline
+
+        sources = self.leaderboard["energy_source"].astype(str) if "energy_source" in self.leaderboard else None
+        estimated = bool(sources is not None and sources.str.startswith("estimate").any())
+        items = self.paired["n_items"].dropna() if "n_items" in self.paired else pd.Series(dtype=float)
+        return headline(self.findings, self.paired, energy_estimated=estimated,
+                        min_items=int(items.min()) if len(items) else None)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
         from beyondscale.analysis.findings import finding_json
 
-        out: dict[str, Any] = {"verdict": self.verdict, "findings": [finding_json(f) for f in self.findings],
+        out: dict[str, Any] = {"headline": self.headline, "verdict": self.verdict, "findings": [finding_json(f) for f in self.findings],
                                "recommendation": self.recommendation, "notes": self.notes}
         for name in self.FRAMES:
             frame: pd.DataFrame = getattr(self, name)

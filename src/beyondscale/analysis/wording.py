@@ -8,6 +8,7 @@ measurement next to the time it came from.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -71,12 +72,13 @@ def format_p(p: float, floor: float = 0.0, exact: bool = False, n_items: int = 0
 
 
 def p_text(p: PValue) -> str:
-    """Raw p, and the Holm-adjusted p when the comparison spans several tasks (one Holm note)."""
+    """Raw p, and the Holm-adjusted p when the comparison spans several tasks ('p=0.004 (Holm: p=0.012)'); what
+    Holm adjusts over is said once, at the end of the verdict (`holm_note`)."""
     raw = format_p(p.raw, p.floor, p.exact, p.n_items)
     if p.adjusted is None or p.n_tests <= 1 or not math.isfinite(p.raw):
         return raw
     adj = format_p(p.adjusted, p.floor * p.n_tests, p.exact, p.n_items)
-    return f"{raw}; Holm-adjusted over {p.n_tests} tasks: {adj}"
+    return f"{raw} (Holm: {adj})"
 
 
 def _signed(x: float, digits: int = 3) -> str:
@@ -414,5 +416,28 @@ def word(f: Finding) -> str:
 
 
 def words(findings: Iterable[Finding]) -> list[str]:
-    """The verdict: every finding worded, in order."""
-    return [word(f) for f in findings]
+    """The verdict: every finding worded, in order, then the one note on what Holm adjusted over."""
+    findings = list(findings)
+    note = holm_note(findings)
+    return [word(f) for f in findings] + ([note] if note else [])
+
+
+def holm_note(findings: list[Finding]) -> str:
+    """One sentence for every '(Holm: ...)' of the verdict: the most tasks a pair of models was compared on."""
+    tests = [n for f in findings for n in _holm_counts(dataclasses.asdict(f))]
+    if not tests or max(tests) <= 1:
+        return ""
+    return (f"Holm: each p marked Holm is adjusted over the tasks the two models were compared on (up to "
+            f"{max(tests)}), so the chance of any false significant result stays under 5%; the paired table gives "
+            "both p values.")
+
+
+def _holm_counts(value: Any) -> list[int]:
+    """The task counts of every Holm-adjusted PValue inside a finding (in its asdict form)."""
+    if isinstance(value, dict):
+        if {"raw", "adjusted", "n_tests"} <= set(value):
+            return [value["n_tests"]] if value["adjusted"] is not None else []
+        return [n for v in value.values() for n in _holm_counts(v)]
+    if isinstance(value, list | tuple):
+        return [n for v in value for n in _holm_counts(v)]
+    return []

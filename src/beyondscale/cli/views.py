@@ -78,7 +78,12 @@ def print_analysis(result: Any, brief: bool = False) -> None:
     """The verdict, then the paired tests (and, unless `brief`, marginal gains and Pareto frontiers)."""
     from beyondscale.report.tables import paired_for_terminal
 
-    out.rule("verdict")
+    head = result.headline
+    if head:
+        out.rule("the answer")
+        for line in head:
+            out.print(line, highlight=False)
+    out.rule("verdict: the details" if head else "verdict")
     for line in result.verdict:
         out.print(f"• {line}", highlight=False)
     if result.recommendation:

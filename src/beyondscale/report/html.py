@@ -108,7 +108,7 @@ def render_html(
         "title": title, "framing": framing_note(analysis), "version": __version__,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "run_info": run_info_items(run_info), "counts": counts(models, scores, lb),
-        "verdict": verdict_lines(analysis), "recommendation": recommendation_view(analysis.recommendation),
+        "headline": analysis.headline, "verdict": verdict_lines(analysis), "recommendation": recommendation_view(analysis.recommendation),
         "leaderboard": leaderboard_table(lb, scores, analysis.versions),
         "returns": returns_groups(analysis, figs["returns"]), "compute_optimal": frame_table(analysis.compute_optimal),
         "paired": paired_table(analysis.paired), "pareto": figs["pareto"], "calibration": figs["calibration"],

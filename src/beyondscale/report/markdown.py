@@ -56,6 +56,9 @@ def md_from_table(table: dict[str, Any]) -> str:
 
 def _md_verdict(analysis: Analysis) -> list[str]:
     out = ["## Verdict", ""]
+    head = analysis.headline
+    if head:
+        out += [f"**{md_escape(line)}**  " for line in head] + ["", "The details:", ""]
     out += [f"- {md_escape(v)}" for v in verdict_lines(analysis)] or ["No verdict: nothing was scored yet."]
     rec = recommendation_view(analysis.recommendation)
     if rec:
