@@ -1,5 +1,5 @@
-"""`beyondscale import lm-eval`: lm-eval itself runs two tiny models on local data and saves its output the
-way its CLI does (`--output_path --log_samples`: EvaluationTracker); the import is checked against those files,
+"""`beyondscale import lm-eval`: lm-eval's own command line runs two tiny models on local data and saves its
+output (`--output_path --log_samples`: EvaluationTracker, task metadata holding the model_args); the import is checked against those files,
 read here independently (json + sqlite3), and against lm-eval's own numbers."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -20,20 +21,16 @@ TABLES = ("models", "tasks", "runs", "run_units", "items", "item_scores", "metri
 
 
 def run_lm_eval(model: Path, task_dir: Path, out: Path, tasks: list[str], samples: dict | None = None) -> Path:
-    """lm-eval's simple_evaluate (backend hf), saved as `lm_eval --output_path out --log_samples` saves it."""
-    from lm_eval import simple_evaluate
-    from lm_eval.loggers import EvaluationTracker
-    from lm_eval.tasks import TaskManager
+    """lm-eval's own command line, in this process: `lm_eval run --model hf ... --output_path out --log_samples`."""
+    from lm_eval.__main__ import cli_evaluate
 
-    tracker = EvaluationTracker(output_path=str(out))
-    manager = TaskManager(include_path=str(task_dir), include_defaults=False)
-    results = simple_evaluate(model="hf", model_args=f"pretrained={model},dtype=float32", tasks=tasks,
-                              task_manager=manager, log_samples=True, evaluation_tracker=tracker,
-                              bootstrap_iters=100, device="cpu", samples=samples)
-    logged = results.pop("samples")
-    tracker.save_results_aggregated(results=results, samples=logged)
-    for task in results["configs"]:
-        tracker.save_results_samples(task_name=task, samples=logged[task])
+    argv = ["lm_eval", "run", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32",
+            "--tasks", ",".join(tasks), "--include_path", str(task_dir), "--output_path", str(out), "--log_samples",
+            "--device", "cpu"]
+    if samples:
+        argv += ["--samples", json.dumps(samples)]
+    with mock.patch.object(sys, "argv", argv):
+        cli_evaluate()
     return out
 
 

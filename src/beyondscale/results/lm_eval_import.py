@@ -88,18 +88,25 @@ def imported_model(data: dict, name: str | None) -> ImportedModel:
     return ImportedModel(key, name or Path(label.rstrip("/")).name or label, ref, identity, facts)
 
 
-def _stable_config(config: dict) -> dict:
-    """The dumped config as harness_identity keys a task here, function addresses removed."""
+def _stable_config(config: dict, model_args: dict) -> dict:
+    """The dumped config as harness_identity keys a task here, function addresses removed, and without the
+    model_args that lm-eval's command line copies into every task's metadata (they name the model)."""
     from beyondscale.tasks.harness_identity import config_for_key
 
-    stable = config_for_key(SimpleNamespace(dump_config=lambda: copy.deepcopy(config)))
+    config = copy.deepcopy(config)
+    meta = config.get("metadata")
+    if isinstance(meta, dict):
+        for key, value in model_args.items():
+            if key in meta and str(meta[key]) == str(value):
+                del meta[key]
+    stable = config_for_key(SimpleNamespace(dump_config=lambda: config))
     return json.loads(re.sub(r" at 0x[0-9a-fA-F]+", "", json.dumps(stable, sort_keys=True)))
 
 
 def task_identity(data: dict, task: str) -> tuple[str, dict, dict]:
     """(task_key, spec, eval_config) of one task of the run."""
-    config = _stable_config(data["configs"][task])
     run_config = data.get("config") or {}
+    config = _stable_config(data["configs"][task], _model_args(run_config.get("model_args")))
     n_shot = (data.get("n-shot") or {}).get(task, config.get("num_fewshot"))
     prompt = {"num_fewshot": n_shot, "chat_template_sha": data.get("chat_template_sha"),
               "system_instruction_sha": data.get("system_instruction_sha"),
