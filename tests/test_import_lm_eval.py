@@ -151,6 +151,9 @@ def test_without_samples_aggregates_only(runs, tmp_path):
     lm = _results(runs["big"])["results"]["tiny_arc_a"]
     assert conn.execute("SELECT value, n_items FROM metrics m JOIN tasks t USING(task_key) WHERE t.name='tiny_arc_a' "
                         "AND metric='acc'").fetchone() == (lm["acc,none"], 5)
+    api.import_lm_eval(runs["small"], store=db)  # beside a model with per-document scores: no paired test
+    analysis, _ = api.analyze(db)
+    assert analysis.paired.empty and "without per-item results" in analysis.recommendation["reason"]
 
 
 def _copy(folder: Path, dest: Path) -> Path:
@@ -196,13 +199,21 @@ def _bad_document(runs, tmp_path):
     return folder, "not the same documents"
 
 
-@pytest.mark.parametrize("make_bad", [_bad_no_results, _bad_samples_count, _bad_json, _bad_document])
+def _bad_name_for_two_models(runs, tmp_path):
+    folder = tmp_path / "bad"
+    for name in ("small", "big"):
+        shutil.copytree(runs[name], folder / name)
+    return folder, "--name"
+
+
+@pytest.mark.parametrize("make_bad", [_bad_no_results, _bad_samples_count, _bad_json, _bad_document,
+                                      _bad_name_for_two_models])
 def test_bad_input_one_line_exit_2_store_unchanged(runs, tmp_path, monkeypatch, capsys, make_bad):
     db = tmp_path / "keep.db"
     api.import_lm_eval(runs["small"], store=db)
     before = _snapshot(db)
     folder, says = make_bad(runs, tmp_path)
-    code, _, err = _cli(monkeypatch, capsys, "import", "lm-eval", str(folder), "--store", str(db))
+    code, _, err = _cli(monkeypatch, capsys, "import", "lm-eval", str(folder), "--store", str(db), "--name", "m")
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and says in err and "Traceback" not in err
     assert _snapshot(db) == before
