@@ -95,9 +95,9 @@ def test_item_scores_equal_lm_eval_samples(runs, tmp_path):
                                               lm["results"]["tiny_arc_a"]["acc_stderr,none"], 5)
     em = lm["results"]["tiny_gsm8k"]["exact_match,strict-match"]
     assert metrics[("tiny_gsm8k", "exact_match,strict-match")][0] == em
-    facts, identity = map(json.loads, conn.execute("SELECT facts, identity FROM models").fetchone())
+    facts = json.loads(conn.execute("SELECT facts FROM models").fetchone()[0])
     assert facts["params_total"] == lm["config"]["model_num_parameters"] and facts["weights_hashed"] is False
-    assert identity["identity_source"] == "lm-eval run: model_args" and identity["backend"] == "hf"
+    assert facts["identity_source"] == "lm-eval run: model_args" and facts["lm_eval_identity"]["backend"] == "hf"
 
 
 def test_two_models_paired_by_document(runs, tmp_path, monkeypatch, capsys):

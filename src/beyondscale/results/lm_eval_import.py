@@ -36,7 +36,7 @@ class ImportedModel:
     key: str
     name: str
     ref: dict
-    identity: dict
+    identity: str  # content key of what the run says about the model (the facts hold it: lm_eval_identity)
     facts: dict
 
 
@@ -81,11 +81,11 @@ def imported_model(data: dict, name: str | None) -> ImportedModel:
              "params_source": "lm-eval results: model_num_parameters" if has_params
              else "not in the lm-eval results (model_num_parameters absent)",
              "dtype": str(dtype).removeprefix("torch.") if dtype else args.get("dtype"),
-             "identity_source": IDENTITY_SOURCE, "weights_hashed": False,
+             "identity_source": IDENTITY_SOURCE, "weights_hashed": False, "lm_eval_identity": identity,
              "note": "imported from an lm-eval run: weights were not hashed here; time, memory and energy "
                      "were not measured here"}
     ref = {"spec": label, "source": "lm-eval import"}
-    return ImportedModel(key, name or Path(label.rstrip("/")).name or label, ref, identity, facts)
+    return ImportedModel(key, name or Path(label.rstrip("/")).name or label, ref, content_key(identity), facts)
 
 
 def _stable_config(config: dict, model_args: dict) -> dict:

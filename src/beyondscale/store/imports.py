@@ -24,11 +24,11 @@ def put_import_run(store: Store, run_id: str, args: dict, environment: dict) -> 
     return store.conn.total_changes > before
 
 
-def put_import_model(store: Store, model_key: str, name: str, ref: dict, identity: dict, facts: dict) -> None:
+def put_import_model(store: Store, model_key: str, name: str, ref: dict, identity: str, facts: dict) -> None:
     """The model row; an existing one keeps its facts and takes the new name (a label)."""
     store.conn.execute(
         "INSERT INTO models VALUES(?,?,?,?,?,?,?) ON CONFLICT(model_key) DO UPDATE SET name=excluded.name",
-        (model_key, name, None, _dumps(ref), _dumps(identity), _dumps(facts), time.time()))
+        (model_key, name, None, _dumps(ref), identity, _dumps(facts), time.time()))
 
 
 def put_import_task(store: Store, task_key: str, name: str, output_type: str, spec: dict, eval_config: dict) -> None:
