@@ -156,6 +156,18 @@ def test_without_samples_aggregates_only(runs, tmp_path):
     assert analysis.paired.empty and "without per-item results" in analysis.recommendation["reason"]
 
 
+def test_without_a_parameter_count_says_so(runs, tmp_path):
+    folder = _copy(runs["big"], tmp_path / "np")
+    path = next(folder.rglob("results_*.json"))
+    data = json.loads(path.read_text())
+    del data["config"]["model_num_parameters"]
+    path.write_text(json.dumps(data))
+    summary = api.import_lm_eval(folder, store=tmp_path / "np.db")
+    assert any("no model_num_parameters" in n for n in summary.notes)
+    facts = json.loads(sqlite3.connect(tmp_path / "np.db").execute("SELECT facts FROM models").fetchone()[0])
+    assert facts["params_total"] is None and "absent" in facts["params_source"]
+
+
 def _copy(folder: Path, dest: Path) -> Path:
     shutil.copytree(folder, dest)
     return dest

@@ -300,6 +300,9 @@ def _write_run(store: Store, run: ImportedRun, name: str | None, summary: Import
     sql.put_import_model(store, run.model.key, run.model.name, run.model.ref, run.model.identity, run.model.facts)
     summary.models[run.model.key] = run.model.name
     summary.notes.extend(run.notes)
+    if run.model.facts["params_total"] is None:
+        summary.notes.append(f"{run.model.name}: {run.files.results.name} records no model_num_parameters; "
+                             "returns per doubling of size need it")
     for unit in run.units:
         _write_unit(store, run_id, run, unit, summary)
 
