@@ -5,6 +5,7 @@ read here independently (json + sqlite3), and against lm-eval's own numbers."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sqlite3
 import sys
@@ -16,7 +17,7 @@ import pytest
 from _lmeval_tasks import write_parity_tasks
 from beyondscale import api, cli
 
-TASKS = ["tiny_arc_a", "tiny_gsm8k"]
+TASKS = ["tiny_arc_a", "tiny_gsm8k", "tiny_wikitext"]
 TABLES = ("models", "tasks", "runs", "run_units", "items", "item_scores", "metrics")
 
 
@@ -84,6 +85,9 @@ def test_item_scores_equal_lm_eval_samples(runs, tmp_path):
         for row in rows:
             suffix = "" if row["filter"] == "none" else f",{row['filter']}"
             for metric in row["metrics"]:
+                if isinstance(row[metric], list):  # a rolling task's (loglikelihood, bytes) pair
+                    assert stored[(task, row["doc_id"])]["logprob"] == row[metric][0]
+                    continue
                 assert stored[(task, row["doc_id"])][metric + suffix] == pytest.approx(row[metric], abs=0)
                 n_checked += 1
             assert keys[(task, row["doc_id"])] == row["doc_hash"]
@@ -95,6 +99,9 @@ def test_item_scores_equal_lm_eval_samples(runs, tmp_path):
                                               lm["results"]["tiny_arc_a"]["acc_stderr,none"], 5)
     em = lm["results"]["tiny_gsm8k"]["exact_match,strict-match"]
     assert metrics[("tiny_gsm8k", "exact_match,strict-match")][0] == em
+    rolling = [v for (task, _), v in stored.items() if task == "tiny_wikitext"]
+    bpb = -sum(v["logprob"] for v in rolling) / math.log(2) / sum(v["bytes"] for v in rolling)
+    assert len(rolling) == 3 and bpb == pytest.approx(lm["results"]["tiny_wikitext"]["bits_per_byte,none"], rel=1e-12)
     facts = json.loads(conn.execute("SELECT facts FROM models").fetchone()[0])
     assert facts["params_total"] == lm["config"]["model_num_parameters"] and facts["weights_hashed"] is False
     assert facts["identity_source"] == "lm-eval run: model_args" and facts["lm_eval_identity"]["backend"] == "hf"
@@ -111,6 +118,7 @@ def test_two_models_paired_by_document(runs, tmp_path, monkeypatch, capsys):
     paired = analysis.paired
     arc = paired[(paired["task"] == "tiny_arc_a") & (paired["metric"] == "acc")]
     assert len(arc) == 1 and int(arc["n_items"].iloc[0]) == 5
+    assert set(paired[paired["task"] == "tiny_wikitext"]["metric"]) == {"bits_per_byte"}
     small, big = (_samples(runs[n])["tiny_arc_a"] for n in ("small", "big"))
     by_hash = {r["doc_hash"]: r["acc"] for r in small}
     diff = sum(r["acc"] - by_hash[r["doc_hash"]] for r in big) / 5  # joined on lm-eval's doc_hash, here

@@ -4,7 +4,8 @@ lm-eval (`--output_path DIR --log_samples`, `EvaluationTracker`) writes, per mod
 `DIR/<model_name_sanitized>/` holding `results_<date_id>.json` and one `samples_<task>_<date_id>.jsonl` per
 task (lm_eval/loggers/evaluation_tracker.py, 0.4.13). A samples row is one (document, filter): its
 `doc_id`, `doc_hash` (lm-eval's content key of the document), `filter`, the names in `metrics` and each
-per-document value. A samples file is refused when its documents disagree with its results file
+per-document value (a rolling task's (loglikelihood, words or bytes) pair is kept as `logprob`, `words`,
+`bytes`, the names a run made here gives them, so bits_per_byte is paired too). A samples file is refused when its documents disagree with its results file
 (`n-samples`, `task_hashes`, or a mean metric that its per-document values do not average to).
 """
 
@@ -111,12 +112,24 @@ def read_samples(path: Path) -> TaskSamples:
             raise UserError(f"{path}:{lineno}: document {doc_id} appears with two different doc_hash values")
         out.chain.append(doc_hash + str(row.get("prompt_hash", "")) + str(row.get("target_hash", "")))
         out.first_row.setdefault(doc_id, row)
-        values = out.values.setdefault(doc_id, {})
-        for metric in row.get("metrics") or []:
-            number = _number(row.get(metric))
-            if number is not None:
-                values[metric_name(metric, str(row.get("filter", "none")))] = number
+        _gather_values(out.values.setdefault(doc_id, {}), row)
     return out
+
+
+#: lm-eval's per-document pairs (loglikelihood, count) of a rolling task, as this store names their parts.
+ROLLING_COUNTS = {"word_perplexity": "words", "byte_perplexity": "bytes", "bits_per_byte": "bytes"}
+
+
+def _gather_values(values: dict[str, float], row: dict) -> None:
+    """The numeric per-document values of one row; a rolling pair becomes `logprob` and `words`/`bytes`."""
+    for metric in row.get("metrics") or []:
+        value, filter_name = row.get(metric), str(row.get("filter", "none"))
+        number = _number(value)
+        if number is not None:
+            values[metric_name(metric, filter_name)] = number
+        elif metric in ROLLING_COUNTS and filter_name == "none" and isinstance(value, list) and len(value) == 2 \
+                and None not in (pair := [_number(v) for v in value]):
+            values["logprob"], values[ROLLING_COUNTS[metric]] = pair
 
 
 def aggregates(entry: dict) -> dict[str, tuple[float | None, float | None]]:
@@ -126,7 +139,8 @@ def aggregates(entry: dict) -> dict[str, tuple[float | None, float | None]]:
         if "," not in key or "_stderr," in key:
             continue
         metric, filter_name = key.split(",", 1)
-        out[metric_name(metric, filter_name)] = (_number(value), _number(entry.get(f"{metric}_stderr,{filter_name}")))
+        if _number(value) is not None:  # lm-eval writes null (NaN) for a metric with no documents
+            out[metric_name(metric, filter_name)] = (_number(value), _number(entry.get(f"{metric}_stderr,{filter_name}")))
     return out
 
 
