@@ -42,8 +42,10 @@ def runs(tmp_path_factory, tiny_llama, tiny_llama_big) -> dict[str, Path]:
     return {
         "small": run_lm_eval(tiny_llama, task_dir, root / "small", TASKS),
         "big": run_lm_eval(tiny_llama_big, task_dir, root / "big", TASKS),
-        "half1": run_lm_eval(tiny_llama, task_dir, root / "half1", ["tiny_arc_a"], {"tiny_arc_a": [0, 1]}),
-        "half2": run_lm_eval(tiny_llama, task_dir, root / "half2", ["tiny_arc_a"], {"tiny_arc_a": [2, 3, 4]}),
+        "half1": run_lm_eval(tiny_llama, task_dir, root / "half1", ["tiny_arc_a", "tiny_wikitext"],
+                             {"tiny_arc_a": [0, 1], "tiny_wikitext": [0]}),
+        "half2": run_lm_eval(tiny_llama, task_dir, root / "half2", ["tiny_arc_a", "tiny_wikitext"],
+                             {"tiny_arc_a": [2, 3, 4], "tiny_wikitext": [1, 2]}),
     }
 
 
@@ -145,6 +147,9 @@ def test_two_folders_of_one_model_merge_by_document(runs, tmp_path):
     full = _results(runs["small"])["results"]["tiny_arc_a"]  # lm-eval on all 5 documents at once
     assert n == 5
     assert value == pytest.approx(full["acc,none"]) and stderr == pytest.approx(full["acc_stderr,none"])
+    full_bpb = _results(runs["small"])["results"]["tiny_wikitext"]["bits_per_byte,none"]
+    assert conn.execute("SELECT value, n_items FROM metrics m JOIN tasks t USING(task_key) WHERE "
+                        "t.name='tiny_wikitext' AND metric='bits_per_byte'").fetchone() == (pytest.approx(full_bpb), 3)
 
 
 def test_without_samples_aggregates_only(runs, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,7 +182,8 @@ def merge_scores(unit: UnitScores, stored_rows: dict[int, dict], stored_metrics:
 
     The same documents as stored (or none stored): lm-eval's own aggregates. More documents than either
     side: the union by doc_id (a stored row wins), each metric that both sides average per document
-    recomputed as a mean with lm-eval's stderr; a metric aggregated otherwise is dropped, with a note.
+    recomputed as a mean with lm-eval's stderr, a rolling task's perplexities and bits_per_byte from the
+    summed loglikelihoods and counts (as lm-eval aggregates them); any other metric is dropped, with a note.
     """
     if not unit.rows:
         if stored_rows:
@@ -191,21 +193,42 @@ def merge_scores(unit: UnitScores, stored_rows: dict[int, dict], stored_metrics:
     union = {**{r["doc_id"]: r for r in unit.rows}, **stored_rows}
     if set(union) == {r["doc_id"] for r in unit.rows}:
         return {m: (v, s, len(union)) for m, (v, s) in unit.aggregates.items()}, list(union.values()), []
-    from beyondscale.metrics.stats import mean_stderr
-
     merged, notes, rows = {}, [], [union[d] for d in sorted(union)]
     for metric in sorted(set(unit.aggregates) | set(stored_metrics)):
-        ours = metric.split(",")[0] in unit.means and _averages_to(unit.rows, metric, unit.aggregates.get(metric,
-                                                                                                   (None,))[0])
-        theirs = metric not in stored_metrics or _averages_to(list(stored_rows.values()), metric,
-                                                              stored_metrics[metric][0])
-        values = [r["values"].get(metric) for r in rows]
-        if ours and theirs and None not in values:
-            merged[metric] = (sum(values) / len(values), mean_stderr(values), len(values))
+        value = _merged_metric(metric, unit, stored_rows, stored_metrics, rows)
+        if value is not None:
+            merged[metric] = value
         else:
             notes.append(f"{where}: `{metric}` is not a mean of per-document values; not recomputed over the "
                          f"{len(rows)} merged documents, dropped")
     return merged, rows, notes
+
+
+#: lm-eval's aggregations of a rolling task's (loglikelihood, count) pairs: weighted_perplexity, bits_per_byte.
+ROLLING = {"word_perplexity": ("words", lambda ll, n: math.exp(-ll / n)),
+           "byte_perplexity": ("bytes", lambda ll, n: math.exp(-ll / n)),
+           "bits_per_byte": ("bytes", lambda ll, n: -ll / n / math.log(2))}
+
+
+def _merged_metric(metric: str, unit: UnitScores, stored_rows: dict[int, dict], stored_metrics: dict[str, tuple],
+                   rows: list[dict]) -> tuple | None:
+    """(value, stderr, n) of `metric` over the merged documents, or None when it cannot be recomputed."""
+    from beyondscale.metrics.stats import mean_stderr
+
+    if metric in ROLLING:
+        count, aggregate = ROLLING[metric]
+        pairs = [(r["values"].get("logprob"), r["values"].get(count)) for r in rows]
+        if pairs and all(ll is not None and n for ll, n in pairs):
+            return aggregate(sum(p[0] for p in pairs), sum(p[1] for p in pairs)), None, len(rows)
+        return None
+    ours = metric.split(",")[0] in unit.means and _averages_to(unit.rows, metric,
+                                                              unit.aggregates.get(metric, (None,))[0])
+    theirs = metric not in stored_metrics or _averages_to(list(stored_rows.values()), metric,
+                                                          stored_metrics[metric][0])
+    values = [r["values"].get(metric) for r in rows]
+    if ours and theirs and None not in values:
+        return sum(values) / len(values), mean_stderr(values), len(values)
+    return None
 
 
 @dataclass
