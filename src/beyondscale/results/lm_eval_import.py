@@ -30,6 +30,8 @@ WEIGHT_ARGS = ("pretrained", "model", "revision", "dtype", "load_in_4bit", "load
                "peft", "delta", "gguf_file", "subfolder", "autogptq", "gptqmodel", "bnb_4bit_quant_type",
                "bnb_4bit_compute_dtype", "tokenizer")
 IDENTITY_SOURCE = "lm-eval run: model_args"
+TOKENIZER_FIELDS = ("tokenizer_pad_token", "tokenizer_eos_token", "tokenizer_bos_token", "eot_token_id", "max_length",
+                    "chat_template_sha", "transformers_version")
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ def imported_model(data: dict, name: str | None) -> ImportedModel:
                        "revision": revision, "sha": sha})
     identity = {"identity_source": IDENTITY_SOURCE, "weights_hashed": False, "backend": backend,
                 "model_name": data.get("model_name"), "model_name_sanitized": data.get("model_name_sanitized"),
-                "model_args": {k: str(v) for k, v in args.items()}, "model_revision": revision, "model_sha": sha}
+                "model_args": {k: str(v) for k, v in args.items()}, "model_revision": revision, "model_sha": sha,
+                **{k: data.get(k) for k in TOKENIZER_FIELDS}}
     n_params = config.get("model_num_parameters")
     has_params = isinstance(n_params, int) and n_params > 0
     dtype = config.get("model_dtype")
@@ -112,11 +115,12 @@ def task_identity(data: dict, task: str) -> tuple[str, dict, dict]:
     prompt = {"num_fewshot": n_shot, "chat_template_sha": data.get("chat_template_sha"),
               "system_instruction_sha": data.get("system_instruction_sha"),
               "fewshot_as_multiturn": data.get("fewshot_as_multiturn"),
-              "fewshot_seed": run_config.get("fewshot_seed") if n_shot else None}
+              "fewshot_seed": run_config.get("fewshot_seed") if n_shot else None,
+              "gen_kwargs": run_config.get("gen_kwargs") or None}
     version = data.get("lm_eval_version")
     key = content_key({"kind": "lm-eval import", "config": config, "lm_eval": version, "prompt": prompt})
     eval_config = {"source": "lm-eval import", "lm_eval_version": version, **prompt,
-                   "limit": run_config.get("limit"), "gen_kwargs": run_config.get("gen_kwargs")}
+                   "limit": run_config.get("limit")}
     return key, config, eval_config
 
 
