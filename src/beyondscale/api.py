@@ -32,6 +32,7 @@ from beyondscale.results import (
     report,
     show_run,
 )
+from beyondscale.results.lm_eval_import import ImportSummary, import_lm_eval
 from beyondscale.store import DEFAULT_STORE
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
     "bench", "bias_bbq", "bias_counterfactual", "bias_crows_pairs", "bias_toxicity", "curate", "evaluate",
     "explain_attribute", "explain_lens", "explain_routing", "explain_transparency", "export_items", "export_run",
     "fit", "list_runs", "load_store_frames", "quickstart", "report", "show_run", "sweep", "train",
-    "train_quality_scorer",
+    "train_quality_scorer", "import_lm_eval", "ImportSummary",
 ]
 
 

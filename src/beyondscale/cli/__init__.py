@@ -390,6 +390,33 @@ def tasks_cmd(json_out: JsonOpt = False, log_level: LogOpt = "warning") -> None:
         out.print(name)
 
 
+IMPORT_COLUMNS = ["model", "task", "n_docs", "per_document", "items_new"]
+import_app = typer.Typer(no_args_is_help=True, help="Bring runs made elsewhere into the store.")
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("lm-eval", cls=command)
+def import_lm_eval_cmd(
+    folder: Annotated[str, typer.Argument(help="An lm-eval --output_path folder (results_*.json, samples_*.jsonl).")],
+    store: StoreOpt = DEFAULT_STORE,
+    name: Annotated[str | None, typer.Option("--name", help="The model's name here (a folder of one model).")] = None,
+    json_out: JsonOpt = False, log_level: LogOpt = "warning",
+) -> None:
+    """Import lm-eval runs (any backend, any hardware) with their per-document scores, for analyze and report."""
+    import pandas as pd
+
+    setup_logging(log_level)
+    summary = api.import_lm_eval(folder, store=store, name=name)
+    if json_out:
+        _json({"store": str(summary.store), "runs_new": summary.runs_new, "models": summary.models,
+               "units": summary.units, "items_new": summary.items_new, "notes": summary.notes})
+        return
+    print_frame(pd.DataFrame(summary.units, columns=IMPORT_COLUMNS), IMPORT_COLUMNS)
+    out.print(f"{summary.runs_new} new run(s), {summary.items_new} new document score(s) in {summary.store}")
+    for note in summary.notes:
+        out.print(f"note: {note}")
+
+
 register_curate(app, command)
 register_lab(app, command)
 
