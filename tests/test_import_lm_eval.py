@@ -166,7 +166,7 @@ def test_without_samples_aggregates_only(runs, tmp_path):
                         "AND metric='acc'").fetchone() == (lm["acc,none"], 5)
     api.import_lm_eval(runs["small"], store=db)  # beside a model with per-document scores: no paired test
     analysis, _ = api.analyze(db)
-    assert analysis.paired.empty and "without per-item results" in analysis.recommendation["reason"]
+    assert analysis.paired.empty and "no per-item results" in analysis.recommendation["reason"]
 
 
 def test_without_a_parameter_count_says_so(runs, tmp_path):
