@@ -101,14 +101,14 @@ def study_sections(spec: StudySpec, corpus: CorpusStage, curation: CurationStage
     if f.law is not None:
         sections.append({"title": "Returns over the ladder: the fitted law",
                          "text": "bpb(N) = E + A·N^-alpha fitted to the dense rungs' held-out bits per byte against "
-                                 "parameters (Huber on log loss, 1000 bootstrap refits for the intervals).",
+                                 "parameters (least squares, profile-t intervals; see Methods).",
                          "frames": {"law": _law_frame(f)}})
     if f.worth or f.worth_note:
         sections.append({"title": "What the MoE and curated data are worth in dense compute",
                          "text": f.worth_note or "Multiplier = dense training FLOPs the ladder's loss-vs-FLOPs fit "
                                  "needs to reach the alternative's validation loss, divided by the FLOPs the "
                                  "alternative used; above 1 it beat scaling the dense model. The interval inverts "
-                                 "the fit's bootstrap band.",
+                                 "the fit's profile-t band.",
                          "frames": {"multipliers": _worth_frame(f)}})
     if f.placements:
         sections.append({"title": "The real models against the ladder's curve",

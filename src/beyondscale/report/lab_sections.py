@@ -83,8 +83,8 @@ def _curve_section(s: LadderSet, ladder: Ladder, suffix: str, notes: list[str]) 
     text = ("Every run trained into this store that validates on this set: validation loss in nats per token "
             "against training FLOPs (counted as the training record says: 3 x forward, experts per routed "
             "token, teacher passes included). The dense baseline (dense runs from scratch on the set's most "
-            "used data) is fitted with L(C) = E + A·C^-alpha (Huber on log loss, 1000 bootstrap refits for "
-            "the band and the intervals).")
+            "used data) is fitted with L(C) = E + A·C^-alpha (least squares, profile-t intervals for "
+            "the band and the constants: see Methods).")
     if s.note:
         text += f" No fit: {s.note}."
     if s.lc_tokens is not None:
@@ -114,14 +114,14 @@ def _worth_section(s: LadderSet, suffix: str) -> dict[str, Any]:
     text = ("Multiplier = the dense training FLOPs the baseline's fit needs to reach the alternative's validation "
             "loss, divided by the FLOPs the alternative used: above 1× it beat making the dense model bigger, 2× "
             "means it did what twice the dense compute would have done. The 95% interval inverts the fit's "
-            "bootstrap band; 'extrapolated' means the dense FLOPs lie outside the ladder's range (believe it "
+            "profile-t band (with the alternative's own loss noise); 'extrapolated' means the dense FLOPs lie outside the ladder's range (believe it "
             "less). Wall time is the alternative's over its matched dense rung's (nearest active parameters).")
     table = s.worth.rename(columns={"name": "alternative", "loss": "val_loss", "flops": "train_flops",
                                     "dense_flops": "dense_flops_same_loss", "multiplier": "dense_compute_multiplier",
                                     "low": "ci_low", "high": "ci_high", "wall_ratio": "wall_time_vs_matched_dense"})
     table = table[["alternative", "kind", "matched_dense", "val_loss", "train_flops", "dense_flops_same_loss",
                    "dense_compute_multiplier", "ci_low", "ci_high", "extrapolated", "wall_time_vs_matched_dense"]]
-    return {"title": title, "text": text, "frames": {"multipliers (95% bootstrap CI)": table},
+    return {"title": title, "text": text, "frames": {"multipliers (95% profile-t CI)": table},
             "figures": [_worth_figure(s.worth)]}
 
 
@@ -151,11 +151,11 @@ def _nd_section(s: LadderSet, suffix: str) -> dict[str, Any]:
     served = (f"{nd.inference_tokens:.3g} served tokens (an assumption: {INFERENCE_MULTIPLE:g}× the rung's training "
               "tokens)" if nd.inference_assumed else f"{nd.inference_tokens:.3g} served tokens (given)")
     text = (f"The dense baseline trained {nd.sizes} sizes at {nd.budgets} token budgets ({nd.n_points} runs), so it "
-            "fits L(N, D) = E + A·N^-alpha + B·D^-beta (Chinchilla approach 3, as `beyondscale fit` does: Huber on "
-            "log loss, 1000 bootstrap refits for the intervals), with N the total parameters (embeddings "
+            "fits L(N, D) = E + A·N^-alpha + B·D^-beta (as `beyondscale fit` does: least squares, "
+            "profile-t intervals), with N the total parameters (embeddings "
             "included, as Hoffmann et al. 2022 count them) and D the training tokens. The compute-optimal "
             "allocation is Chinchilla's closed form for C = 6·N·D over the ladder's compute range (the records' "
-            "own FLOPs also count attention); its intervals come from the bootstrap refits. The inference-aware "
+            "own FLOPs also count attention); its intervals are the profile-t region's range of N_opt. The inference-aware "
             f"optimum (Sardana et al. 2024) minimises 6·N·D_train + 2·N·D_inference at the validation loss of "
             f"{nd.best} ({nd.target_loss:.4f}) for {served}, beside the Chinchilla-optimal model of the same loss. 'extrapolated': outside the sizes or token budgets the "
             "ladder measured (believe it less).")
@@ -243,7 +243,7 @@ def _worth_figure(worth: pd.DataFrame) -> dict[str, Any]:
     even = {"type": "scatter", "mode": "lines", "x": [1, 1], "y": [F.e(finite["name"].iloc[0]),
                                                                    F.e(finite["name"].iloc[-1])] if len(finite) else [],
             "line": {"color": F.GREY, "dash": "dash"}, "name": "1× (as good as scaling dense)", "hoverinfo": "skip"}
-    layout = F._layout("worth in dense compute (95% bootstrap CI)", xaxis={"title": {"text": "× dense compute"},
+    layout = F._layout("worth in dense compute (95% profile-t CI)", xaxis={"title": {"text": "× dense compute"},
                                                                              "type": "log"})
     return {"data": [even, trace], "layout": layout, "config": F._config()}
 

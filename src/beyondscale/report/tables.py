@@ -251,7 +251,7 @@ def paired_table(paired: pd.DataFrame) -> dict[str, Any] | None:
 
 
 def fits_table(fits: pd.DataFrame) -> dict[str, Any] | None:
-    """Fit parameters with bootstrap intervals, and the skipped fits with their reason."""
+    """Fit parameters with profile-t intervals, and the skipped fits with their reason."""
     fits = as_frame(fits)
     if fits.empty:
         return None
