@@ -97,7 +97,7 @@ def _fit_and_multipliers(report: dict) -> tuple[dict[str, float], dict[str, dict
     sections = {s["title"]: s for s in report["extra_sections"]}
     curve = sections["The trained ladder: validation loss against training FLOPs"]["frames"]
     fit = {row["parameter"]: row["value"] for row in curve["fit of the dense baseline: L(C) = E + A·C^-alpha"]}
-    worth = sections["What each alternative is worth in dense compute"]["frames"]["multipliers (95% bootstrap CI)"]
+    worth = sections["What each alternative is worth in dense compute"]["frames"]["multipliers (95% profile-t CI)"]
     return fit, {row["alternative"]: row for row in worth}
 
 
