@@ -5,7 +5,7 @@ the same five solved examples, ~400 tokens of a ~480-token input. `PrefixCacheSc
 token prefix that a cluster of scoring groups share (at least `MIN_SHARED` tokens, and ending before any
 scored position), runs it once into a KV cache, then scores each group as one packed row
 [its input beyond the shared prefix | each span's rest] over a copy of that cache, with a 4D mask that
-lets every token see the cached prefix, its group's tokens and its own span only (as scoring.Scorer's
+lets every token see the cached prefix, its group's tokens and its own span only (as scoring.SpanScorer's
 packed path, shifted by the prefix). Each scored token sees exactly the tokens it would see in a separate
 forward pass, so the log-likelihoods are the engine's (and lm-eval's) up to float rounding.
 
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from beyondscale.engine.requests import Item, ItemResult
-from beyondscale.engine.scoring import Group, Scorer, _append, _mask, _select_rows, _span_sums
+from beyondscale.engine.scoring import Group, SpanScorer, _append, _mask, _select_rows, _span_sums
 
 MIN_SHARED = 64  # tokens: below this a separate forward of the prefix is not worth its overhead
 
@@ -60,8 +60,8 @@ def clusters(groups: list[Group], min_shared: int = MIN_SHARED) -> tuple[list[tu
     return out, rest
 
 
-class PrefixCacheScorer(Scorer):
-    """scoring.Scorer with a cross-document prefix: run it once, score groups over copies of its cache."""
+class PrefixCacheScorer(SpanScorer):
+    """scoring.SpanScorer with a cross-document prefix: run it once, score groups over copies of its cache."""
 
     def usable(self) -> bool:
         return all(w is None for w in self.windows)
