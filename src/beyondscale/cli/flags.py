@@ -116,9 +116,13 @@ def lm_eval_model(models: list[str], model_args: str | None) -> tuple[list[str],
     elif args.get("revision") and args["revision"] != "main":
         spec = f"{spec}@{args['revision']}"
     settings: dict[str, Any] = {k: args[k] for k in ("dtype", "device") if k in args}
-    for key in ("batch_size", "max_length"):
-        if key in args:
-            settings[key] = batch_size(args[key]) if key == "batch_size" else _positive(args[key], key)
+    if "batch_size" in args:
+        try:
+            settings["batch_size"] = batch_size(args["batch_size"])
+        except typer.BadParameter as err:
+            raise UserError(f"--model_args batch_size={args['batch_size']}: {err.message}") from None
+    if "max_length" in args:
+        settings["max_length"] = _positive(args["max_length"], "max_length")
     for key in ("trust_remote_code", "add_bos_token"):
         if key in args:
             settings[key] = args[key].lower() in ("1", "true", "yes")
