@@ -149,3 +149,40 @@ def test_analyze_and_export_read_the_stored_result(stored, reference, monkeypatc
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert {r["model"] for r in rows} == {"tiny-a", "tiny-b"} and len(rows) == 10
     assert {r["doc_key"] for r in rows} == {s["doc_hash"] for s in reference["samples"]["tiny_arc_a"]}
+
+
+def test_resume_computes_only_the_missing_requests(stored, setup, tmp_path):
+    """As after kill -9: half of model A's answers stored, none of its documents or scores. The re-run asks the
+    engine for exactly the missing answers and stores the same per-document scores as the full run."""
+    _, models, _ = setup
+    store = tmp_path / "partial.db"
+    with sqlite3.connect(stored[0]) as src, sqlite3.connect(store) as dst:
+        src.backup(dst)
+    with sqlite3.connect(store) as conn:
+        model_key = conn.execute("SELECT model_key FROM models WHERE name='tiny-a'").fetchone()[0]
+        before = {t: _stored_docs(store, "tiny-a", t) for t in ("tiny_arc_a", "tiny_gsm8k")}
+        total = conn.execute("SELECT COUNT(*) FROM lm_requests WHERE model_key=?", (model_key,)).fetchone()[0]
+        conn.execute("DELETE FROM lm_requests WHERE model_key=? AND rowid % 2 = 0", (model_key,))
+        kept = conn.execute("SELECT COUNT(*) FROM lm_requests WHERE model_key=?", (model_key,)).fetchone()[0]
+        for table in ("items", "item_scores", "metrics", "measurements", "efficiency"):
+            conn.execute(f"DELETE FROM {table} WHERE model_key=?", (model_key,))
+    assert 0 < kept < total
+    from beyondscale.store.requests import RequestCache
+
+    computed, put_many = [], RequestCache.put_many
+    mp = pytest.MonkeyPatch()
+    mp.setattr(RequestCache, "put_many", lambda self, pairs: (computed.extend(pairs), put_many(self, pairs)))
+    mp.setattr(sys, "argv", ["beyondscale", *_eval_args(setup, models[0], store)])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+        raise SystemExit(0)
+    mp.undo()
+    assert done.value.code in (0, None)
+    with sqlite3.connect(store) as conn:
+        run_id = conn.execute("SELECT run_id FROM runs ORDER BY created DESC LIMIT 1").fetchone()[0]
+        new = conn.execute("SELECT COUNT(*) FROM lm_requests WHERE model_key=? AND run_id=?",
+                           (model_key, run_id)).fetchone()[0]
+        measured = conn.execute("SELECT SUM(n_items) FROM measurements WHERE model_key=?", (model_key,)).fetchone()[0]
+    assert len(computed) == new == total - kept  # only the missing answers were computed, each once
+    assert 0 < measured <= 5 + 3 + 3  # the documents it computed something for were measured, no more
+    assert {t: _stored_docs(store, "tiny-a", t) for t in before} == before
