@@ -186,3 +186,23 @@ def test_resume_computes_only_the_missing_requests(stored, setup, tmp_path):
     assert len(computed) == new == total - kept  # only the missing answers were computed, each once
     assert 0 < measured <= 5 + 3 + 3  # the documents it computed something for were measured, no more
     assert {t: _stored_docs(store, "tiny-a", t) for t in before} == before
+
+
+def test_a_task_file_is_the_same_task_as_its_name_in_a_folder(stored, setup, tmp_path):
+    """Identity is content: lm-eval's YAML file passed by path is the task already stored by name, so
+    nothing is computed or added."""
+    _, models, folder = setup
+    store = tmp_path / "copy.db"
+    with sqlite3.connect(stored[0]) as src, sqlite3.connect(store) as dst:
+        src.backup(dst)
+    before = _counts(store)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(sys, "argv", ["beyondscale", "eval", "--model", "hf", "--model_args",
+                             f"pretrained={models[0]},dtype=float32", "--tasks", str(folder / "tiny_arc_a.yaml"),
+                             "--device", "cpu", "--bootstrap_iters", "0", "--store", str(store), "--json"])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+        raise SystemExit(0)
+    mp.undo()
+    assert done.value.code in (0, None)
+    assert _counts(store) == before

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -28,9 +29,13 @@ HARNESS_FLAGS = ("include_path", "output_path", "log_samples", "apply_chat_templ
                  "gen_kwargs", "allow_task_code")
 
 
+LM_EVAL_COMPOSITION = re.compile(r"^(include|group|tag)\s*:", re.MULTILINE)
+
+
 def uses_harness(tasks: Sequence[str], settings: EvalSettings) -> bool:
-    """lm-eval runs the tasks unless every one is a built-in name or a task file our own loader reads, and no
-    lm-eval-only flag is given."""
+    """lm-eval runs the tasks unless every one is a built-in name or a plain task file our own loader reads
+    (the quickstart's and the study's files), and no lm-eval-only flag is given. A file that `include:`s
+    another or names a group or tag is lm-eval's."""
     if any(getattr(settings, f) for f in HARNESS_FLAGS) or isinstance(settings.limit, float):
         return True
     from beyondscale.tasks import list_builtin_tasks, load_task
@@ -39,7 +44,8 @@ def uses_harness(tasks: Sequence[str], settings: EvalSettings) -> bool:
     for name in tasks:
         if name in builtin:
             continue
-        if not Path(name).expanduser().is_file():
+        path = Path(name).expanduser()
+        if not path.is_file() or LM_EVAL_COMPOSITION.search(path.read_text(encoding="utf-8", errors="replace")):
             return True
         try:
             load_task(name)

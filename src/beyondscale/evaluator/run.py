@@ -49,6 +49,8 @@ def evaluate(
     from beyondscale.evaluator.harness import evaluate_harness, uses_harness
 
     if uses_harness(tasks, settings):  # lm-eval's tasks, groups, tags, folders or files
+        if executor is not None and type(executor).__name__ != "LocalExecutor":
+            raise UserError("--executor: lm-eval tasks run in this process only (use --executor local)")
         return evaluate_harness(models, tasks, store=store, settings=settings, command=command)
     costs = measure.CostConfig(
         usd_per_hour=settings.usd_per_hour, region=settings.region, grid_gco2_per_kwh=settings.grid_gco2_per_kwh,
