@@ -113,9 +113,11 @@ def test_stored_per_document_scores_equal_lm_eval_hf(stored, reference, task):
 
 def test_group_aggregate_stored(stored, reference):
     with sqlite3.connect(stored[0]) as conn:
-        acc = conn.execute("SELECT value FROM metrics JOIN tasks USING(task_key) JOIN models USING(model_key) "
-                           "WHERE tasks.name='tiny_arc_group' AND metric='acc' AND models.name='tiny-a'").fetchone()[0]
+        acc, n = conn.execute("SELECT value, n_items FROM metrics JOIN tasks USING(task_key) JOIN models "
+                              "USING(model_key) WHERE tasks.name='tiny_arc_group' AND metric='acc' "
+                              "AND models.name='tiny-a'").fetchone()
     assert acc == pytest.approx(reference["groups"]["tiny_arc_group"]["acc,none"])
+    assert n == 5 + 3  # its members' documents
 
 
 def test_rerun_computes_and_writes_nothing(stored):

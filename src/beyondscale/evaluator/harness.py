@@ -266,10 +266,13 @@ class _TaskUnit:
 
 def _store_groups(db: Any, run_id: str, model_key: str, results: dict[str, Any], keys: dict[str, str]) -> None:
     """A group's aggregate metrics (lm-eval's `groups`), keyed by its name and its members' task keys."""
-    subtasks = results.get("group_subtasks", {})
+    from beyondscale.store.requests import put_group_scores
+
+    subtasks, counts = results.get("group_subtasks", {}), results.get("n-samples", {})
     for group, metrics in results.get("groups", {}).items():
-        members = sorted(keys.get(m, m) for m in subtasks.get(group, []))
-        key = content_key({"lm_eval_group": group, "members": members})
-        db.put_task(key, group, "group", key, {"group": group, "members": subtasks.get(group, [])}, {})
-        db.write_scores(model_key, key, rows.aggregates(metrics), [], {})
+        members = subtasks.get(group, [])
+        key = content_key({"lm_eval_group": group, "members": sorted(keys.get(m, m) for m in members)})
+        db.put_task(key, group, "group", key, {"group": group, "members": members}, {})
+        n_items = sum(int(counts.get(m, {}).get("effective", 0)) for m in members)
+        put_group_scores(db, model_key, key, rows.aggregates(metrics), n_items)
         db.put_run_unit(run_id, model_key, key, "done", items_computed=0)

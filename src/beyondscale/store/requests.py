@@ -75,3 +75,15 @@ def put_measurement(store: Store, run_id: str, model_key: str, task_key: str, ba
             "INSERT OR IGNORE INTO measurements VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (model_key, task_key, batch_key, run_id, n_items, *(measurement.get(f) for f in MEASUREMENT_FIELDS),
              environment_key, _dumps(measurement), time.time()))
+
+
+def put_group_scores(store: Store, model_key: str, task_key: str, aggregates: dict[str, tuple[Any, Any]],
+                     n_items: int) -> None:
+    """An lm-eval group's aggregate metrics over its members' `n_items` documents (its per-document rows are
+    its members'); replaces any earlier set, as `write_scores` does."""
+    key = (model_key, task_key)
+    with store.transaction():
+        for table in ("metrics", "item_scores", "efficiency"):
+            store.conn.execute(f"DELETE FROM {table} WHERE model_key=? AND task_key=?", key)
+        store.conn.executemany("INSERT INTO metrics VALUES(?,?,?,?,?,?)",
+                               [(*key, m, v, s, n_items) for m, (v, s) in aggregates.items()])
