@@ -107,6 +107,13 @@ def evaluate_harness(models: Sequence[str], tasks: Sequence[str], *, store: str 
         for ref in refs:
             out.results.extend(_evaluate_model(db, run_id, ref, loaded, settings, device,
                                                environment.get("environment_key", "")))
+    except UserError:  # the user's input refused (e.g. unreadable weights): no run is left behind if none was scored
+        if not out.results:
+            db.discard_run(run_id)
+        else:
+            db.finish_run(run_id, "failed")
+        db.close()
+        raise
     except BaseException:
         db.finish_run(run_id, "failed")
         db.close()
