@@ -208,3 +208,24 @@ def test_a_task_file_is_the_same_task_as_its_name_in_a_folder(stored, setup, tmp
     mp.undo()
     assert done.value.code in (0, None)
     assert _counts(store) == before
+
+
+def test_system_instruction_reaches_the_prompt_and_is_a_task_of_its_own(stored, setup, tmp_path):
+    _, models, folder = setup
+    store = tmp_path / "system.db"
+    mp = pytest.MonkeyPatch()
+    for extra in ((), ("--system_instruction", "Answer tersely.")):
+        mp.setattr(sys, "argv", ["beyondscale", "eval", "--model", "hf", "--model_args", f"pretrained={models[0]}",
+                                 "--tasks", "tiny_arc_a", "--include_path", str(folder), "--device", "cpu",
+                                 "--bootstrap_iters", "0", "--store", str(store), "--json", *extra])
+        with pytest.raises(SystemExit) as done:
+            cli.main()
+            raise SystemExit(0)
+        assert done.value.code in (0, None)
+    mp.undo()
+    with sqlite3.connect(store) as conn:
+        keys = [k for (k,) in conn.execute("SELECT task_key FROM tasks WHERE name='tiny_arc_a' ORDER BY created")]
+        prompts = [json.loads(conn.execute("SELECT request FROM items WHERE task_key=? AND doc_id=0",
+                                           (k,)).fetchone()[0])["arguments"][0][0] for k in keys]
+    assert len(keys) == 2  # the same documents under another prompt: another task, never mixed
+    assert "Answer tersely." not in prompts[0] and prompts[1].startswith("Answer tersely.")
