@@ -22,11 +22,14 @@ from beyondscale.cli.curate import register as register_curate
 from beyondscale.cli.errors import run_app
 from beyondscale.cli.explain import explain_app
 from beyondscale.cli.flags import (
+    ALIASES,
     DEFAULT_STORE,
+    LM_EVAL_ALIASES,
     BatchSizeOpt,
     DeviceOpt,
     DtypeOpt,
     JsonOpt,
+    LimitOpt,
     LogOpt,
     ModelFilterOpt,
     ModelsOpt,
@@ -35,9 +38,11 @@ from beyondscale.cli.flags import (
     TasksOpt,
     aliased,
     from_flags,
+    lm_eval_model,
     split_list,
     split_models,
 )
+from beyondscale.cli.flags import batch_size as batch_size_value
 from beyondscale.cli.lab import register as register_lab
 from beyondscale.cli.tracking import TrackerArgsOpt, TrackerOpt, trackers
 from beyondscale.cli.views import (
@@ -50,6 +55,7 @@ from beyondscale.cli.views import (
     print_frame,
 )
 from beyondscale.errors import UserError
+from beyondscale.evaluator.harness import check_output_path
 from beyondscale.executors.choice import ExecutorSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what language-model scale really buys.")
@@ -82,17 +88,30 @@ def _json(doc: Any) -> None:
     print(json.dumps(doc, default=str))
 
 
-@app.command("eval", cls=command)
+@app.command("eval", cls=aliased({**ALIASES, **LM_EVAL_ALIASES}))
 def eval_cmd(
     models: ModelsOpt,
     tasks: TasksOpt,
     store: StoreOpt = DEFAULT_STORE,
-    limit: Annotated[int | None, typer.Option(help="First N documents of each task.")] = None,
+    model_args: Annotated[str | None, typer.Option(
+        "--model-args", "-a", help="With --model hf: pretrained=X,revision=R,dtype=D,gguf_file=F (as lm-eval).")] = None,
+    include_path: Annotated[str | None, typer.Option(help="A folder of lm-eval task YAML files.")] = None,
+    limit: LimitOpt = None,
     seed: Annotated[int, typer.Option(help="Few-shot sampling and bootstrap seed.")] = 1234,
-    batch_size: BatchSizeOpt = "auto",
+    batch_size: Annotated[Any, typer.Option("--batch-size", "-b", parser=batch_size_value,
+                                            help="'auto' or a positive integer.")] = "auto",
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
-    num_fewshot: Annotated[int | None, typer.Option(help="Override the tasks' num_fewshot.")] = None,
+    num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", "-f",
+                                                    help="Override the tasks' num_fewshot.")] = None,
+    apply_chat_template: Annotated[bool, typer.Option(help="lm-eval tasks: prompts through the chat template.")] = False,
+    system_instruction: Annotated[str | None, typer.Option(help="lm-eval tasks: a system prompt.")] = None,
+    gen_kwargs: Annotated[str | None, typer.Option(help="lm-eval tasks: generation options, e.g. temperature=0.")] = None,
+    output_path: Annotated[str | None, typer.Option(
+        "--output-path", "-o", help="Also write lm-eval's own results JSON (and samples) into this folder.")] = None,
+    log_samples: Annotated[bool, typer.Option(help="With --output-path: lm-eval's samples_TASK_*.jsonl too.")] = False,
+    allow_task_code: Annotated[bool, typer.Option(help="Run `!function` code of task files outside lm-eval.")] = False,
+    bootstrap_iters: Annotated[int, typer.Option(help="lm-eval tasks: bootstrap iterations for stderr.")] = 100000,
     max_length: Annotated[int | None, typer.Option(help="Context window (default: the model's).")] = None,
     family: Annotated[str | None, typer.Option(help="Tag the models with a family name.")] = None,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model repositories to run their own code.")] = False,
@@ -109,12 +128,17 @@ def eval_cmd(
     json_out: JsonOpt = False,
     log_level: LogOpt = "warning",
 ) -> None:
-    """Evaluate models on tasks; every (model, task) is scored, metered and stored (resumable)."""
+    """Evaluate models on tasks (built-in, or any task, group or tag lm-eval knows); every (model, task) is
+    scored, metered and stored (resumable)."""
     flags = dict(locals())
     setup_logging(log_level)
+    if output_path:
+        check_output_path(output_path)
+    model_specs, from_model_args = lm_eval_model(split_models(models), model_args)
+    settings = from_flags(api.EvalSettings, {**flags, **from_model_args})
     with trackers(tracker, tracker_args) as opened:
-        result = api.evaluate(split_models(models), split_list(tasks), store=store,
-                              settings=from_flags(api.EvalSettings, flags), show_progress=not json_out,
+        result = api.evaluate(model_specs, split_list(tasks), store=store,
+                              settings=settings, show_progress=not json_out,
                               executor=from_flags(ExecutorSettings, flags).build())
         track.log_evaluation(opened, result)
     if json_out:
@@ -376,18 +400,26 @@ def log_study(opened: list, result: api.QuickstartResult, store: str) -> None:
     track.log_report(opened, result.report, store, group=group)
 
 
-@app.command("tasks", cls=command)
-def tasks_cmd(json_out: JsonOpt = False, log_level: LogOpt = "warning") -> None:
-    """List the built-in tasks."""
+@app.command("tasks", cls=aliased({**ALIASES, "--include_path": "--include-path"}))
+def tasks_cmd(
+    pattern: Annotated[str | None, typer.Argument(help="A glob (mmlu_*) or a part of the name.")] = None,
+    include_path: Annotated[str | None, typer.Option(help="Also a folder of lm-eval task YAML files.")] = None,
+    json_out: JsonOpt = False, log_level: LogOpt = "warning",
+) -> None:
+    """List the tasks, groups and tags lm-eval knows (and the built-in tasks)."""
     from beyondscale.tasks import list_builtin_tasks
+    from beyondscale.tasks.harness import list_tasks
 
     setup_logging(log_level)
-    names = list(list_builtin_tasks())
+    listed = [{"name": t.name, "kind": t.kind, "path": t.path} for t in list_tasks(pattern, include_path=include_path)]
+    builtin = [{"name": n, "kind": "built-in", "path": None} for n in list_builtin_tasks()
+               if not pattern or pattern.lower() in n.lower()]
     if json_out:
-        _json(names)
+        _json(builtin + listed)
         return
-    for name in names:
-        out.print(name)
+    for row in builtin + listed:
+        mark = "" if row["kind"] == "task" else f"  ({row['kind']})"
+        out.print(f"{row['name']}{mark}", highlight=False, markup=False)
 
 
 IMPORT_COLUMNS = ["model", "task", "n_docs", "per_document", "items_new"]

@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperCommand
 
 from beyondscale._quiet_deps import LOG_LEVELS
+from beyondscale.errors import UserError
 from beyondscale.store import (
     DEFAULT_STORE as DEFAULT_STORE,  # every command's store unless --store says otherwise
 )
@@ -35,6 +36,20 @@ def batch_size(value: Any) -> int | str:
     if text.isdigit() and int(text) > 0:
         return int(text)
     raise typer.BadParameter(f"expected 'auto' or a positive integer, got {value!r}")
+
+
+def limit(value: Any) -> int | float:
+    """lm-eval's --limit: a count of documents (1, 2, ...) or a fraction of each task (0 < x < 1)."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise typer.BadParameter(f"expected a count (1, 2, ...) or a fraction between 0 and 1, got {value!r}") from None
+    if 0 < number < 1:
+        return number
+    if number >= 1 and number.is_integer():
+        return int(number)
+    raise typer.BadParameter(f"expected a count (1, 2, ...) or a fraction between 0 and 1, got {value!r}")
 
 
 def log_level(value: Any) -> str:
@@ -59,6 +74,66 @@ ModelFilterOpt = Annotated[list[str] | None, typer.Option("--models", "-m", help
 DeviceOpt = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 DtypeOpt = Annotated[str, typer.Option(help="auto (fp32 on CPU), float32, bfloat16, float16.")]
 BatchSizeOpt = Annotated[Any, typer.Option(parser=batch_size, help="'auto' or a positive integer.")]
+
+LimitOpt = Annotated[Any, typer.Option(
+    "--limit", "-L", parser=limit, help="First N documents of each task, or a fraction of each (0 < x < 1).")]
+
+# lm-evaluation-harness's underscore spellings of `eval`'s flags: its command line works with the program renamed.
+LM_EVAL_ALIASES = {f"--{name}": f"--{name.replace('_', '-')}" for name in (
+    "model_args", "include_path", "num_fewshot", "batch_size", "output_path", "log_samples", "apply_chat_template",
+    "system_instruction", "gen_kwargs", "allow_task_code", "trust_remote_code", "bootstrap_iters", "max_length")}
+HF_MODELS = frozenset({"hf", "huggingface", "hf-auto", "beyondscale"})  # lm-eval's --model names served here
+MODEL_ARGS = frozenset({"pretrained", "revision", "dtype", "gguf_file", "device", "batch_size", "max_length",
+                        "trust_remote_code", "add_bos_token"})
+MODEL_ARGS_IGNORED = frozenset({"parallelize", "max_batch_size", "backend", "use_fast_tokenizer", "truncation",
+                                "logits_cache"})
+
+
+def lm_eval_model(models: list[str], model_args: str | None) -> tuple[list[str], dict[str, Any]]:
+    """`--model hf --model_args pretrained=X,revision=R,dtype=D,gguf_file=F` as our model spec plus the
+    settings it names (dtype, device, ...); other `--models` pass through."""
+    if model_args is None:
+        if [m.lower() for m in models] in ([m] for m in HF_MODELS):
+            raise UserError(f"--model {models[0]}: give --model_args pretrained=PATH_OR_HUB_ID")
+        return models, {}
+    if len(models) != 1 or models[0].lower() not in HF_MODELS:
+        raise UserError(f"--model_args: only with --model hf (got --model {','.join(models)})")
+    args: dict[str, str] = {}
+    for piece in (p.strip() for p in model_args.split(",")):
+        key, eq, value = piece.partition("=")
+        if not piece or not eq or not key.strip() or not value.strip():
+            raise UserError(f"--model_args {model_args!r}: expected key=value pairs separated by commas, got {piece!r}")
+        args[key.strip()] = value.strip()
+    unknown = sorted(set(args) - MODEL_ARGS - MODEL_ARGS_IGNORED)
+    if unknown:
+        raise UserError(f"--model_args: beyondscale does not take {', '.join(unknown)} "
+                        f"(it takes {', '.join(sorted(MODEL_ARGS))})")
+    if "pretrained" not in args:
+        raise UserError(f"--model_args {model_args!r}: pretrained=PATH_OR_HUB_ID is required")
+    spec = args["pretrained"]
+    if "gguf_file" in args:
+        spec = str(Path(spec).expanduser() / args["gguf_file"])
+    elif args.get("revision") and args["revision"] != "main":
+        spec = f"{spec}@{args['revision']}"
+    settings: dict[str, Any] = {k: args[k] for k in ("dtype", "device") if k in args}
+    if "batch_size" in args:
+        try:
+            settings["batch_size"] = batch_size(args["batch_size"])
+        except typer.BadParameter as err:
+            raise UserError(f"--model_args batch_size={args['batch_size']}: {err.message}") from None
+    if "max_length" in args:
+        settings["max_length"] = _positive(args["max_length"], "max_length")
+    for key in ("trust_remote_code", "add_bos_token"):
+        if key in args:
+            settings[key] = args[key].lower() in ("1", "true", "yes")
+    return [spec], settings
+
+
+def _positive(value: str, key: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise UserError(f"--model_args {key}={value}: expected a positive integer")
+    return int(value)
+
 
 # Old spellings that still parse, hidden from --help; every command gets these unless it owns the name.
 ALIASES = {"--model": "--models", "--task": "--tasks", "--metric": "--metrics"}

@@ -46,6 +46,12 @@ def evaluate(
     settings = settings or EvalSettings()
     # Validate every input before any model loads: user mistakes fail fast and store nothing.
     _check_inputs(models, tasks, settings)
+    from beyondscale.evaluator.harness import evaluate_harness, uses_harness
+
+    if uses_harness(tasks, settings):  # lm-eval's tasks, groups, tags, folders or files
+        if executor is not None and type(executor).__name__ != "LocalExecutor":
+            raise UserError("--executor: lm-eval tasks run in this process only (use --executor local)")
+        return evaluate_harness(models, tasks, store=store, settings=settings, command=command)
     costs = measure.CostConfig(
         usd_per_hour=settings.usd_per_hour, region=settings.region, grid_gco2_per_kwh=settings.grid_gco2_per_kwh,
         pue=settings.pue,
@@ -92,8 +98,8 @@ def _check_inputs(models: Sequence[str], tasks: Sequence[str], settings: EvalSet
         raise UserError("--model: give at least one model")
     if not tasks:
         raise UserError("--tasks: give at least one task")
-    if settings.limit is not None and settings.limit <= 0:
-        raise UserError(f"--limit {settings.limit}: must be a positive number of documents")
+    if settings.limit is not None and (settings.limit <= 0 or (settings.limit > 1 and settings.limit % 1)):
+        raise UserError(f"--limit {settings.limit}: expected a count (1, 2, ...) or a fraction between 0 and 1")
     if settings.cpu_watts is not None:
         check_positive(settings.cpu_watts, "--cpu-watts")
     from beyondscale.models.quantize import check_method

@@ -10,7 +10,7 @@ from typing import Any
 class EvalSettings:
     """How to evaluate. Fields that change scores enter the resume keys; the rest do not."""
 
-    limit: int | None = None
+    limit: int | float | None = None  # a count, or (lm-eval tasks) a fraction in (0, 1)
     seed: int = 1234
     batch_size: int | str = "auto"
     device: str = "auto"
@@ -30,6 +30,15 @@ class EvalSettings:
     usd_per_hour: float | None = None
     # sharing a store: a (model, task) claim whose heartbeat is older than this is taken over
     claim_timeout_s: float = 60.0
+    # lm-evaluation-harness tasks (evaluator.harness): lm-eval's own options, as its command line names them
+    include_path: str | None = None
+    allow_task_code: bool = False
+    apply_chat_template: bool | str = False
+    system_instruction: str | None = None
+    gen_kwargs: str | None = None
+    output_path: str | None = None
+    log_samples: bool = False
+    bootstrap_iters: int = 100000
 
     def score_config(self) -> dict[str, Any]:
         """What changes the scores of a (model, task): part of the task's resume key."""

@@ -5,7 +5,8 @@ records which units it touched (`run_units`). `claims` lets several `eval` proce
 a (model, task) unit is computed by the process that holds its claim. The lab's training records
 (`lab_training_runs`, `training_curve`, `lab_expert_load`: `store.training`) and the probes' results
 (`probe_results`: `store.probes`) live here too; stores of version 2 created them on first use, with the
-same definitions.
+same definitions. `lm_requests` (`store.requests`) keeps the engine's answers to lm-eval's requests per model;
+a version-3 store made before it gains it when opened (CREATE IF NOT EXISTS, no data to move).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ CREATE TABLE IF NOT EXISTS probe_results (
     model_key TEXT NOT NULL, probe TEXT NOT NULL, probe_version TEXT NOT NULL, data_key TEXT NOT NULL,
     model_name TEXT, summary_json TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (model_key, probe, probe_version, data_key));
+CREATE TABLE IF NOT EXISTS lm_requests(
+  model_key TEXT NOT NULL, request_key TEXT NOT NULL, answer TEXT NOT NULL, run_id TEXT, created REAL NOT NULL,
+  PRIMARY KEY(model_key, request_key));
 """
 
 

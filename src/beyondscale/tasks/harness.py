@@ -111,11 +111,40 @@ class _BridgeFactory(GuardedTaskFactory):
         return super()._build_group(group_name, raw_cfg, overrides, registry)
 
 
+_INSTALLED_INDEX: dict[str, Any] = {}  # lm-eval's installed task files, indexed once per process (~15 s)
+
+
+def _installed_index() -> dict[str, Any]:
+    from lm_eval.tasks import TaskManager
+
+    if not _INSTALLED_INDEX:
+        _INSTALLED_INDEX.update(TaskManager(include_defaults=True)._index)
+    return _INSTALLED_INDEX
+
+
+def _with_installed(manager: Any) -> None:
+    """The installed index under the manager's own (include_path) one: what lm-eval builds from both paths,
+    later paths overriding earlier, without indexing the installed files again."""
+    from collections import defaultdict
+    from itertools import chain
+
+    from lm_eval.tasks._index import Kind
+
+    manager._index = {**_installed_index(), **manager._index}
+    buckets = defaultdict(list)
+    for name, entry in manager._index.items():
+        buckets[entry.kind].append(name)
+    manager._all_tasks = sorted(manager._index)
+    manager._all_subtasks = sorted(chain.from_iterable(buckets[k] for k in (Kind.TASK, Kind.PY_TASK)))
+    manager._all_groups = sorted(buckets[Kind.GROUP])
+    manager._all_tags = sorted(buckets[Kind.TAG])
+
+
 def task_manager(include_path: str | Path | Sequence[str | Path] | None = None, *, allow_task_code: bool = False,
                  metadata: dict[str, Any] | None = None, include_defaults: bool = True) -> Any:
     """lm-eval's TaskManager over its installed tasks plus `include_path`, with beyondscale's guards.
-    `include_defaults=False` indexes `include_path` only (seconds instead of ~15 s; files there may still
-    `include:` lm-eval's installed task files by path)."""
+    The installed tasks are indexed once per process (~15 s) and reused; `include_defaults=False` indexes
+    `include_path` only (files there may still `include:` lm-eval's installed task files by path)."""
     from lm_eval.tasks import TaskManager
 
     paths = [include_path] if isinstance(include_path, str | Path) else list(include_path or [])
@@ -124,10 +153,11 @@ def task_manager(include_path: str | Path | Sequence[str | Path] | None = None, 
             raise UserError(f"--include-path {p}: not a folder")
     sandbox_templates()
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    manager = TaskManager(include_path=[str(p) for p in paths] or None, metadata=metadata,
-                          include_defaults=include_defaults)
-    if not hasattr(manager, "_factory"):
+    manager = TaskManager(include_path=[str(p) for p in paths] or None, metadata=metadata, include_defaults=False)
+    if not hasattr(manager, "_factory") or not hasattr(manager, "_index"):
         raise RuntimeError("lm-eval's TaskManager changed shape; beyondscale's bridge supports lm-eval 0.4.13")
+    if include_defaults:
+        _with_installed(manager)
     manager._factory = _BridgeFactory(meta=metadata, allow_code=allow_task_code)
     return manager
 
