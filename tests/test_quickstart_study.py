@@ -184,3 +184,16 @@ def test_lens_openings_fit_the_context_and_keep_whole_lines() -> None:
     long_line = "word " * 500
     cut = _opening(long_line, tok, 30)
     assert 0 < len(tok(cut, add_special_tokens=False)["input_ids"]) <= 30 and long_line.startswith(cut)
+
+
+def test_two_measures_that_disagree_say_which_to_believe() -> None:
+    """An alternative worth more than 1x by validation loss but matching a smaller dense model on held-out
+    bits per byte: the verdict names the measure whose interval excludes 1x, or says neither does."""
+    from beyondscale.analysis.findings import ComputeWorth
+
+    firm = ComputeWorth("moe", "moe", 1e5, 4e5, 1.5, 1.2, 1.9, False, size_equivalent=(8e4, 5e4, 1.3e5))
+    assert "believe the compute multiplier (validation loss)" in word(firm)
+    loose = ComputeWorth("moe", "moe", 1e5, 4e5, 1.1, 0.8, 1.5, False, size_equivalent=(9e4, 6e4, 1.4e5))
+    assert "neither interval excludes 1×" in word(loose)
+    agree = ComputeWorth("moe", "moe", 1e5, 4e5, 1.5, 1.2, 1.9, False, size_equivalent=(1.3e5, 1.1e5, 1.6e5))
+    assert "opposite ways" not in word(agree)

@@ -347,9 +347,26 @@ def _size_equivalent(f: ComputeWorth) -> str:
     """The same alternative measured a second way: the dense size that reaches its held-out score."""
     if not f.size_equivalent or not math.isfinite(f.size_equivalent[0]):
         return ""
-    size = f.size_equivalent[0]
+    size, low, high = f.size_equivalent
     return (f"; on held-out bits per byte it matched a dense model of {n_params(size)} parameters, "
-            f"{size / f.params_active:.3g}× its {n_params(f.params_active)} active")
+            f"{size / f.params_active:.3g}× its {n_params(f.params_active)} active{_which_to_believe(f)}")
+
+
+def _which_to_believe(f: ComputeWorth) -> str:
+    """Two measures of one alternative that point in opposite directions: say which holds, and why."""
+    size, low, high = (v / f.params_active for v in f.size_equivalent or (math.nan,) * 3)
+    if not (math.isfinite(size) and math.isfinite(f.multiplier)) or (size > 1) == (f.multiplier > 1):
+        return ""
+    excludes = {"the compute multiplier (validation loss)": not (f.low <= 1 <= f.high),
+                "the size equivalent (held-out bits per byte)": math.isfinite(low) and not (low <= 1 <= high)}
+    firm = [name for name, ok in excludes.items() if ok]
+    if len(firm) == 1:
+        return (f" — the two measures point opposite ways; believe {firm[0]}, the only one whose interval "
+                "excludes 1×")
+    if not firm:
+        return (" — the two measures point opposite ways and neither interval excludes 1×: this run cannot tell "
+                "the alternative from dense scaling")
+    return " — the two measures point opposite ways, each with an interval excluding 1×: the data sets disagree"
 
 
 def _doubling_gain(s: DoublingGain) -> str:
