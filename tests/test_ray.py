@@ -291,20 +291,16 @@ def test_bench_on_ray_stores_the_same_rows_as_locally(cluster, tiny_llama, tiny_
 
 
 def test_a_unit_no_node_can_hold_fails_at_once_with_the_flag_to_set(cluster, tiny_llama, mc_task, tmp_path):
+    from beyondscale.errors import UserError
     from beyondscale.executors import Resources
 
-    result = api.evaluate(
-        [str(tiny_llama)],
-        [str(mc_task)],
-        store=tmp_path / "s.db",
-        show_progress=False,
-        settings=api.EvalSettings(**SETTINGS),
-        executor=RayExecutor(resources=Resources(memory_gb=100_000)),
-    )
-    (failure,) = result.failed
-    assert failure.user_error and failure.attempts == 1
-    assert re.fullmatch(
-        r"needs 100000\.00 GiB per unit but the largest Ray node offers \d+\.\d\d; "
-        r"set --ray-memory-gb",
-        failure.cause,
-    )
+    store = tmp_path / "s.db"
+    # the only unit fails on the user's setting before any work: one line naming the flag, and no empty run
+    with pytest.raises(UserError) as err:
+        api.evaluate([str(tiny_llama)], [str(mc_task)], store=store, show_progress=False,
+                     settings=api.EvalSettings(**SETTINGS),
+                     executor=RayExecutor(resources=Resources(memory_gb=100_000)))
+    assert re.fullmatch(r"--model \S+: needs 100000\.00 GiB per unit but the largest Ray node offers \d+\.\d\d; "
+                        r"set --ray-memory-gb", str(err.value)), str(err.value)
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone() == (0,)
