@@ -59,7 +59,7 @@ def format_p(p: float, floor: float = 0.0, exact: bool = False, n_items: int = 0
 
     if p is None or not math.isfinite(p):
         return f"too few items to test ({n_items})" if 0 < n_items < MIN_ITEMS else "p=n/a"
-    if exact and floor > 0 and p <= floor * (1 + 1e-9) and p >= 0.001:
+    if exact and 0 < floor < 1 and p <= floor * (1 + 1e-9) and 0.001 <= p < 1:
         k = round(math.log2(2.0 / floor))
         what = f"{k} items" if k == n_items or n_items == 0 else f"{k} items that differ"
         return f"p={p:.2g} (the smallest {what} allow)"
@@ -72,13 +72,14 @@ def format_p(p: float, floor: float = 0.0, exact: bool = False, n_items: int = 0
 
 
 def p_text(p: PValue) -> str:
-    """Raw p, and the Holm-adjusted p when the comparison spans several tasks ('p=0.004 (Holm: p=0.012)'); what
+    """Raw p, and the Holm-adjusted p when the comparison spans several tasks ('p=0.004, Holm p=0.012'); what
     Holm adjusts over is said once, at the end of the verdict (`holm_note`)."""
     raw = format_p(p.raw, p.floor, p.exact, p.n_items)
     if p.adjusted is None or p.n_tests <= 1 or not math.isfinite(p.raw):
         return raw
-    adj = format_p(p.adjusted, p.floor * p.n_tests, p.exact, p.n_items)
-    return f"{raw} (Holm: {adj})"
+    # Holm's p is at least n_tests x the raw one, never below what the test allows: no floor clause to repeat
+    adj = format_p(p.adjusted, 0.0 if p.exact else p.floor * p.n_tests)
+    return f"{raw}, Holm {adj}"
 
 
 def _signed(x: float, digits: int = 3) -> str:
@@ -444,7 +445,7 @@ def holm_note(findings: list[Finding]) -> str:
     tests = [n for f in findings for n in _holm_counts(dataclasses.asdict(f))]
     if not tests or max(tests) <= 1:
         return ""
-    return (f"Holm: each p marked Holm is adjusted over the tasks the two models were compared on (up to "
+    return (f"Holm: each p after the word Holm is adjusted over the tasks the two models were compared on (up to "
             f"{max(tests)}), so the chance of any false significant result stays under 5%; the paired table gives "
             "both p values.")
 
