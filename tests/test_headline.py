@@ -13,7 +13,8 @@ from beyondscale.analysis.headline import headline
 
 def _paired(effect: float, lo: float, hi: float, n: int) -> pd.DataFrame:
     return pd.DataFrame([{"task": "heldout", "metric": "bits_per_byte", "model_a": "d2", "model_b": "d3",
-                          "n_items": n, "effect": effect, "ci_low": lo, "ci_high": hi}])
+                          "n_items": n, "effect": effect, "ci_low": lo, "ci_high": hi, "p_value": 2 / 2**n,
+                          "p_floor": 2 / 2**n, "test": "sign_flip_exact"}])
 
 
 def test_headline_answers_first_with_the_doubling_interval_by_hand() -> None:
@@ -22,9 +23,9 @@ def test_headline_answers_first_with_the_doubling_interval_by_hand() -> None:
     moe = ComputeWorth("moe", "moe", 5e4, 1e5, 1.5, 1.2, 2.4, False)
     lines = headline([rec, step, moe], _paired(-0.2, -0.26, -0.14, 10), min_items=10)
     assert len(lines) <= 5 and lines[0].startswith("Answer: d3, the smallest model that no other beats")
-    # the paired CI of b - a (-0.26 to -0.14) over 2 doublings, as a gain: 0.07 to 0.13 per doubling
-    assert "0.1 bits per byte less" in lines[1] and "95% CI 0.07 to 0.13 per doubling" in lines[1]
-    assert "paired over 10 documents" in lines[1]
+    # every one of 10 documents favours d3: the exact sign-flip p is 2/2^10, the smallest 10 items allow
+    assert "0.1 bits per byte less" in lines[1]
+    assert "paired on the same 10 documents: p=0.002 (the smallest 10 items allow)" in lines[1]
     assert "the MoE 1.5× (95% CI 1.2× to 2.4×)" in lines[2]
     # the interval moved to 1x: 1.2/1.5 = 0.80, 2.4/1.5 = 1.60
     assert "between 0.80× and 1.60× cannot be told from 1×" in lines[3]

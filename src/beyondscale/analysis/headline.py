@@ -1,7 +1,7 @@
 """The answer first: at most five headline lines, drawn from the typed findings, above the details.
 
 1. the recommendation and the rule that chose it;
-2. what a doubling bought, with its interval (the paired comparison of the two largest neighbours);
+2. what a doubling bought, with the paired test of the two largest neighbours on the same documents;
 3. what each alternative (MoE, curated data, a quantised variant) is worth, in dense compute or kept quality;
 4. the power of the study: the multipliers it could not tell from 1x, where it measured any;
 5. the one caveat that most limits the conclusion (too few items, an extrapolation, estimated energy).
@@ -23,7 +23,7 @@ from beyondscale.analysis.findings import (
     QuantisedVariant,
     Recommendation,
 )
-from beyondscale.analysis.wording import interval, n_params, times
+from beyondscale.analysis.wording import format_p, interval, n_params, times
 
 MAX_LINES = 5
 FEW_ITEMS = 30  # below this many items per task, only large differences can be told apart
@@ -67,9 +67,10 @@ def _doubling(findings: list[Any], paired: pd.DataFrame | None) -> str:
     what = "less" if per >= 0 else "more"
     s = (f"A doubling bought {abs(per):.3g} {step.unit} {what} ({step.metric}, {step.small} to {step.large}, "
          f"{step.doublings:.2f} doublings")
-    if row is not None and math.isfinite(row["ci_low"]) and math.isfinite(row["ci_high"]):
-        lo, hi = sorted((-row["ci_high"] / step.doublings, -row["ci_low"] / step.doublings))
-        s += f"; 95% CI {lo:.3g} to {hi:.3g} per doubling, paired over {int(row['n_items'])} documents"
+    if row is not None:  # the paired test on the same documents (its p never below what n allows)
+        exact = str(row.get("test", "")) in ("mcnemar", "sign_flip_exact")
+        p = format_p(row.get("p_value", math.nan), row.get("p_floor", 0.0) or 0.0, exact, int(row["n_items"]))
+        s += f"; paired on the same {int(row['n_items'])} documents: {p}"
     return s + ")."
 
 
