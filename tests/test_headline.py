@@ -44,3 +44,14 @@ def test_open_intervals_and_the_farthest_extrapolation() -> None:
 
 def test_nothing_to_say_is_no_headline() -> None:
     assert headline([], None) == []
+
+
+def test_without_a_ladder_the_largest_size_step_per_doubling() -> None:
+    from beyondscale.analysis.findings import Change, PValue, SizeStep
+
+    change = Change("arc", "acc", 0.25, True, True, True, PValue(2 / 2**10, 2 / 2**10, 4 / 2**10, 2, True, 40))
+    step = SizeStep("small", "big", 4.0, 4.0, (change,), 1.5, 1.0, True, False)  # 2 doublings
+    (line,) = headline([step], None, min_items=40)
+    # +25 accuracy points over log2(4) = 2 doublings: +12.5 per doubling, with its test
+    assert line == ("A doubling bought, from small to big (2.00 doublings): arc +12.5 accuracy points per doubling "
+                    "(p=0.002 (the smallest 10 items that differ allow), Holm p=0.004).")

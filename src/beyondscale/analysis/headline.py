@@ -22,8 +22,9 @@ from beyondscale.analysis.findings import (
     Placement,
     QuantisedVariant,
     Recommendation,
+    SizeStep,
 )
-from beyondscale.analysis.wording import format_p, interval, n_params, times
+from beyondscale.analysis.wording import effect_text, format_p, interval, n_params, p_text, times
 
 MAX_LINES = 5
 FEW_ITEMS = 30  # below this many items per task, only large differences can be told apart
@@ -61,7 +62,7 @@ def _answer(findings: list[Any]) -> str:
 def _doubling(findings: list[Any], paired: pd.DataFrame | None) -> str:
     step = _first(findings, DoublingGain)
     if step is None:
-        return ""
+        return _size_step(findings)
     row = _paired_row(paired, step.small, step.large)
     per = step.gain_per_doubling
     what = "less" if per >= 0 else "more"
@@ -72,6 +73,20 @@ def _doubling(findings: list[Any], paired: pd.DataFrame | None) -> str:
         p = format_p(row.get("p_value", math.nan), row.get("p_floor", 0.0) or 0.0, exact, int(row["n_items"]))
         s += f"; paired on the same {int(row['n_items'])} documents: {p}"
     return s + ")."
+
+
+def _size_step(findings: list[Any]) -> str:
+    """Without a trained ladder: the step between the two largest neighbours that differ in size alone, per
+    task per doubling, each with its paired test."""
+    steps = [f for f in findings if isinstance(f, SizeStep) and not f.same_size and not f.other_differences
+             and math.isfinite(f.size_ratio) and f.size_ratio > 1]
+    if not steps:
+        return ""
+    step = steps[-1]
+    doublings = math.log2(step.size_ratio)
+    parts = [f"{c.task} {effect_text(c.metric, c.delta / doublings, c.accuracy_like)} per doubling"
+             + (f" ({p_text(c.p)})" if c.p is not None else "") for c in step.changes]
+    return f"A doubling bought, from {step.a} to {step.b} ({doublings:.2f} doublings): " + "; ".join(parts) + "."
 
 
 def _paired_row(paired: pd.DataFrame | None, small: str, large: str) -> Any:

@@ -86,7 +86,8 @@ def _signed(x: float, digits: int = 3) -> str:
     return f"{x:+.{digits}f}".replace("-", MINUS)
 
 
-def _effect(metric: str, delta: float, accuracy_like: bool) -> str:
+def effect_text(metric: str, delta: float, accuracy_like: bool) -> str:
+    """A difference in its units: accuracy points, or the metric's own."""
     if accuracy_like:
         return f"{_signed(100 * delta, 1)} accuracy points"
     return f"{_signed(delta)} {metric}"
@@ -99,7 +100,7 @@ def _win(w: Win, with_worse: bool = True) -> str:
 
 def _change(c: Change, a: str, b: str, same_size: bool) -> str:
     """From b's side (the model one step up in size); at the same size, from the winner's side."""
-    fig = _effect(c.metric, c.delta, c.accuracy_like)
+    fig = effect_text(c.metric, c.delta, c.accuracy_like)
     p = f", {p_text(c.p)}" if c.p is not None else ""
     if c.p is None:
         return f"{b} {fig} on {c.task} relative to {a} (no paired test)"
@@ -109,7 +110,7 @@ def _change(c: Change, a: str, b: str, same_size: bool) -> str:
         return f"no significant difference on {c.task} ({fig}{p})"
     if same_size:
         win, lose, d = (b, a, c.delta) if c.improved else (a, b, -c.delta)
-        return f"{win} is significantly better than {lose} on {c.task} ({_effect(c.metric, d, c.accuracy_like)}{p})"
+        return f"{win} is significantly better than {lose} on {c.task} ({effect_text(c.metric, d, c.accuracy_like)}{p})"
     if c.improved:
         return f"{b} is significantly better than {a} on {c.task} ({fig}{p})"
     return f"{b} is worse than {a} on {c.task}, significantly ({fig}{p})"
@@ -230,7 +231,7 @@ def _backtest(f: Backtest) -> str:
 
 
 def _negative(f: NegativeReturns) -> str:
-    each = [f"{m} scores lower ({_effect(f.metric, -g if not f.higher_better else g, f.accuracy_like)}, "
+    each = [f"{m} scores lower ({effect_text(f.metric, -g if not f.higher_better else g, f.accuracy_like)}, "
             f"{'significant' if sig else 'not significant'})" for m, g, sig in f.worse]
     return f"On {f.task}, more parameters beyond {f.model} did not help: " + "; ".join(each) + "."
 
@@ -395,7 +396,7 @@ def _not_compared(f: LadderNotCompared) -> str:
 def _quantised(f: QuantisedVariant) -> str:
     kept = f" kept {100 * f.kept:.1f}% of {f.original}'s accuracy," if f.kept is not None \
         else f" had, against {f.original},"
-    losses = "; ".join(f"{c.task} {_effect(c.metric, c.delta, c.accuracy_like)}, {p_text(c.p)}" if c.p else c.task
+    losses = "; ".join(f"{c.task} {effect_text(c.metric, c.delta, c.accuracy_like)}, {p_text(c.p)}" if c.p else c.task
                        for c in f.losses)
     held = (f"no significant loss on {f.n_tasks - len(f.losses)} of {f.n_tasks} tasks"
             + (f" (worse on {losses})" if losses else ""))
