@@ -54,4 +54,4 @@ def test_without_a_ladder_the_largest_size_step_per_doubling() -> None:
     (line,) = headline([step], None, min_items=40)
     # +25 accuracy points over log2(4) = 2 doublings: +12.5 per doubling, with its test
     assert line == ("A doubling bought, from small to big (2.00 doublings): arc +12.5 accuracy points per doubling "
-                    "(p=0.002 (the smallest 10 items that differ allow), Holm p=0.004).")
+                    "(p=0.002 (the smallest 10 items that differ allow), Holm p=0.0039).")
