@@ -106,3 +106,16 @@ def test_registered_in_lm_evals_model_registry():
     from lm_eval.api.registry import get_model
 
     assert get_model("beyondscale") is BeyondscaleLM
+
+
+def test_lm_evals_default_cuda_device_falls_back_as_its_hf_backend_does(monkeypatch) -> None:
+    """`lm_eval run` passes device cuda:0 by default; HFLM then picks the device itself when CUDA is absent."""
+    import torch
+
+    from beyondscale.engine.lm_eval_model import _device_as_hflm
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _device_as_hflm("cuda:0") == "auto" and _device_as_hflm(None) == "auto"
+    assert _device_as_hflm("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert _device_as_hflm("cuda:0") == "cuda:0"

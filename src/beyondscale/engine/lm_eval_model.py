@@ -67,7 +67,7 @@ class BeyondscaleLM(LM):
         if engine is None:
             if not pretrained:
                 raise UserError("--model_args: pretrained=PATH_OR_HUB_ID is required for --model beyondscale")
-            engine, model_key = _load_engine(str(pretrained), revision, dtype, device or "auto", batch_size,
+            engine, model_key = _load_engine(str(pretrained), revision, dtype, _device_as_hflm(device), batch_size,
                                              max_length, _as_bool(add_bos_token), _as_bool(trust_remote_code))
         self.engine = engine
         self.tokenizer = engine.tokenizer
@@ -225,6 +225,15 @@ class _Frozen(dict):
 
     def __hash__(self) -> int:  # type: ignore[override]
         return hash(json.dumps(self, sort_keys=True, default=str))
+
+
+def _device_as_hflm(device: str | None) -> str:
+    """lm-eval passes its default `cuda:0`; as its HF backend does, a device this machine lacks means 'pick one'."""
+    import torch
+
+    if not device or (str(device).startswith("cuda") and not torch.cuda.is_available()):
+        return "auto"
+    return str(device)
 
 
 def _load_engine(pretrained: str, revision: str | None, dtype: str, device: str, batch_size: Any,
