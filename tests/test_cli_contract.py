@@ -16,6 +16,7 @@ from importlib.metadata import version
 
 import pytest
 
+from _cli_runner import run_cli as run_main
 from beyondscale import cli
 from beyondscale.errors import UserError
 
@@ -75,17 +76,6 @@ def _required_cases():
             yield pytest.param(path, required, id=" ".join(path))
 
 
-def run_main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """`beyondscale ARGS` in this process: (exit status, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["beyondscale", *args])
-    capsys.readouterr()
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_one_line(code: int, err: str, *names: str) -> str:

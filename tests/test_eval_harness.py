@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from _cli_runner import run_cli
 from _lmeval_tasks import write_parity_tasks
 from beyondscale import cli
 
@@ -16,16 +17,6 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 TASKS = "tiny_arc_group,tiny_gsm8k"
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["beyondscale", *args])
-    capsys.readouterr()
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,9 @@ without creating the store; lm-eval's flags parse in both spellings."""
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
+from _cli_runner import run_cli
 from _lmeval_tasks import _jsonl, arc_rows, override
 from beyondscale import cli
 from beyondscale.errors import UserError
@@ -14,16 +13,6 @@ from beyondscale.errors import UserError
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["beyondscale", *args])
-    capsys.readouterr()
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture()
