@@ -26,7 +26,7 @@ def test_headline_answers_first_with_the_doubling_interval_by_hand() -> None:
     # every one of 10 documents favours d3: the exact sign-flip p is 2/2^10, the smallest 10 items allow
     assert "0.1 bits per byte less" in lines[1]
     assert "paired on the same 10 documents: p=0.002 (the smallest 10 items allow)" in lines[1]
-    assert "the MoE 1.5× (95% CI 1.2× to 2.4×)" in lines[2]
+    assert "the MoE worth 1.5× dense compute (95% CI 1.2× to 2.4×)" in lines[2]
     # the interval moved to 1x: 1.2/1.5 = 0.80, 2.4/1.5 = 1.60
     assert "between 0.80× and 1.60× cannot be told from 1×" in lines[3]
     assert lines[4].startswith("Caveat: only 10 items")

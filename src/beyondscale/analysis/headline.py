@@ -102,14 +102,14 @@ def _alternatives(findings: list[Any]) -> str:
     for f in findings:
         if isinstance(f, ComputeWorth):
             ci = interval(f.low, f.high, times, f.interval_note)
-            parts.append(f"{_kind(f)} {times(f.multiplier)} ({ci})")
+            parts.append(f"{_kind(f)} worth {times(f.multiplier)} dense compute ({ci})")
         elif isinstance(f, QuantisedVariant):
             kept = f"kept {100 * f.kept:.0f}% of the accuracy" if f.kept is not None else \
                 f"no significant loss on {f.n_tasks - len(f.losses)} of {f.n_tasks} tasks"
             parts.append(f"{f.variant} {kept} at {f.speed_ratio:.2g}× the speed")
     if not parts:
         return ""
-    return "Instead of scale, in dense compute: " + "; ".join(parts) + "."
+    return "Instead of scale: " + "; ".join(parts) + "."
 
 
 def _kind(f: ComputeWorth) -> str:
