@@ -119,3 +119,15 @@ def test_lm_evals_default_cuda_device_falls_back_as_its_hf_backend_does(monkeypa
     assert _device_as_hflm("cpu") == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert _device_as_hflm("cuda:0") == "cuda:0"
+
+
+def test_registering_beyondscale_keeps_lm_evals_own_models() -> None:
+    """lm-eval imports its own models only into an empty registry: ours must not hide `--model hf`."""
+    import subprocess
+    import sys
+
+    code = ("import beyondscale.engine.lm_eval_model\n"
+            "from lm_eval.api.registry import get_model\n"
+            "print(get_model('hf').__name__, get_model('beyondscale').__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["HFLM", "BeyondscaleLM"], done.stderr[-500:]

@@ -26,6 +26,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import lm_eval.models  # noqa: F401 - lm-eval's own models first: it imports them only into an empty registry
 from lm_eval.api.model import LM, TemplateLM
 from lm_eval.api.registry import register_model
 
