@@ -120,9 +120,8 @@ def _power(findings: list[Any]) -> str:
     """The band around 1x that this study's multipliers cannot tell apart: each interval moved to 1x."""
     worth = [f for f in findings if isinstance(f, ComputeWorth) and f.multiplier > 0]
     if any(math.isinf(f.high) or f.low <= 0 for f in worth):
-        return ("Power: the multipliers' intervals are open-ended at this ladder's size, so no multiplier can be "
-                "told from 1×; more dense rungs would (on planted laws the interval stays open in 64% of "
-                "draws at 4 sizes, 9% at 5: bench/fit_coverage.md).")
+        return ("Power: the multipliers' intervals are open-ended at this ladder's size, so none can be told from 1× "
+                "(such intervals stay open in 64% of planted draws at 4 sizes, 9% at 5).")
     bands = [(f.low / f.multiplier, f.high / f.multiplier) for f in worth
              if all(math.isfinite(v) and v > 0 for v in (f.low, f.high))]
     if not bands:
@@ -135,8 +134,7 @@ def _power(findings: list[Any]) -> str:
 def _caveat(findings: list[Any], energy_estimated: bool, min_items: int | None) -> str:
     """The one caveat that limits the conclusion most: too few items, then extrapolation, then energy."""
     if min_items is not None and min_items < FEW_ITEMS:
-        return (f"Caveat: only {min_items} items on the smallest task, so only large differences are significant, "
-                "and finding no significant difference is weak evidence of none.")
+        return (f"Caveat: only {min_items} items on the smallest task: only large differences can be significant.")
     far = [p for p in findings if isinstance(p, Placement) and p.beyond > 4]
     if far:
         p = max(far, key=lambda x: x.beyond)
