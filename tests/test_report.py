@@ -328,3 +328,20 @@ def test_extra_section_figures_are_plotted_and_escaped(tmp_path):
     assert 'id="extra-0-0"' in page and "<b>m</b>" not in page
     payload = _re.search(r'id="bs-figures">(.*?)</script>', page, _re.S).group(1)
     assert _json.loads(payload)["extra-0-0"]["data"][0]["y"] == [3, 4]
+
+
+def test_returns_figure_shows_other_families_beside_the_law_not_in_it() -> None:
+    """One law per family: the family that carries the fit is one trace, the other models a labelled trace apart."""
+    import pandas as pd
+
+    from beyondscale.report.figures import returns_figures
+
+    curves = pd.DataFrame({"task": "t", "metric": "bits_per_byte", "axis": "params_total",
+                           "model": ["r0", "r1", "r2", "r3", "real"], "x": [1e4, 2e4, 4e4, 8e4, 1e8],
+                           "y": [3.4, 3.3, 3.2, 3.1, 0.9], "y_stderr": 0.01,
+                           "in_fit": [True, True, True, True, False]})
+    (fig,) = returns_figures(curves, pd.DataFrame(columns=["task", "metric", "axis", "x", "y_fit", "y_low", "y_high"]),
+                             pd.DataFrame(columns=["task", "metric", "axis", "x", "model", "method"]))
+    points = {t["name"]: t for t in fig.figure["data"] if t.get("type") == "scatter" and "text" in t}
+    assert points["measured (± stderr)"]["text"] == ["r0", "r1", "r2", "r3"]
+    assert points["other families (not in the fit)"]["text"] == ["real"]

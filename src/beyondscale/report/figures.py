@@ -135,6 +135,21 @@ def _band_traces(band: pd.DataFrame) -> list[dict[str, Any]]:
     return traces
 
 
+def _point_traces(pts: pd.DataFrame) -> list[dict[str, Any]]:
+    """The models of the family that carries the law, and beside them, labelled and apart, the others: a law is
+    fitted across models that differ in size alone (`curves.in_fit`), never through other families."""
+    if "in_fit" not in pts or pts["in_fit"].isna().all():
+        return [_point_trace(pts)]
+    inside = pts["in_fit"].map(lambda v: bool(v) if not is_missing(v) else True)
+    traces = [_point_trace(pts[inside])] if inside.any() else []
+    if (~inside).any():
+        other = _point_trace(pts[~inside])
+        other.update(name="other families (not in the fit)",
+                     marker={"color": GREY, "size": 9, "symbol": "diamond-open", "line": {"width": 2}})
+        traces.append(other)
+    return traces
+
+
 def _point_trace(pts: pd.DataFrame) -> dict[str, Any]:
     xs, ys = list(pts["_x"]), _num(pts["y"])
     errs = _num(pts["y_stderr"]) if "y_stderr" in pts else [None] * len(xs)
@@ -185,7 +200,7 @@ def returns_figures(curves: pd.DataFrame, fit_bands: pd.DataFrame, knees: pd.Dat
             band = band.assign(_x=_num(band["x"])).dropna(subset=["_x"]).sort_values("_x")
             all_x += list(band["_x"])
             traces += _band_traces(band)
-        traces.append(_point_trace(pts))
+        traces += _point_traces(pts)
         y_all = [v for v in _num(pts["y"]) if v is not None] + [
             v for v in (_num(band["y_low"]) + _num(band["y_high"]) if not band.empty else []) if v is not None]
         lo_y, hi_y = (min(y_all), max(y_all)) if y_all else (0.0, 1.0)
