@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from beyondscale.engine.requests import Item, ItemResult
-from beyondscale.engine.scoring import Group, SpanScorer, _select_rows
+from beyondscale.engine.scoring import Group, SpanScorer, _append, _mask, _select_rows, _span_sums
 
 MIN_SHARED = 64  # tokens: below this a separate forward of the prefix is not worth its overhead
 
@@ -79,12 +79,37 @@ class PrefixCacheScorer(SpanScorer):
     def score_after(self, groups: list[Group], shared: int, cache) -> list[list[tuple[float, bool]]]:
         """Per group, per span: (sum log-prob, all greedy), every group starting with the cached `shared` tokens."""
         dev = self.device
-        packed = self._pack(groups, shared)
+        width = max(g.prefix_len - shared + sum(r for r in g.remainders() if r > 0) for g in groups)
+        ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((len(groups), width), dtype=torch.long)
+        seg = torch.full((len(groups), width), -1, dtype=torch.long)
+        scored: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+        span_owner: list[int] = []
+        for b, g in enumerate(groups):
+            n = g.prefix_len
+            ids[b, : n - shared] = torch.tensor(g.prefix[shared:], dtype=torch.long)
+            pos[b, : n - shared], seg[b, : n - shared] = torch.arange(shared, n), 0
+            col = n - shared
+            for k, s in enumerate(g.spans, start=1):
+                sid, m = len(span_owner), len(s.seq) - 1
+                span_owner.append(b)
+                first = m - s.n_scored
+                for p in range(first, min(m, n)):
+                    _append(scored, b, p - shared, s.seq[p + 1], sid)
+                if m > n:
+                    ids[b, col : col + m - n] = torch.tensor(s.seq[n:m], dtype=torch.long)
+                    pos[b, col : col + m - n], seg[b, col : col + m - n] = torch.arange(n, m), k
+                    for p in range(max(first, n), m):
+                        _append(scored, b, col + p - n, s.seq[p + 1], sid)
+                    col += m - n
+        keep = _mask(ids.shape, scored)
         sub = _select_rows(cache, torch.zeros(len(groups), dtype=torch.long, device=dev))
-        out, _ = self._forward(packed.keep.to(dev), use_cache=True, cache=sub, input_ids=packed.ids.to(dev),
-                               position_ids=packed.pos.to(dev),
-                               attention_mask=self._masks_after(packed.pos, packed.seg, shared))
-        return self._packed_sums(groups, packed, out)
+        out, _ = self._forward(keep.to(dev), use_cache=True, cache=sub, input_ids=ids.to(dev),
+                               position_ids=pos.to(dev), attention_mask=self._masks_after(pos, seg, shared))
+        index = torch.full(keep.shape, -1, dtype=torch.long)
+        index[keep] = torch.arange(int(keep.sum()))
+        lp, greedy = self._logprobs(out, index[scored[0], scored[1]].to(dev), torch.tensor(scored[2], device=dev))
+        return _span_sums(groups, span_owner, [(scored[3], lp, greedy)])
 
     def _masks_after(self, pos: torch.Tensor, seg: torch.Tensor, shared: int) -> torch.Tensor:
         """Additive [B, 1, T, shared + T] mask: every real token sees the cached prefix; within the row,

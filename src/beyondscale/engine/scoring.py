@@ -93,19 +93,6 @@ def keep_mode(model) -> str:
     return "int"
 
 
-@dataclass(frozen=True)
-class Packed:
-    """A batch of packed rows: token ids, positions, segments, scored (row, column, target, span) and the owner
-    row of each span, and which positions need logits."""
-
-    ids: torch.Tensor
-    pos: torch.Tensor
-    seg: torch.Tensor
-    scored: tuple[list[int], list[int], list[int], list[int]]
-    span_owner: list[int]
-    keep: torch.Tensor
-
-
 class SpanScorer:
     """Runs groups through a causal LM and returns per-span (sum logprob, all-greedy)."""
 
@@ -157,16 +144,7 @@ class SpanScorer:
         """One forward pass: each group is one row [prefix | span 1's rest | span 2's rest | ...] whose
         spans see the prefix and themselves only (a 4D mask built from positions and segments), so the
         prefix runs once, no cache is copied, and logits are computed at scored positions only."""
-        dev = self.device
-        packed = self._pack(groups)
-        logits, _ = self._forward(packed.keep.to(dev), use_cache=False, input_ids=packed.ids.to(dev),
-                                  position_ids=packed.pos.to(dev), attention_mask=self._tree_masks(packed.pos, packed.seg))
-        return self._packed_sums(groups, packed, logits)
-
-    def _pack(self, groups: list[Group], shared: int = 0) -> Packed:
-        """Each group as one row [prefix | span 1's rest | span 2's rest | ...], its first `shared` prefix tokens
-        left out (they sit in a KV cache: `engine.prefix_cache`); scored positions and their targets."""
-        width = max(packed_len(g) - shared for g in groups)
+        dev, width = self.device, max(packed_len(g) for g in groups)
         ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
         pos = torch.zeros((len(groups), width), dtype=torch.long)
         seg = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 padding, 0 prefix, k: k-th span's rest
@@ -174,30 +152,27 @@ class SpanScorer:
         span_owner: list[int] = []
         for b, g in enumerate(groups):
             n = g.prefix_len
-            ids[b, : n - shared] = torch.tensor(g.prefix[shared:], dtype=torch.long)
-            pos[b, : n - shared], seg[b, : n - shared] = torch.arange(shared, n), 0
-            col = n - shared
+            ids[b, :n], pos[b, :n], seg[b, :n] = torch.tensor(g.prefix, dtype=torch.long), torch.arange(n), 0
+            col = n
             for k, s in enumerate(g.spans, start=1):
                 sid, m = len(span_owner), len(s.seq) - 1
                 span_owner.append(b)
                 first = m - s.n_scored
                 for p in range(first, min(m, n)):
-                    _append(scored, b, p - shared, s.seq[p + 1], sid)
+                    _append(scored, b, p, s.seq[p + 1], sid)
                 if m > n:
                     ids[b, col : col + m - n] = torch.tensor(s.seq[n:m], dtype=torch.long)
                     pos[b, col : col + m - n], seg[b, col : col + m - n] = torch.arange(n, m), k
                     for p in range(max(first, n), m):
                         _append(scored, b, col + p - n, s.seq[p + 1], sid)
                     col += m - n
-        return Packed(ids, pos, seg, scored, span_owner, _mask(ids.shape, scored))
-
-    def _packed_sums(self, groups: list[Group], packed: Packed, logits: torch.Tensor) -> list[list[tuple[float, bool]]]:
-        """Per group, per span: the packed rows' logits (kept positions only, row-major) summed per span."""
-        dev, scored = self.device, packed.scored
-        index = torch.full(packed.keep.shape, -1, dtype=torch.long)
-        index[packed.keep] = torch.arange(int(packed.keep.sum()))  # kept logits come in row-major order
+        keep = _mask(ids.shape, scored)
+        logits, _ = self._forward(keep.to(dev), use_cache=False, input_ids=ids.to(dev), position_ids=pos.to(dev),
+                                  attention_mask=self._tree_masks(pos, seg))
+        index = torch.full(keep.shape, -1, dtype=torch.long)
+        index[keep] = torch.arange(int(keep.sum()))  # kept logits come in row-major order
         lp, greedy = self._logprobs(logits, index[scored[0], scored[1]].to(dev), torch.tensor(scored[2], device=dev))
-        return _span_sums(groups, packed.span_owner, [(scored[3], lp, greedy)])
+        return _span_sums(groups, span_owner, [(scored[3], lp, greedy)])
 
     def _tree_masks(self, pos: torch.Tensor, seg: torch.Tensor):
         """Additive 4D masks [B, 1, T, T]: a token sees the prefix and its own segment up to its position
