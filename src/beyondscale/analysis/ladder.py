@@ -62,9 +62,11 @@ class LadderSet:
 
 @dataclass
 class Ladder:
-    sets: list[LadderSet]
-    curves: pd.DataFrame  # training_curve rows with the model's name
-    expert_load: pd.DataFrame  # model, layer, expert, load
+    """A store's trained runs, analysed; `Ladder()` is the empty one (a store with no lab runs)."""
+
+    sets: list[LadderSet] = field(default_factory=list)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)  # training_curve rows with the model's name
+    expert_load: pd.DataFrame = field(default_factory=pd.DataFrame)  # model, layer, expert, load
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -111,7 +113,7 @@ def read_ladder(store: str | Path, *, n_boot: int = 1000, seed: int = 0,
     """The store's lab tables (`store.training`) analysed; an empty Ladder when it holds no lab runs.
     `inference_tokens`: served tokens for the inference-aware optimum (default: an assumed multiple)."""
     if not Path(store).exists():  # no store, no records (the caller says what is missing)
-        return Ladder([], pd.DataFrame(), pd.DataFrame())
+        return Ladder()
     with Store(store, create=False) as db:
         tables = training_tables(db)
     runs = _unique_names(pd.DataFrame([_run_row(r) for _, r in tables.runs.iterrows()]))

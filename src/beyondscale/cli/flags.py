@@ -20,6 +20,7 @@ from typer.core import TyperCommand
 
 from beyondscale._quiet_deps import LOG_LEVELS
 from beyondscale.errors import UserError
+from beyondscale.evaluator.settings import parse_batch_size
 from beyondscale.store import (
     DEFAULT_STORE as DEFAULT_STORE,  # every command's store unless --store says otherwise
 )
@@ -30,12 +31,10 @@ T = TypeVar("T")
 # ---- values checked while parsing ---------------------------------------------------------------
 def batch_size(value: Any) -> int | str:
     """'auto' or a positive integer."""
-    text = str(value).strip().lower()
-    if text == "auto":
-        return "auto"
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    raise typer.BadParameter(f"expected 'auto' or a positive integer, got {value!r}")
+    parsed = parse_batch_size(value)
+    if parsed is None:
+        raise typer.BadParameter(f"expected 'auto' or a positive integer, got {value!r}")
+    return parsed
 
 
 def limit(value: Any) -> int | float:

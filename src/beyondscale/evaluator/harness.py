@@ -90,14 +90,14 @@ def evaluate_harness(models: Sequence[str], tasks: Sequence[str], *, store: str 
                      command: str = "eval") -> EvalResult:
     """Every model on the lm-eval tasks named; inputs are checked and tasks built before any model loads."""
     from beyondscale import measure
-    from beyondscale.evaluator.run import _parse_models
+    from beyondscale.evaluator.run import parse_models
     from beyondscale.store import Store
     from beyondscale.tasks.harness import load_tasks, task_manager
 
     check_output_path(settings.output_path)
     manager = task_manager(settings.include_path, allow_task_code=settings.allow_task_code)
     loaded = load_tasks(list(tasks), manager=manager)
-    refs = _parse_models(models)
+    refs = parse_models(models)
     device = _device(settings.device)
     db = Store(store)
     environment = measure.environment()
@@ -135,11 +135,11 @@ def _evaluate_model(db: Any, run_id: str, ref: Any, loaded: Any, settings: EvalS
     from beyondscale import measure
     from beyondscale.engine import Engine
     from beyondscale.engine.lm_eval_model import BeyondscaleLM
-    from beyondscale.evaluator.run import _model_job
+    from beyondscale.evaluator.run import model_job
     from beyondscale.models import load_model
     from beyondscale.store.requests import RequestCache
 
-    job, label = _model_job(db, ref, settings, device)
+    job, label = model_job(db, ref, settings, device)
     meter = measure.Meter(device=device, cpu_watts=settings.cpu_watts)  # memory baseline before the model loads
     model = load_model(job.ref, dtype=settings.dtype, device=device, trust_remote_code=settings.trust_remote_code,
                        identity=job.identity, quantize=settings.quantize)
@@ -183,13 +183,6 @@ def task_key(identity: Any, settings: EvalSettings) -> str:
     """The task's content identity plus the request options lm-eval's config does not record."""
     return content_key({"lm_eval_task": identity.key, "apply_chat_template": settings.apply_chat_template,
                         "system_instruction": settings.system_instruction})
-
-
-def _costs(settings: EvalSettings) -> Any:
-    from beyondscale import measure
-
-    return measure.CostConfig(usd_per_hour=settings.usd_per_hour, region=settings.region,
-                              grid_gco2_per_kwh=settings.grid_gco2_per_kwh, pue=settings.pue)
 
 
 def _store_results(db: Any, run_id: str, job: Any, model_name: str, facts: Any, loaded: Any,
@@ -268,7 +261,7 @@ class _TaskUnit:
         if corrects and all(c is not None for c in corrects):
             n_correct = round(sum(corrects) * n_measured / n_items)
         return measure.derive(total, flops_per_token=facts.flops_per_token, n_items=n_measured, n_correct=n_correct,
-                              costs=_costs(self.settings), peak_flops=measure.peak_flops(device), facts=facts)
+                              costs=self.settings.costs(), peak_flops=measure.peak_flops(device), facts=facts)
 
 
 def _store_groups(db: Any, run_id: str, model_key: str, results: dict[str, Any], keys: dict[str, str]) -> None:

@@ -49,16 +49,13 @@ def evaluate(
     from beyondscale.evaluator.harness import evaluate_harness, uses_harness
 
     if uses_harness(tasks, settings):  # lm-eval's tasks, groups, tags, folders or files
-        if executor is not None and type(executor).__name__ != "LocalExecutor":
+        if executor is not None and not isinstance(executor, LocalExecutor):
             raise UserError("--executor: lm-eval tasks run in this process only (use --executor local)")
         return evaluate_harness(models, tasks, store=store, settings=settings, command=command)
-    costs = measure.CostConfig(
-        usd_per_hour=settings.usd_per_hour, region=settings.region, grid_gco2_per_kwh=settings.grid_gco2_per_kwh,
-        pue=settings.pue,
-    )
+    costs = settings.costs()
     executor = executor or LocalExecutor()
     device = executor.resolve_device(settings.device)
-    refs = _parse_models(models)
+    refs = parse_models(models)
     built_tasks = _build_tasks(tasks, settings)
     db = Store(store)
     environment = measure.environment()
@@ -107,7 +104,7 @@ def _check_inputs(models: Sequence[str], tasks: Sequence[str], settings: EvalSet
     check_method(settings.quantize)
 
 
-def _parse_models(models: Sequence[str]) -> list[Any]:
+def parse_models(models: Sequence[str]) -> list[Any]:
     """Every model's reference, its local weight files' headers read (cheap): a corrupt file stops here,
     before a run is stored or a progress bar drawn."""
     from beyondscale.models import parse_model_ref
@@ -148,7 +145,7 @@ def _build_tasks(tasks: Sequence[str], settings: EvalSettings) -> list[_BuiltTas
     return out
 
 
-def _model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[Any, Any]:
+def model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[Any, Any]:
     """The model's job (identity, key, load settings) and label; stored facts get the lab record's fields."""
     from beyondscale.work import LoadSettings, ModelJob, ModelLabel, with_lab_record
 
@@ -176,7 +173,7 @@ def _evaluate_all(db: Any, out: EvalResult, refs: list[Any], tasks: list[_BuiltT
     run_id = out.run_id
     jobs, labels = [], {}
     for ref in refs:
-        job, label = _model_job(db, ref, settings, device)
+        job, label = model_job(db, ref, settings, device)
         jobs.append(job)
         labels[job.model_key] = label
     for t in tasks:

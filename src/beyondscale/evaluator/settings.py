@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from beyondscale.measure.cost import CostConfig
+
 
 @dataclass
 class EvalSettings:
@@ -40,6 +42,11 @@ class EvalSettings:
     log_samples: bool = False
     bootstrap_iters: int = 100000
 
+    def costs(self) -> CostConfig:
+        """The price, grid and site figures of the cost and carbon columns (defaults labelled as such)."""
+        return CostConfig(usd_per_hour=self.usd_per_hour, region=self.region,
+                          grid_gco2_per_kwh=self.grid_gco2_per_kwh, pue=self.pue)
+
     def score_config(self) -> dict[str, Any]:
         """What changes the scores of a (model, task): part of the task's resume key."""
         return {
@@ -49,3 +56,14 @@ class EvalSettings:
             "add_bos_token": self.add_bos_token,
             "rolling_stride": self.rolling_stride,
         }
+
+
+def parse_batch_size(value: Any) -> int | str | None:
+    """'auto' or a positive integer, also written as text (a flag, a study setting); None for anything else,
+    which each caller refuses in its own words."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        return "auto"
+    if not isinstance(value, bool) and text.isdigit() and int(text) > 0:
+        return int(text)
+    return None

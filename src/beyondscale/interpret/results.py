@@ -11,11 +11,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from beyondscale.keys import content_key
 from beyondscale.store import Store
-from beyondscale.store.probes import probe_results, put_probe_result
+from beyondscale.store.probes import (
+    probe_frame as probe_frame,  # re-exported: interpret's callers read it here
+)
+from beyondscale.store.probes import put_probe_result
 
 
 def nan_to_none(obj: Any) -> Any:
@@ -50,7 +51,3 @@ def put_probe(store: str | Path, *, model_key: str, probe: str, probe_version: s
                          model_name=model_name, summary=summary)
 
 
-def probe_frame(store: str | Path, probe: str | None = None) -> pd.DataFrame:
-    """All stored probe rows (summary parsed), optionally one probe; empty when none."""
-    with Store(store) as db:
-        return probe_results(db, probe)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beyondscale.errors import UserError
+from beyondscale.evaluator.settings import parse_batch_size
 from beyondscale.models.quantize import check_method
 from beyondscale.quickstart.packaged import PACKAGED_MODELS
 from beyondscale.quickstart.plan import StudyPlan, plan_for
@@ -44,11 +45,10 @@ def quantize_variants(value: str | None) -> tuple[str, ...]:
 
 
 def _batch_size(value: int | str) -> int | str:
-    if value == "auto" or (isinstance(value, int) and value > 0):
-        return value
-    if isinstance(value, str) and value.isdigit() and int(value) > 0:
-        return int(value)
-    raise UserError(f"--batch-size {value}: expected 'auto' or a positive integer")
+    parsed = parse_batch_size(value)
+    if parsed is None:
+        raise UserError(f"--batch-size {value}: expected 'auto' or a positive integer")
+    return parsed
 
 
 def study_spec(*, store: str | Path, work_dir: str | Path, out: str | Path, budget_minutes: float | None = None,

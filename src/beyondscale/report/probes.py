@@ -17,7 +17,7 @@ import pandas as pd
 
 from beyondscale.store import Store
 from beyondscale.store.frames import mean_accuracy, model_sizes
-from beyondscale.store.probes import probe_results
+from beyondscale.store.probes import probe_frame
 
 HEADLINES = {  # probe -> (column, how to read it from the summary)
     "logit_lens": (("prediction_depth", lambda s: s["prediction_depth"]),
@@ -43,11 +43,6 @@ def _models(store: str | Path) -> pd.DataFrame:
         return model_sizes(db)
 
 
-def _probe_rows(store: str | Path) -> pd.DataFrame:
-    with Store(store) as db:
-        return probe_results(db, None)
-
-
 def capability(store: str | Path) -> pd.DataFrame:
     """Per model: mean `acc` over the tasks it was evaluated on (the quality axis for bias per capability)."""
     with Store(store) as db:
@@ -57,7 +52,7 @@ def capability(store: str | Path) -> pd.DataFrame:
 
 def probe_vs_size(store: str | Path) -> pd.DataFrame:
     """One row per model: the latest result of each probe (all data sets averaged) beside its size facts."""
-    probes = _probe_rows(store)
+    probes = probe_frame(store)
     values: dict[str, dict[str, Any]] = {}
     for probe, group in (probes.groupby("probe") if len(probes) else []):
         for col, read in HEADLINES.get(probe, ()):
@@ -92,7 +87,7 @@ def _lens_curves(probes: pd.DataFrame) -> pd.DataFrame:
 
 def report_sections(store: str | Path) -> list[dict[str, Any]]:
     """Sections for report.render(extra_sections=...): empty when no probe has been run."""
-    probes = _probe_rows(store)
+    probes = probe_frame(store)
     if probes.empty:
         return []
     summary = probe_vs_size(store)

@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from beyondscale.analysis.ladder import Ladder, read_ladder
 from beyondscale.errors import UserError
 from beyondscale.report import write_report
@@ -41,8 +39,7 @@ def report(
     if inference_tokens is not None and not inference_tokens >= 0:
         raise UserError(f"--inference-tokens {inference_tokens}: must be a non-negative number of tokens")
     # models trained into this store by `train`/`sweep`: empty when none (or when `sections` replace them)
-    ladder = read_ladder(store, inference_tokens=inference_tokens) if sections is None \
-        else Ladder([], pd.DataFrame(), pd.DataFrame())
+    ladder = read_ladder(store, inference_tokens=inference_tokens) if sections is None else Ladder()
     try:
         result, frames = analyzed if analyzed is not None else analyze(store, **analyze_kwargs)
     except UserError:  # nothing evaluated yet: a trained ladder is still worth a report

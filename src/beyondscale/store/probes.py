@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -34,3 +35,9 @@ def probe_results(store: Store, probe: str | None = None) -> pd.DataFrame:
     frame = store.query(sql, args)
     frame["summary"] = [json.loads(s) for s in frame.pop("summary_json")] if len(frame) else []
     return frame
+
+
+def probe_frame(path: str | Path, probe: str | None = None) -> pd.DataFrame:
+    """`probe_results` of the store at `path` (opened for this read, then closed)."""
+    with Store(path) as db:
+        return probe_results(db, probe)
