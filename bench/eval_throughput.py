@@ -49,7 +49,8 @@ def main() -> int:
     import torch
     from lm_eval.tasks import TaskManager
 
-    from beyondscale.tasks import build_items, load_task
+    from beyondscale.tasks.harness import load_tasks, task_manager
+    from beyondscale.tasks.lm_eval_items import plan_items
 
     work = Path(tempfile.mkdtemp(prefix="bs-throughput-"))
     tasks = []
@@ -61,17 +62,19 @@ def main() -> int:
         else:
             task_file = Path(name).resolve()
         (peer_task,) = lm_eval_task_dir([task_file], work / "lm_eval_tasks")
-        spec = load_task(str(task_file))
-        tasks.append((spec, build_items(spec, limit=args.limit), peer_task))
+        loaded = load_tasks([str(task_file)], manager=task_manager(include_defaults=False))
+        (planned,) = plan_items(loaded, {"limit": args.limit}).values()
+        tasks.append((loaded, planned, peer_task))
     manager = TaskManager(include_path=str(work / "lm_eval_tasks"))
     print(f"torch threads: {torch.get_num_threads()}, load average at start {os.getloadavg()}")
 
     rows = []
     for model_spec in args.model:
-        for spec, items, peer_task in tasks:
-            print(f"task {spec.name}: {len(items)} items" + (
+        for loaded, planned, peer_task in tasks:
+            items = planned.items
+            print(f"task {planned.name}: {len(items)} items" + (
                 f" x {len(items[0].continuations)} choices" if items[0].continuations else " (rolling)"))
-            rows.append(bench_model(model_spec, spec, items, peer_task, manager, args))
+            rows.append(bench_model(model_spec, loaded, planned, peer_task, manager, args))
     print_table(rows)
     print(f"load average at end {os.getloadavg()}")
     return 0 if all(r["same"] for r in rows) else 1
@@ -130,7 +133,7 @@ def limit_ratio(engine, items) -> tuple[dict[str, int], float]:
     return totals, peer_flops / min_flops
 
 
-def bench_model(model_spec, spec, items, peer_task, manager, args) -> dict:
+def bench_model(model_spec, loaded, planned, peer_task, manager, args) -> dict:
     """One model: warm-up, then alternate lm-eval and beyondscale; print the ratio and the limit."""
     import torch
     from lm_eval import simple_evaluate
@@ -138,14 +141,15 @@ def bench_model(model_spec, spec, items, peer_task, manager, args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from beyondscale.engine import Engine
-    from beyondscale.metrics import score
+    from beyondscale.tasks.lm_eval_items import score_planned
 
+    items = planned.items
     name, folder, _ = resolve_model(model_spec)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
     peer_lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.lm_eval_batch_size, device="cpu")
 
-    names = ["bits_per_byte"] if spec.output_type == "loglikelihood_rolling" else ["acc", "acc_norm"]
+    names = ["bits_per_byte"] if items[0].output_type == "loglikelihood_rolling" else ["acc", "acc_norm"]
 
     def run_peer():
         res = simple_evaluate(model=peer_lm, tasks=[peer_task], limit=args.limit, task_manager=manager,
@@ -155,9 +159,11 @@ def bench_model(model_spec, spec, items, peer_task, manager, args) -> dict:
 
     def run_ours():
         engine = Engine(model, tokenizer)
-        results = [r for batch in engine.plan(items) for r in engine.run_batch(batch)]
-        agg = score(spec.output_type, names, items, results).aggregates
-        return tuple(agg[n][0] for n in names)
+        by_item = {}
+        for batch in engine.plan(items):
+            by_item.update(zip(batch, engine.run_batch(batch), strict=True))
+        metrics = score_planned(loaded, planned, [by_item[i] for i in items], {"limit": args.limit})["results"]
+        return tuple(metrics[planned.name][f"{n},none"] for n in names)
 
     peer_scores, our_scores = run_peer(), run_ours()  # warm-up (and the scores to compare)
     times: dict[str, list[float]] = {"lm-eval": [], "beyondscale": []}
@@ -177,7 +183,7 @@ def bench_model(model_spec, spec, items, peer_task, manager, args) -> dict:
     print(f"{name}: positions lm-eval body {totals['lm_eval_body']} head {totals['lm_eval_head']}; minimum body "
           f"{totals['min_body']} head {totals['min_head']} -> limit ratio {limit:.2f}x (forward FLOPs); measured "
           f"{measured:.2f}x = {measured / limit:.0%} of the limit; load average {os.getloadavg()}")
-    return {"model": name, "task": spec.name, "items": len(items), "ours": len(items) / ours_t,
+    return {"model": name, "task": planned.name, "items": len(items), "ours": len(items) / ours_t,
             "peer": len(items) / peer_t, "ratio": measured, "limit": limit, "same": same, "load": os.getloadavg()}
 
 

@@ -7,7 +7,6 @@ samplers and functions resolve, the output type and generation options are ones 
 and a group's members are known. Prints the count and every refusal, one line each, by reason.
 
     python bench/lm_eval_task_coverage.py            # the bridge
-    python bench/lm_eval_task_coverage.py --baseline # the old hand-written loader (tasks/spec.py)
 
 A file with neither `task` nor `group` is a template other files include; it is counted apart
 (accepted when it loads), and reported in both totals.
@@ -57,16 +56,6 @@ def bridge_verdict(path: Path, known: set[str]) -> tuple[str, str | None]:
     return kind, task_refusal(cfg)
 
 
-def baseline_verdict(path: Path) -> tuple[str, str | None]:
-    from beyondscale.tasks.spec import load_task_file
-
-    try:
-        load_task_file(path)
-    except Exception as err:  # noqa: BLE001
-        return "?", short(err)
-    return "task", None
-
-
 def short(err: BaseException) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
@@ -82,7 +71,6 @@ def reason_class(reason: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", action="store_true", help="count the old tasks/spec.py loader instead")
     parser.add_argument("--quiet", action="store_true", help="print the summary only, not every refusal")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
@@ -95,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     files = sorted(p for p in LM_EVAL_TASKS_DIR.rglob("*.yaml") if "__pycache__" not in p.parts)
-    known = set(TaskIndex.build([LM_EVAL_TASKS_DIR])) if not args.baseline else set()
+    known = set(TaskIndex.build([LM_EVAL_TASKS_DIR]))
     kinds: collections.Counter = collections.Counter()
     refused: list[tuple[str, str]] = []
     for path in files:
-        kind, reason = baseline_verdict(path) if args.baseline else bridge_verdict(path, known)
+        kind, reason = bridge_verdict(path, known)
         kinds[kind] += 1
         if reason:
             refused.append((str(path.relative_to(LM_EVAL_TASKS_DIR)), reason))
@@ -111,15 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nrefusals by reason ({len(refused)}):")
     for reason, n in by_reason.most_common():
         print(f"  {n:6d}  {reason}")
-    who = "tasks/spec.py (old loader)" if args.baseline else "beyondscale.tasks.harness (lm-eval bridge)"
+    who = "beyondscale.tasks.harness (lm-eval bridge)"
     print(f"\nlm-eval {version('lm_eval')}: {len(files)} task YAML files; {who} accepts {accepted} "
           f"({100 * accepted / len(files):.1f}%), refuses {len(refused)}; {time.perf_counter() - start:.0f} s")
-    if not args.baseline:
-        templates = kinds["template"]
-        configs = len(files) - templates
-        print(f"  of which {templates} templates (no task/group key, accepted when they load); "
-              f"task and group configs alone: {configs - len(refused)}/{configs} "
-              f"({100 * (configs - len(refused)) / max(1, configs):.1f}%)")
+    templates = kinds["template"]
+    configs = len(files) - templates
+    print(f"  of which {templates} templates (no task/group key, accepted when they load); "
+          f"task and group configs alone: {configs - len(refused)}/{configs} "
+          f"({100 * (configs - len(refused)) / max(1, configs):.1f}%)")
     return 0
 
 

@@ -29,9 +29,10 @@ def _count(store) -> int:
 
 
 def _args(model, folder, store) -> list[str]:
+    """--output_path: lm-eval's own loop drives (the unit path's kill -9 is test_cli's)."""
     return ["eval", "--model", "hf", "--model_args", f"pretrained={model},dtype=float32", "--tasks", "tiny_kill",
             "--include_path", str(folder), "--device", "cpu", "--batch_size", "1", "--bootstrap_iters", "0",
-            "--store", str(store), "--json"]
+            "--store", str(store), "--json", "--output_path", str(folder.parent / f"out-{store.stem}")]
 
 
 def _run_here(args: list[str]) -> None:

@@ -55,6 +55,34 @@ def ours(tiny_llama, parity_dir):
     return run_harness(lm, loaded, bootstrap_iters=0)
 
 
+@pytest.fixture(scope="module")
+def units(tiny_llama, parity_dir):
+    """The unit path's way: lm-eval's requests recorded as engine Items, run by the engine batch by batch,
+    the answers replayed to lm-eval to score (what `evaluate` does on any executor)."""
+    from beyondscale.engine import Engine
+    from beyondscale.models import load_model, parse_model_ref
+    from beyondscale.tasks.harness import load_tasks, task_manager
+    from beyondscale.tasks.lm_eval_items import plan_items, score_planned
+
+    loaded = load_tasks(",".join(PARITY_TASKS), manager=task_manager(parity_dir, include_defaults=False))
+    model = load_model(parse_model_ref(str(tiny_llama)), device="cpu", dtype="float32")
+    engine = Engine(model.model, model.tokenizer, batch_size=4)
+    out = {}
+    for name, planned in plan_items(loaded, {"bootstrap_iters": 0}).items():
+        by_item = {}
+        for batch in engine.plan(list(planned.items)):
+            by_item.update(zip(batch, engine.run_batch(batch), strict=True))
+        out[name] = score_planned(loaded, planned, [by_item[i] for i in planned.items], {"bootstrap_iters": 0})
+    return out
+
+
+@pytest.mark.parametrize("task", ["tiny_arc_a", "tiny_hellaswag", "tiny_gsm8k", "tiny_bbq", "tiny_wikitext",
+                                  "tiny_mmlu"])
+def test_the_unit_path_equals_lm_eval_per_document(reference, units, task):
+    _per_document(reference, units[task], task)
+    _same_results(reference, units[task], "results", task)
+
+
 def _same(a, b, rel: float = REL_TOL) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         if isinstance(a, bool) or isinstance(b, bool):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
 import time
@@ -28,10 +29,12 @@ from beyondscale.work.writer import ModelLabel
 
 
 def _task_job(path, limit=None):
-    from beyondscale.tasks import build_task, load_task
+    from beyondscale.tasks.harness import load_tasks, task_manager
+    from beyondscale.tasks.lm_eval_items import plan_items
 
-    built = build_task(load_task(str(path)), limit=limit, seed=1234)
-    return TaskJob("task-key", "tiny_mc", tuple(built.items), tuple(i.key() for i in built.items))
+    loaded = load_tasks([str(path)], manager=task_manager(include_defaults=False))
+    (planned,) = plan_items(loaded, {"limit": limit, "fewshot_random_seed": 1234}).values()
+    return TaskJob("task-key", "tiny_mc", tuple(planned.items), tuple(i.key() for i in planned.items))
 
 
 def _model_job(folder):
@@ -63,21 +66,28 @@ def test_run_unit_is_picklable_in_and_out_and_matches_the_engine(tiny_llama, mc_
         assert b.measurement["model_flops"] == pytest.approx(sum(row[3]["flops"] for row in b.rows))
 
 
-def test_metrics_through_the_unit_equal_scoring_the_engine_output(tiny_llama, mc_task, tmp_path):
-    from beyondscale.engine import Engine
-    from beyondscale.metrics import score
-    from beyondscale.tasks import build_task, load_task
+def test_metrics_through_the_unit_equal_lm_eval_with_its_hf_backend(tiny_llama, mc_task, rolling_task, tmp_path):
+    """The unit path (lm-eval's requests as Items, run by the engine, scored by lm-eval) against lm-eval run
+    end to end with its own HF backend on the same task files."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
 
-    result = api.evaluate([str(tiny_llama)], [str(mc_task)], store=tmp_path / "s.db",
+    result = api.evaluate([str(tiny_llama)], [str(mc_task), str(rolling_task)], store=tmp_path / "s.db",
                           settings=api.EvalSettings(batch_size=4), show_progress=False)
-    spec = load_task(str(mc_task))
-    items = build_task(spec, seed=1234).items
-    loaded = load_model(parse_model_ref(str(tiny_llama)), device="cpu")
-    results = Engine(loaded.model, loaded.tokenizer, batch_size=1).run_batch(items)
-    want = score(spec.output_type, spec.metric_names(), items, results, seed=1234)
-    for metric, (value, stderr) in want.aggregates.items():
-        assert result.results[0].metrics[metric] == pytest.approx(value, abs=1e-9)
-        assert result.results[0].metrics[f"{metric}_stderr"] == pytest.approx(stderr, abs=1e-9)
+    got = {r.task: r.metrics for r in result.results}
+    monkey_cwd = os.getcwd()
+    os.chdir(mc_task.parent)  # lm-eval reads relative data files from the working folder
+    try:
+        hf = HFLM(pretrained=str(tiny_llama), device="cpu", dtype="float32", batch_size=4)
+        want = simple_evaluate(model=hf, tasks=["tiny_mc", "tiny_ppl"], bootstrap_iters=0,
+                               task_manager=TaskManager(include_path=str(mc_task.parent), include_defaults=False))
+    finally:
+        os.chdir(monkey_cwd)
+    for metric in ("acc", "acc_norm"):
+        assert got["tiny_mc"][metric] == pytest.approx(want["results"]["tiny_mc"][f"{metric},none"], abs=1e-12)
+    for metric in ("bits_per_byte", "byte_perplexity", "word_perplexity"):
+        assert got["tiny_ppl"][metric] == pytest.approx(want["results"]["tiny_ppl"][f"{metric},none"], rel=1e-5)
 
 
 def test_a_finished_study_plans_nothing_and_loads_no_model(tiny_llama, mc_task, tmp_path, monkeypatch):

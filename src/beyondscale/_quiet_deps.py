@@ -4,8 +4,8 @@
   transformers whenever a model is built, and logs a warning for each optional GPU kernel it cannot load
   and each Enum it registers with torch's pytree; none is used on CPU and none is actionable. Only those
   records below ERROR are dropped.
-- `quiet_third_party()`: no progress bars or warnings from transformers / huggingface_hub and their
-  neighbours (the CLI prints its own lines); called before a model loads.
+- `quiet_third_party()`: no progress bars or warnings from transformers / huggingface_hub / datasets /
+  lm-eval and their neighbours (the CLI prints its own lines); called before tasks or a model load.
 - `setup_logging(level)`: the `--log-level` of every command; below DEBUG it also quiets the libraries.
 """
 
@@ -17,7 +17,7 @@ import sys
 from beyondscale.errors import UserError
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-NOISY_LOGGERS = ("transformers", "datasets", "urllib3", "filelock", "httpx", "huggingface_hub")
+NOISY_LOGGERS = ("transformers", "datasets", "urllib3", "filelock", "httpx", "huggingface_hub", "lm_eval")
 
 
 class _Chatter(logging.Filter):
@@ -47,8 +47,22 @@ def quiet_third_party() -> None:
         import huggingface_hub
 
         huggingface_hub.utils.logging.set_verbosity_error()
+        import datasets
+
+        datasets.disable_progress_bars()
+        _quiet_lm_eval()
     except Exception:  # noqa: BLE001 - cosmetics only: a missing or changed library prints what it prints
         pass
+
+
+def _quiet_lm_eval() -> None:
+    """lm-eval draws a tqdm bar while it builds each task's requests (lm_eval.api.task, 0.4.13): off."""
+    import functools
+
+    import lm_eval.api.task
+    from tqdm import tqdm
+
+    lm_eval.api.task.tqdm = functools.partial(tqdm, disable=True)
 
 
 def check_log_level(level: str) -> str:

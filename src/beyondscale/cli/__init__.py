@@ -406,18 +406,15 @@ def tasks_cmd(
     include_path: Annotated[str | None, typer.Option(help="Also a folder of lm-eval task YAML files.")] = None,
     json_out: JsonOpt = False, log_level: LogOpt = "warning",
 ) -> None:
-    """List the tasks, groups and tags lm-eval knows (and the built-in tasks)."""
-    from beyondscale.tasks import list_builtin_tasks
+    """List the tasks, groups and tags lm-eval knows."""
     from beyondscale.tasks.harness import list_tasks
 
     setup_logging(log_level)
     listed = [{"name": t.name, "kind": t.kind, "path": t.path} for t in list_tasks(pattern, include_path=include_path)]
-    builtin = [{"name": n, "kind": "built-in", "path": None} for n in list_builtin_tasks()
-               if not pattern or pattern.lower() in n.lower()]
     if json_out:
-        _json(builtin + listed)
+        _json(listed)
         return
-    for row in builtin + listed:
+    for row in listed:
         mark = "" if row["kind"] == "task" else f"  ({row['kind']})"
         out.print(f"{row['name']}{mark}", highlight=False, markup=False)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -21,37 +20,63 @@ from typing import Any
 
 from beyondscale.errors import UserError
 from beyondscale.evaluator import harness_rows as rows
+from beyondscale.evaluator.keys import task_key
 from beyondscale.evaluator.outcome import EvalResult, PairResult
 from beyondscale.evaluator.settings import EvalSettings
 from beyondscale.keys import content_key
 
-HARNESS_FLAGS = ("include_path", "output_path", "log_samples", "apply_chat_template", "system_instruction",
-                 "gen_kwargs", "allow_task_code")
+HARNESS_FLAGS = ("output_path", "log_samples", "apply_chat_template")  # lm-eval's evaluate loop does these
 
 
-LM_EVAL_COMPOSITION = re.compile(r"^(include|group|tag)\s*:", re.MULTILINE)
+def load_harness_tasks(tasks: Sequence[str], settings: EvalSettings) -> Any:
+    """lm-eval's tasks for the names, folders and files asked (tasks.harness.load_tasks). lm-eval's installed
+    tasks are indexed (~15 s, once per process) only when a name is not a task file of the user's."""
+    from beyondscale.tasks.harness import load_tasks, split_names, task_manager
+
+    names = split_names(list(tasks))
+    files_only = all(Path(n).expanduser().is_file() for n in names)
+    manager = task_manager(settings.include_path, allow_task_code=settings.allow_task_code,
+                           include_defaults=not files_only or bool(settings.include_path))
+    return load_tasks(names, manager=manager)
 
 
-def uses_harness(tasks: Sequence[str], settings: EvalSettings) -> bool:
-    """lm-eval runs the tasks unless every one is a built-in name or a plain task file our own loader reads
-    (the quickstart's and the study's files), and no lm-eval-only flag is given. A file that `include:`s
-    another or names a group or tag is lm-eval's."""
-    if any(getattr(settings, f) for f in HARNESS_FLAGS) or isinstance(settings.limit, float):
-        return True
-    from beyondscale.tasks import list_builtin_tasks, load_task
+def harness_only(loaded: Any, settings: EvalSettings) -> bool:
+    """lm-eval's own loop drives the run when it asks for groups' aggregates or lm-eval's output files."""
+    return bool(loaded.groups) or any(getattr(settings, f) for f in HARNESS_FLAGS)
 
-    builtin = set(list_builtin_tasks())
-    for name in tasks:
-        if name in builtin:
-            continue
-        path = Path(name).expanduser()
-        if not path.is_file() or LM_EVAL_COMPOSITION.search(path.read_text(encoding="utf-8", errors="replace")):
-            return True
-        try:
-            load_task(name)
-        except UserError:
-            return True
-    return False
+
+def run_kwargs(settings: EvalSettings) -> dict[str, Any]:
+    """simple_evaluate's arguments for these settings (the same for planning, replaying and lm-eval's own run)."""
+    return {"num_fewshot": settings.num_fewshot, "limit": settings.limit, "gen_kwargs": settings.gen_kwargs,
+            "apply_chat_template": settings.apply_chat_template, "system_instruction": settings.system_instruction,
+            "fewshot_random_seed": settings.seed, "bootstrap_iters": settings.bootstrap_iters}
+
+
+def register_task(db: Any, key: str, name: str, task: Any, settings: EvalSettings) -> None:
+    """The task row: its name, output type, lm-eval's config and identity."""
+    from beyondscale.tasks.harness_identity import config_for_key, task_identity
+
+    identity = task_identity(task, settings.seed)
+    config = config_for_key(task)
+    db.put_task(key, name, str(config.get("output_type", "")), identity.config_key, config,
+                {"identity": identity.to_dict(), "apply_chat_template": settings.apply_chat_template,
+                 "system_instruction": settings.system_instruction, "seed": settings.seed,
+                 **settings.score_config()})
+
+
+def lm_eval_scorer(loaded: Any, planned: Any, settings: EvalSettings, keep: Any = None) -> Any:
+    """work.score's scorer for one planned task: the engine's results replayed to lm-eval, which scores them
+    (`keep(results)` first, e.g. to share the answers per request)."""
+    from beyondscale.tasks.lm_eval_items import score_planned
+
+    def score(results: list[Any]) -> tuple[dict, list[dict]]:
+        if keep is not None:
+            keep(results)
+        out = score_planned(loaded, planned, results, run_kwargs(settings))
+        _, score_rows = rows.document_rows(out["samples"][planned.name])
+        return {**rows.aggregates(out["results"].get(planned.name, {})), **rows.calibration(score_rows)}, score_rows
+
+    return score
 
 
 def check_output_path(path: str | None) -> None:
@@ -86,17 +111,14 @@ class _Metered:
             self.last = None
 
 
-def evaluate_harness(models: Sequence[str], tasks: Sequence[str], *, store: str | Path, settings: EvalSettings,
-                     command: str = "eval") -> EvalResult:
-    """Every model on the lm-eval tasks named; inputs are checked and tasks built before any model loads."""
+def evaluate_harness(models: Sequence[str], loaded: Any, tasks: Sequence[str], *, store: str | Path,
+                     settings: EvalSettings, command: str = "eval") -> EvalResult:
+    """Every model on lm-eval's tasks `loaded` (named `tasks`), lm-eval's evaluate loop driving; inputs are checked
+    and tasks built before any model loads."""
     from beyondscale import measure
     from beyondscale.evaluator.run import parse_models
     from beyondscale.store import Store
-    from beyondscale.tasks.harness import load_tasks, task_manager
 
-    check_output_path(settings.output_path)
-    manager = task_manager(settings.include_path, allow_task_code=settings.allow_task_code)
-    loaded = load_tasks(list(tasks), manager=manager)
     refs = parse_models(models)
     device = _device(settings.device)
     db = Store(store)
@@ -162,10 +184,7 @@ def _run(lm: Any, loaded: Any, settings: EvalSettings, ref: Any) -> dict[str, An
         from lm_eval.loggers import EvaluationTracker
 
         tracker = EvaluationTracker(output_path=settings.output_path)
-    results = run_harness(lm, loaded, num_fewshot=settings.num_fewshot, limit=settings.limit,
-                          gen_kwargs=settings.gen_kwargs, apply_chat_template=settings.apply_chat_template,
-                          system_instruction=settings.system_instruction, fewshot_random_seed=settings.seed,
-                          bootstrap_iters=settings.bootstrap_iters, evaluation_tracker=tracker,
+    results = run_harness(lm, loaded, **run_kwargs(settings), evaluation_tracker=tracker,
                           model_args=f"pretrained={ref.spec},dtype={settings.dtype}")
     if results is None:
         raise UserError("--tasks: lm-eval returned no results")
@@ -177,12 +196,6 @@ def _run(lm: Any, loaded: Any, settings: EvalSettings, ref: Any) -> dict[str, An
             for name in results["configs"]:
                 tracker.save_results_samples(task_name=name, samples=samples[name])
     return results
-
-
-def task_key(identity: Any, settings: EvalSettings) -> str:
-    """The task's content identity plus the request options lm-eval's config does not record."""
-    return content_key({"lm_eval_task": identity.key, "apply_chat_template": settings.apply_chat_template,
-                        "system_instruction": settings.system_instruction})
 
 
 def _store_results(db: Any, run_id: str, job: Any, model_name: str, facts: Any, loaded: Any,
@@ -212,16 +225,12 @@ class _TaskUnit:
     """One (model, lm-eval task) in the store."""
 
     def __init__(self, db: Any, run_id: str, model_key: str, name: str, task: Any, settings: EvalSettings):
-        from beyondscale.tasks.harness_identity import config_for_key, task_identity
+        from beyondscale.tasks.harness_identity import task_identity
 
         self.db, self.run_id, self.model_key, self.name, self.settings = db, run_id, model_key, name, settings
-        identity = task_identity(task, settings.seed)
-        self.key = task_key(identity, settings)
+        self.key = task_key(task_identity(task, settings.seed), settings)
         self.batch_key = content_key(["lm_eval", run_id, self.key])
-        config = config_for_key(task)
-        db.put_task(self.key, name, str(config.get("output_type", "")), identity.config_key, config,
-                    {"identity": identity.to_dict(), "apply_chat_template": settings.apply_chat_template,
-                     "system_instruction": settings.system_instruction, "seed": settings.seed})
+        register_task(db, self.key, name, task, settings)
 
     def put_documents(self, samples: list[dict]) -> None:
         from beyondscale.store.requests import put_items
@@ -237,7 +246,7 @@ class _TaskUnit:
 
     def score(self, task_results: dict[str, Any], samples: list[dict], facts: Any, device: str, model_name: str,
               computed_docs: int) -> PairResult:
-        aggregates = rows.aggregates(task_results)
+        aggregates = {**rows.aggregates(task_results), **rows.calibration(self.score_rows)}
         efficiency = self._efficiency(facts, device)
         self.db.write_scores(self.model_key, self.key, aggregates, self.score_rows, efficiency)
         self.db.put_run_unit(self.run_id, self.model_key, self.key, "done", items_computed=computed_docs)

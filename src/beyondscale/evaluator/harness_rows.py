@@ -1,41 +1,23 @@
 """lm-eval's results dict as the store's rows: per-task metrics, per-document scores, each task's share of cost.
 
-lm-eval names a metric `"acc,none"` (metric, filter): here it is `acc`, or `exact_match:strict-match` when
+lm-eval names a metric `"acc,none"` (metric, filter): here it is `acc`, or `exact_match,strict-match` (lm-eval's own key) when
 the filter is not `none`; its `"acc_stderr,none"` is that metric's stderr. A document is keyed by lm-eval's
 `doc_hash`; its per-document numbers are those lm-eval logged in `samples`, one entry per metric and filter.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from beyondscale.metrics.lm_eval_values import aggregates, document_values, metric_name
+from beyondscale.metrics.lm_eval_values import number as _number
+
+__all__ = ["aggregates", "calibration", "computed_docs", "cost_of", "document_rows", "request_keys", "share"]
+
 REQUEST_TYPE = {"multiple_choice": "loglikelihood", "loglikelihood": "loglikelihood",
                 "loglikelihood_rolling": "loglikelihood_rolling", "generate_until": "generate_until"}
-
-
-def metric_name(metric: str, filter_key: str) -> str:
-    return metric if filter_key == "none" else f"{metric}:{filter_key}"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool | int | float) and not (isinstance(value, float) and math.isnan(value)):
-        return float(value)
-    return None
-
-
-def aggregates(task_results: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
-    """{our metric name: (value, stderr)} from one entry of lm-eval's `results` or `groups`."""
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for key, value in task_results.items():
-        metric, comma, filter_key = key.partition(",")
-        if not comma or metric.endswith("_stderr"):
-            continue
-        stderr = task_results.get(f"{metric}_stderr,{filter_key}")
-        out[metric_name(metric, filter_key)] = (_number(value), _number(stderr))
-    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -54,14 +36,30 @@ def document_rows(samples: list[dict]) -> tuple[list[tuple[str, int, Any, Any]],
     items, scores = [], []
     for doc_id, entries in sorted(by_doc.items()):
         first = entries[0]
-        values = {metric_name(m, e["filter"]): _jsonable(e.get(m)) for e in entries for m in e.get("metrics", [])}
+        values = {k: v for e in entries for m in e.get("metrics", []) for k, v in
+                  document_values(m, e["filter"], e.get(m)).items()}
         items.append((first["doc_hash"], doc_id, {"arguments": _jsonable(first["arguments"])},
                       {"resps": _jsonable(first["resps"]),
                        "filtered_resps": {e["filter"]: _jsonable(e["filtered_resps"]) for e in entries}}))
         primary = metric_name(first["metrics"][0], first["filter"]) if first.get("metrics") else None
-        scores.append({"doc_id": doc_id, "pred": _jsonable(first["filtered_resps"]), "gold": _jsonable(first["target"]),
+        scores.append({"doc_id": doc_id, "pred": prediction(first["filtered_resps"]), "gold": _jsonable(first["target"]),
                        "correct": _number(values.get(primary)) if primary else None, "values": values})
     return items, scores
+
+
+def prediction(filtered_resps: Any) -> Any:
+    """The model's answer as the items export writes it: the chosen index of a multiple-choice document (its
+    highest log-likelihood, as lm-eval's `acc`), greedy or not for a single continuation, the generated text,
+    None for a rolling document."""
+    resps = list(filtered_resps) if isinstance(filtered_resps, list | tuple) else [filtered_resps]
+    if resps and all(isinstance(r, list | tuple) and len(r) == 2 for r in resps):
+        if len(resps) == 1:
+            return bool(resps[0][1])
+        lls = [float(r[0]) for r in resps]
+        return max(range(len(lls)), key=lls.__getitem__)
+    if len(resps) == 1 and isinstance(resps[0], str):
+        return resps[0]
+    return None
 
 
 def request_keys(model_key: str, output_type: str, samples: list[dict]) -> dict[int, set[str]]:
@@ -104,3 +102,15 @@ def cost_of(batches: list[tuple[Any, list[str]]], keys: set[str]) -> Any:
     parts = [share(m, sum(1 for k in batch if k in keys) / len(batch)) for m, batch in batches
              if batch and any(k in keys for k in batch)]
     return sum(parts[1:], parts[0])
+
+
+def calibration(score_rows: list[dict]) -> dict[str, tuple[float | None, None]]:
+    """{"ece": (HELM's ece_10_bin, None)} from each document's `confidence` (its predicted choice's probability,
+    from lm-eval's `brier_score` pair) and `acc`: the calibration beyondscale adds where a task asks for Brier
+    scores."""
+    from beyondscale.metrics.calibration import expected_calibration_error
+
+    pairs = [(r["values"].get("confidence"), r["values"].get("acc")) for r in score_rows]
+    if not pairs or any(c is None or a is None for c, a in pairs):
+        return {}
+    return {"ece": (expected_calibration_error([c for c, _ in pairs], [a for _, a in pairs]), None)}

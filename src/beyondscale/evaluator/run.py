@@ -6,7 +6,6 @@ command line starts without torch.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -14,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from beyondscale.errors import UserError
-from beyondscale.evaluator.keys import model_key_for, task_key_for
+from beyondscale.evaluator import keys
+from beyondscale.evaluator.keys import model_key_for
 from beyondscale.evaluator.outcome import EvalResult, PairResult, UnitFailure
 from beyondscale.evaluator.progress import PairBars, progress_bars
 from beyondscale.evaluator.settings import EvalSettings
@@ -46,24 +46,33 @@ def evaluate(
     settings = settings or EvalSettings()
     # Validate every input before any model loads: user mistakes fail fast and store nothing.
     _check_inputs(models, tasks, settings)
-    from beyondscale.evaluator.harness import evaluate_harness, uses_harness
+    from beyondscale.evaluator.harness import (
+        check_output_path,
+        evaluate_harness,
+        harness_only,
+        load_harness_tasks,
+    )
 
-    if uses_harness(tasks, settings):  # lm-eval's tasks, groups, tags, folders or files
-        if executor is not None and not isinstance(executor, LocalExecutor):
-            raise UserError("--executor: lm-eval tasks run in this process only (use --executor local)")
-        return evaluate_harness(models, tasks, store=store, settings=settings, command=command)
+    check_output_path(settings.output_path)
     costs = settings.costs()
+    refs = parse_models(models)  # cheap checks first: a wrong flag or model never waits for the tasks' data
+    loaded = load_harness_tasks(tasks, settings)  # lm-eval resolves, builds and checks every task
+    planned = None if harness_only(loaded, settings) else _plan(loaded, settings)
+    if planned is None:  # groups, lm-eval's output files, chat templates, sampling: lm-eval drives the run
+        if executor is not None and not isinstance(executor, LocalExecutor):
+            raise UserError("--executor: these lm-eval tasks (groups, sampling, --output-path, chat templates) "
+                            "run in this process only (use --executor local)")
+        return evaluate_harness(models, loaded, tasks, store=store, settings=settings, command=command)
     executor = executor or LocalExecutor()
     device = executor.resolve_device(settings.device)
-    refs = parse_models(models)
-    built_tasks = _build_tasks(tasks, settings)
+    built_tasks = _build_tasks(loaded, planned, settings)
     db = Store(store)
     environment = measure.environment()
     run_id = db.start_run(command, {"models": list(models), "tasks": list(tasks), **asdict(settings)}, environment)
     out = EvalResult(run_id, str(store))
     try:
         _evaluate_all(db, out, refs, built_tasks, settings, device, costs, environment.get("environment_key", ""),
-                      executor, show_progress)
+                      executor, show_progress, loaded)
     except KeyboardInterrupt:
         db.finish_run(run_id, "interrupted")
         raise
@@ -117,31 +126,43 @@ def parse_models(models: Sequence[str]) -> list[Any]:
     return refs
 
 
+def _plan(loaded: Any, settings: EvalSettings) -> dict[str, Any] | None:
+    """Each leaf task's documents as engine Items (lm-eval's requests, recorded), or None when some document's
+    requests are not one Item (sampling, repeats): then lm-eval drives the whole run."""
+    from beyondscale.evaluator.harness import run_kwargs
+    from beyondscale.tasks.lm_eval_items import plan_items
+
+    planned = plan_items(loaded, run_kwargs(settings))
+    return None if any(p.items is None for p in planned.values()) else planned
+
+
 @dataclass
 class _BuiltTask:
-    spec: Any
-    spec_hash: str
-    built: Any
+    name: str
+    output_type: str
+    key: str
+    planned: Any  # tasks.lm_eval_items.PlannedTask
     job: Any  # work.TaskJob with every item
+    info: dict[str, Any]
 
 
-def _build_tasks(tasks: Sequence[str], settings: EvalSettings) -> list[_BuiltTask]:
-    """Load and render every task; the task key covers its spec, data (hashed once) and scoring settings."""
-    from beyondscale.tasks import build_task, load_task
+def _build_tasks(loaded: Any, planned: dict[str, Any], settings: EvalSettings) -> list[_BuiltTask]:
+    """Every leaf task's Items, keyed by lm-eval's content identity of the task and the settings that change
+    its scores."""
+    from beyondscale.tasks.harness_identity import task_identity
     from beyondscale.work import TaskJob
 
     out = []
-    for name in tasks:
-        spec = load_task(name)
-        if settings.num_fewshot is not None:
-            spec = spec.model_copy(update={"num_fewshot": settings.num_fewshot})
-        built = build_task(spec, limit=settings.limit, seed=settings.seed)
-        if not built.items:
-            raise UserError(f"task {spec.name}: no documents to evaluate")
-        spec_hash = spec.spec_hash()
-        job = TaskJob(task_key_for(spec_hash, settings), spec.name, tuple(built.items),
-                      tuple(item.key() for item in built.items))
-        out.append(_BuiltTask(spec, spec_hash, built, job))
+    for name, task in loaded.tasks.items():
+        plan = planned[name]
+        if not plan.items:
+            raise UserError(f"task {name}: no documents to evaluate")
+        identity = task_identity(task, settings.seed)
+        key = keys.task_key(identity, settings)
+        job = TaskJob(key, name, tuple(plan.items), tuple(item.key() for item in plan.items))
+        info = {"task": name, "seed": settings.seed, "doc_ids": sorted(plan.requests),
+                "lm_eval_identity": identity.to_dict()}
+        out.append(_BuiltTask(name, str(task.config.output_type), key, plan, job, info))
     return out
 
 
@@ -165,8 +186,10 @@ def model_job(db: Any, ref: Any, settings: EvalSettings, device: str) -> tuple[A
 
 
 def _evaluate_all(db: Any, out: EvalResult, refs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
-                  device: str, costs: Any, env_key: str, executor: Executor, show_progress: bool) -> None:
+                  device: str, costs: Any, env_key: str, executor: Executor, show_progress: bool, loaded: Any) -> None:
     from beyondscale import measure
+    from beyondscale.evaluator.harness import register_task
+    from beyondscale.evaluator.shared_answers import fill_from_request_cache
     from beyondscale.store.claims import new_owner
     from beyondscale.work import Writer, run_all
 
@@ -177,18 +200,18 @@ def _evaluate_all(db: Any, out: EvalResult, refs: list[Any], tasks: list[_BuiltT
         jobs.append(job)
         labels[job.model_key] = label
     for t in tasks:
-        db.put_task(t.job.task_key, t.spec.name, t.spec.output_type, t.spec_hash,
-                    json.loads(t.spec.model_dump_json()), settings.score_config())
+        register_task(db, t.key, t.name, loaded.tasks[t.name], settings)
         for job in jobs:
-            db.put_run_unit(run_id, job.model_key, t.job.task_key, "running", t.built.info.to_json())
-    scorer = PairScorer(db, run_id, jobs, tasks, settings, costs, measure.peak_flops(device))
+            db.put_run_unit(run_id, job.model_key, t.job.task_key, "running", t.info)
+            fill_from_request_cache(db, job.model_key, t.key, t.planned, t.job.item_keys)
+    scorer = PairScorer(db, run_id, jobs, tasks, settings, costs, measure.peak_flops(device), loaded)
     with progress_bars(show_progress) as progress:
         bars = PairBars(db, progress, jobs, [t.job for t in tasks])
         scorer.writer = Writer(db, run_id, env_key, labels, on_batch=bars.advance,
                                on_notice=lambda line: progress.console.print(line, highlight=False, markup=False))
         summary = run_all(db, jobs, [t.job for t in tasks], executor, scorer.writer, owner=new_owner(),
                           timeout_s=settings.claim_timeout_s, on_round=bars.sync, on_done=scorer.score)
-    _record_summary(db, out, summary, {k: v.name for k, v in labels.items()}, {t.job.task_key: t.spec.name for t in tasks})
+    _record_summary(db, out, summary, {k: v.name for k, v in labels.items()}, {t.job.task_key: t.name for t in tasks})
     out.results = [scorer.result(job.model_key, t.job.task_key) for job in jobs for t in tasks
                    if (job.model_key, t.job.task_key) not in summary.failed]
 
@@ -211,8 +234,9 @@ class PairScorer:
     end for units another process computed. Scoring needs no model."""
 
     def __init__(self, db: Any, run_id: str, jobs: list[Any], tasks: list[_BuiltTask], settings: EvalSettings,
-                 costs: Any, peak: Any):
+                 costs: Any, peak: Any, loaded: Any):
         self.db, self.run_id, self.settings, self.costs, self.peak = db, run_id, settings, costs, peak
+        self.loaded = loaded
         self.jobs = {j.model_key: j for j in jobs}
         self.tasks = {t.job.task_key: t for t in tasks}
         self.writer: Any = None
@@ -228,13 +252,17 @@ class PairScorer:
         return self.results[(model_key, task_key)]
 
     def _score(self, model_key: str, task_key: str) -> PairResult:
+        from beyondscale.evaluator.harness import lm_eval_scorer
+        from beyondscale.evaluator.shared_answers import share_answers
         from beyondscale.models import ModelFacts
         from beyondscale.work.score import score_unit
 
         job, task, t = self.jobs[model_key], self.tasks[task_key], self.tasks[task_key].job
         facts = ModelFacts.from_dict(self.db.model_facts(model_key))
-        aggregates, efficiency = score_unit(self.db, model_key, task_key, task.spec, t.items, t.item_keys,
-                                            facts=facts, costs=self.costs, peak=self.peak, seed=self.settings.seed)
+        scorer = lm_eval_scorer(self.loaded, task.planned, self.settings, keep=lambda results: share_answers(
+            self.db, model_key, task.planned, results, self.run_id))
+        aggregates, efficiency = score_unit(self.db, model_key, task_key, t.item_keys, scorer,
+                                            facts=facts, costs=self.costs, peak=self.peak)
         computed = self.writer.computed[(model_key, task_key)]
         self.db.put_run_unit(self.run_id, model_key, task_key, "done", items_computed=computed)
         metrics: dict[str, float | None] = {}

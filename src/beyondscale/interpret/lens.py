@@ -23,6 +23,7 @@ vocabulary and depth.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -271,15 +272,12 @@ def lens_texts(model: Any, tokenizer: Any, texts: list[str], max_length: int, na
 
 
 def task_texts(task: str, limit: int | None, seed: int = 1234) -> list[str]:
-    """A task's documents as the model reads them: context plus the gold continuation (or the document)."""
-    from beyondscale.tasks import build_task, load_task
+    """A task's documents as the model reads them (lm-eval builds them): context plus the gold choice, the
+    context of a generation task, or the whole document of a perplexity task."""
+    from beyondscale.tasks.harness import load_tasks, task_manager
+    from beyondscale.tasks.lm_eval_items import gold_texts
 
-    texts = []
-    for item in build_task(load_task(task), limit=limit, seed=seed).items:
-        if item.output_type == "loglikelihood_rolling":
-            texts.append(item.text)
-        elif isinstance(item.gold, int) and item.continuations and not item.contexts:
-            texts.append(item.context + item.continuations[item.gold])
-        else:
-            texts.append(item.context or (item.contexts[0] if item.contexts else ""))
+    files_only = Path(task).expanduser().is_file()
+    loaded = load_tasks([task], manager=task_manager(include_defaults=not files_only))
+    texts = gold_texts(loaded, {"limit": limit, "fewshot_random_seed": seed})
     return [t for t in texts if t.strip()]

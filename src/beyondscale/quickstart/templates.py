@@ -1,8 +1,8 @@
 """The three quickstart task definitions, as ordinary lm-evaluation-harness YAML fields.
 
 `build.py` fills in `dataset_kwargs.data_files.test` (a file name relative to the YAML's folder)
-and `metadata`, then writes each dict as `<task>.yaml`. Only lm-eval field names are used, so the
-generic YAML loader (and lm-eval itself, given absolute data paths) can read them.
+and `metadata`, then writes each dict as `<task>.yaml`. Only lm-eval field names are used: lm-eval
+builds and scores them (data files are read beside the YAML, see tasks.harness).
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ TASK_TEMPLATES: dict[str, dict[str, Any]] = {
         "metric_list": [
             {"metric": "acc", "aggregation": "mean", "higher_is_better": True},
             {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True},
+            # beyondscale adds the expected calibration error (ece) from the probabilities lm-eval logs here
             {"metric": "brier_score", "aggregation": "brier_score", "higher_is_better": False},
-            {"metric": "ece", "higher_is_better": False},
         ],
     },
     "qs_pattern": {

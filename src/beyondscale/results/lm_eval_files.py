@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from beyondscale.errors import UserError
+from beyondscale.metrics.lm_eval_values import aggregates
+
+__all__ = ["RunFiles", "TaskSamples", "aggregates", "check_samples", "find_runs", "read_json", "read_samples"]
 
 MEAN_TOLERANCE = 1e-6
 
@@ -73,19 +74,6 @@ def read_json(path: Path) -> dict:
     return data
 
 
-def metric_name(metric: str, filter_name: str) -> str:
-    """`acc` for lm-eval's `acc,none`; a named filter keeps lm-eval's key (`exact_match,strict-match`)."""
-    return metric if filter_name == "none" else f"{metric},{filter_name}"
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float) and math.isfinite(value):
-        return float(value)
-    return None
-
-
 def _sample_row(path: Path, lineno: int, line: str) -> dict:
     try:
         row = json.loads(line)
@@ -116,32 +104,13 @@ def read_samples(path: Path) -> TaskSamples:
     return out
 
 
-#: lm-eval's per-document pairs (loglikelihood, count) of a rolling task, as this store names their parts.
-ROLLING_COUNTS = {"word_perplexity": "words", "byte_perplexity": "bytes", "bits_per_byte": "bytes"}
-
-
 def _gather_values(values: dict[str, float], row: dict) -> None:
-    """The numeric per-document values of one row; a rolling pair becomes `logprob` and `words`/`bytes`."""
+    """The numeric per-document values of one row (metrics.lm_eval_values: a rolling pair becomes `logprob`
+    and `words`/`bytes`, a Brier pair `brier_score`, `confidence` and `p_gold`)."""
+    from beyondscale.metrics.lm_eval_values import document_values
+
     for metric in row.get("metrics") or []:
-        value, filter_name = row.get(metric), str(row.get("filter", "none"))
-        number = _number(value)
-        if number is not None:
-            values[metric_name(metric, filter_name)] = number
-        elif metric in ROLLING_COUNTS and filter_name == "none" and isinstance(value, list) and len(value) == 2 \
-                and None not in (pair := [_number(v) for v in value]):
-            values["logprob"], values[ROLLING_COUNTS[metric]] = pair
-
-
-def aggregates(entry: dict) -> dict[str, tuple[float | None, float | None]]:
-    """{metric: (value, stderr)} from one task's entry of `results` (`acc,none`, `acc_stderr,none`)."""
-    out = {}
-    for key, value in entry.items():
-        if "," not in key or "_stderr," in key:
-            continue
-        metric, filter_name = key.split(",", 1)
-        if _number(value) is not None:  # lm-eval writes null (NaN) for a metric with no documents
-            out[metric_name(metric, filter_name)] = (_number(value), _number(entry.get(f"{metric}_stderr,{filter_name}")))
-    return out
+        values.update(document_values(metric, str(row.get("filter", "none")), row.get(metric)))
 
 
 def check_samples(results_path: Path, data: dict, task: str, samples: TaskSamples) -> None:

@@ -1,20 +1,8 @@
-"""Tasks: lm-evaluation-harness task files, loaded safely and rendered into `Item`s.
+"""Tasks: lm-evaluation-harness is the task library.
 
-`load_task("arc_easy")` or `load_task("path/to/task.yaml")` gives a checked `TaskSpec`;
-`build_items(spec, limit, seed)` renders its documents with lm-eval's exact prompt rules;
-`build_task(...)` also returns the `BuildInfo` (seed, doc ids, few-shot doc ids) to record.
+`harness.load_tasks("mmlu,my_task.yaml", include_path=...)` builds lm-eval's tasks (names, groups, tags,
+folders, files) behind beyondscale's guards; `lm_eval_items.plan_items` records the requests lm-eval asks
+and turns each document's into one engine `Item`; `lm_eval_items.score_planned` hands the engine's answers
+back to lm-eval, which filters, scores and aggregates them; `harness_identity` keys tasks and documents by
+content.
 """
-
-from beyondscale.tasks.build import BuildInfo, BuiltTask, build_items, build_task
-from beyondscale.tasks.spec import TaskSpec, list_builtin_tasks, load_task, spec_from_dict
-
-__all__ = [
-    "BuildInfo",
-    "BuiltTask",
-    "TaskSpec",
-    "build_items",
-    "build_task",
-    "list_builtin_tasks",
-    "load_task",
-    "spec_from_dict",
-]

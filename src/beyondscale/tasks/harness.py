@@ -81,6 +81,31 @@ def _harness_task_class():
     return HarnessTask
 
 
+def _data_files_beside(cfg: dict[str, Any], yaml_path: Any) -> None:
+    """A relative `dataset_kwargs.data_files` path missing from the working folder but present beside the task
+    file is read from there: a task folder moved as a whole keeps working (lm-eval reads such paths from the
+    working folder only)."""
+    kwargs = cfg.get("dataset_kwargs")
+    if not yaml_path or not isinstance(kwargs, dict) or "data_files" not in kwargs:
+        return
+    folder = Path(yaml_path).parent
+
+    def beside(path: Any) -> Any:
+        if isinstance(path, str) and not Path(path).is_absolute() and not Path(path).exists() \
+                and (folder / path).exists():
+            return str(folder / path)
+        return path
+
+    files = kwargs["data_files"]
+    if isinstance(files, dict):
+        files = {split: [beside(f) for f in v] if isinstance(v, list) else beside(v) for split, v in files.items()}
+    elif isinstance(files, list):
+        files = [beside(f) for f in files]
+    else:
+        files = beside(files)
+    cfg["dataset_kwargs"] = {**kwargs, "data_files": files}
+
+
 class _BridgeFactory(GuardedTaskFactory):
     """Checks each task config before its data loads and each group's members before they build."""
 
@@ -91,6 +116,7 @@ class _BridgeFactory(GuardedTaskFactory):
         for key in STRUCTURAL_KEYS:
             cfg.pop(key, None)
         check_task_config(cfg, entry.yaml_path)
+        _data_files_beside(cfg, entry.yaml_path)
         if "class" in cfg:  # a Python task of lm-eval's (its class came through the code guard)
             cls = cfg["class"]
             obj = cls(config=cfg) if _ctor_accepts_config(cls) else cls()

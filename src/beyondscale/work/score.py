@@ -3,27 +3,25 @@ batch measured for it. Needs no model, so a finished study re-scores in seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from beyondscale.store import Store
 
+Scorer = Callable[[list[Any]], tuple[dict, list[dict]]]  # engine results in item order -> (aggregates, rows)
 
-def score_unit(store: Store, model_key: str, task_key: str, spec: Any, items: Sequence[Any], keys: Sequence[str],
-               *, facts: Any, costs: Any, peak: Any, seed: int) -> tuple[dict, dict]:
-    """Write the unit's one score set; return (aggregates {metric: (value, stderr)}, efficiency)."""
+
+def score_unit(store: Store, model_key: str, task_key: str, keys: Sequence[str], scorer: Scorer,
+               *, facts: Any, costs: Any, peak: Any) -> tuple[dict, dict]:
+    """Write the unit's one score set; return (aggregates {metric: (value, stderr)}, efficiency). `scorer`
+    turns the stored engine results into metrics (lm-eval's, see evaluator.harness.lm_eval_scorer)."""
     from beyondscale.engine.requests import ItemResult
-    from beyondscale.metrics import score
 
     stored = store.item_results(model_key, task_key, keys)
-    results = [ItemResult.from_json(stored[k]) for k in keys]
-    metric_names = spec.metric_names()
-    scores = score(spec.output_type, metric_names, list(items), results,
-                   metric_kwargs={m: spec.metric_kwargs(m) for m in metric_names}, seed=seed)
-    efficiency = _efficiency(store, model_key, task_key, scores.rows, len(items), facts=facts, costs=costs,
-                             peak=peak)
-    store.write_scores(model_key, task_key, scores.aggregates, scores.rows, efficiency)
-    return scores.aggregates, efficiency
+    aggregates, rows = scorer([ItemResult.from_json(stored[k]) for k in keys])
+    efficiency = _efficiency(store, model_key, task_key, rows, len(keys), facts=facts, costs=costs, peak=peak)
+    store.write_scores(model_key, task_key, aggregates, rows, efficiency)
+    return aggregates, efficiency
 
 
 def _efficiency(store: Store, model_key: str, task_key: str, rows: list[dict], n_items: int, *, facts: Any,
