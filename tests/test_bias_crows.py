@@ -132,7 +132,7 @@ def test_through_lm_eval_task_file(tmp_path, variant, expected_types):
     task.write_text(yaml.safe_dump({"include": str(folder / variant), "task": "local", "dataset_path": "csv",
                                     "dataset_kwargs": {"data_files": {"test": str(data)}}}))
     if not expected_types:
-        with pytest.raises(UserError, match="no pairs"):  # the gender filter keeps none of the crafted rows
+        with pytest.raises(UserError, match="no documents to evaluate"):  # the gender filter keeps none of the rows
             crows.read_pairs(task)
         return
     pairs = crows.read_pairs(task)
@@ -151,7 +151,20 @@ def test_gender_filter_keeps_prefix(tmp_path):
 
 
 def test_not_a_crows_task(tmp_path):
+    import yaml
+
+    data = write_csv(tmp_path / "c.csv")
+    task = tmp_path / "t.yaml"  # lm-eval's arc prompt over CrowS rows: a task, but not a crows_pairs one
+    task.write_text(yaml.safe_dump({"task": "x", "dataset_path": "csv", "test_split": "test",
+                                    "dataset_kwargs": {"data_files": {"test": str(data)}},
+                                    "output_type": "multiple_choice", "doc_to_text": "",
+                                    "doc_to_choice": "{{[sent_more, sent_less]}}", "doc_to_target": 0}))
+    with pytest.raises(UserError, match="not an lm-eval crows_pairs task"):
+        crows.read_pairs(task)
+
+
+def test_task_code_of_ones_own_is_refused(tmp_path):
     task = tmp_path / "t.yaml"
     task.write_text("task: x\ndoc_to_choice: !function utils.other\n")
-    with pytest.raises(UserError, match="not an lm-eval crows_pairs task"):
+    with pytest.raises(UserError, match="allow-task-code"):
         crows.read_pairs(task)

@@ -9,7 +9,7 @@ averaged. lm-eval ignores `stereo_antistereo`; we report it as a breakdown only.
 Data: the authors' CSV (columns sent_more, sent_less, stereo_antistereo, bias_type; the unnamed
 first column is the pair id), a JSONL with the same fields, a hub dataset (`hub:ORG/NAME[:CONFIG]`,
 lm-eval's is `hub:jannalu/crows_pairs_multilingual:english`), or an lm-eval `crows_pairs*.yaml`
-task file (read as data, see `lmeval_task`). Pairs known to be invalid
+task file (lm-eval loads it and its documents, see `lmeval_task`). Pairs known to be invalid
 (Blodgett et al. 2021; Névéol et al. 2022) are flagged from a list of pair ids the user gives, and
 the scores are also reported without them.
 """

@@ -54,9 +54,9 @@ def evaluate(
     )
 
     check_output_path(settings.output_path)
-    costs = settings.costs()
-    refs = parse_models(models)  # cheap checks first: a wrong flag or model never waits for the tasks' data
+    costs = settings.costs()  # a wrong flag never waits for the tasks' data
     loaded = load_harness_tasks(tasks, settings)  # lm-eval resolves, builds and checks every task
+    refs = parse_models(models)
     planned = None if harness_only(loaded, settings) else _plan(loaded, settings)
     if planned is None:  # groups, lm-eval's output files, chat templates, sampling: lm-eval drives the run
         if executor is not None and not isinstance(executor, LocalExecutor):

@@ -24,6 +24,8 @@ def metric_name(metric: str, filter_key: str) -> str:
 
 def number(value: Any) -> float | None:
     """A finite number (a bool counts), else None (lm-eval writes NaN or null for a metric with no documents)."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a numpy scalar
+        value = value.item()
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float) and math.isfinite(value):
@@ -59,6 +61,9 @@ def document_values(metric: str, filter_key: str, value: Any) -> dict[str, float
 
 
 def _brier(gold: Any, probabilities: Any) -> dict[str, float]:
+    if hasattr(probabilities, "tolist"):  # lm-eval hands a numpy array (a list once read back from JSON)
+        probabilities = probabilities.tolist()
+    gold = gold.item() if hasattr(gold, "item") else gold
     if not isinstance(probabilities, list | tuple) or not probabilities or number(gold) is None:
         return {}
     probs = [float(p) for p in probabilities]

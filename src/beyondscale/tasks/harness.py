@@ -234,6 +234,9 @@ def load_tasks(names: str | Sequence[str], *, include_path: str | Path | Sequenc
         except (ValueError, KeyError, TypeError, jinja2.TemplateError) as err:  # e.g. a template a sandbox refuses
             first = str(err).splitlines()[0][:200] if str(err) else ""
             raise UserError(f"--tasks {spec}: lm-eval could not build it: {type(err).__name__}: {first}") from err
+        except IndexError as err:  # lm-eval reads the first document while it builds a task
+            raise UserError(f"--tasks {spec}: lm-eval could not build it: no documents to evaluate "
+                            f"(IndexError: {str(err)[:120]})") from err
         built.extend(obj if isinstance(obj, list) else [obj])
     try:
         loaded = manager.load(built)
