@@ -74,7 +74,8 @@ def lm_eval_scorer(loaded: Any, planned: Any, settings: EvalSettings, keep: Any 
             keep(results)
         out = score_planned(loaded, planned, results, run_kwargs(settings))
         _, score_rows = rows.document_rows(out["samples"][planned.name])
-        return {**rows.aggregates(out["results"].get(planned.name, {})), **rows.calibration(score_rows)}, score_rows
+        aggregates = rows.aggregates(out["results"].get(planned.name, {}))
+        return rows.with_additions(aggregates, score_rows, settings.seed), score_rows
 
     return score
 
@@ -246,7 +247,7 @@ class _TaskUnit:
 
     def score(self, task_results: dict[str, Any], samples: list[dict], facts: Any, device: str, model_name: str,
               computed_docs: int) -> PairResult:
-        aggregates = {**rows.aggregates(task_results), **rows.calibration(self.score_rows)}
+        aggregates = rows.with_additions(rows.aggregates(task_results), self.score_rows, self.settings.seed)
         efficiency = self._efficiency(facts, device)
         self.db.write_scores(self.model_key, self.key, aggregates, self.score_rows, efficiency)
         self.db.put_run_unit(self.run_id, self.model_key, self.key, "done", items_computed=computed_docs)

@@ -1,7 +1,7 @@
 """lm-eval's results dict as the store's rows: per-task metrics, per-document scores, each task's share of cost.
 
-lm-eval names a metric `"acc,none"` (metric, filter): here it is `acc`, or `exact_match,strict-match` (lm-eval's own key) when
-the filter is not `none`; its `"acc_stderr,none"` is that metric's stderr. A document is keyed by lm-eval's
+lm-eval names a metric `"acc,none"` (metric, filter): here it is `acc`, or `exact_match,strict-match` (lm-eval's
+own key) when the filter is not `none`; its `"acc_stderr,none"` is that metric's stderr. A document is keyed by lm-eval's
 `doc_hash`; its per-document numbers are those lm-eval logged in `samples`, one entry per metric and filter.
 """
 
@@ -11,10 +11,13 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from beyondscale.metrics.lm_eval_values import aggregates, document_values, metric_name
 from beyondscale.metrics.lm_eval_values import number as _number
 
-__all__ = ["aggregates", "calibration", "computed_docs", "cost_of", "document_rows", "request_keys", "share"]
+__all__ = ["aggregates", "calibration", "computed_docs", "cost_of", "document_rows", "request_keys", "share",
+           "with_additions"]
 
 REQUEST_TYPE = {"multiple_choice": "loglikelihood", "loglikelihood": "loglikelihood",
                 "loglikelihood_rolling": "loglikelihood_rolling", "generate_until": "generate_until"}
@@ -102,6 +105,28 @@ def cost_of(batches: list[tuple[Any, list[str]]], keys: set[str]) -> Any:
     parts = [share(m, sum(1 for k in batch if k in keys) / len(batch)) for m, batch in batches
              if batch and any(k in keys for k in batch)]
     return sum(parts[1:], parts[0])
+
+
+CORPUS = {"word_perplexity": ("words", lambda ll, n: np.exp(-ll.sum() / n.sum())),
+          "byte_perplexity": ("bytes", lambda ll, n: np.exp(-ll.sum() / n.sum())),
+          "bits_per_byte": ("bytes", lambda ll, n: -ll.sum() / n.sum() / np.log(2))}
+
+
+def with_additions(aggregates: dict[str, tuple], score_rows: list[dict], seed: int) -> dict[str, tuple]:
+    """lm-eval's aggregates plus what beyondscale adds: the ECE of a task with Brier pairs, and a bootstrap
+    standard error (over documents, seeded) for a rolling task's perplexities and bits per byte, which
+    lm-eval leaves without one."""
+    from beyondscale.metrics.stats import bootstrap_stderr
+
+    out = {**aggregates, **calibration(score_rows)}
+    for metric, (count, statistic) in CORPUS.items():
+        if metric not in out or out[metric][1] is not None:
+            continue
+        pairs = [(r["values"].get("logprob"), r["values"].get(count)) for r in score_rows]
+        if pairs and all(ll is not None and n for ll, n in pairs):
+            lls, counts = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+            out[metric] = (out[metric][0], bootstrap_stderr(statistic, lls, counts, seed=seed))
+    return out
 
 
 def calibration(score_rows: list[dict]) -> dict[str, tuple[float | None, None]]:
