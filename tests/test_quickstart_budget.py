@@ -1,0 +1,100 @@
+"""`--budget-minutes N`: the split of N minutes from a planted cost model (no timing), its wording, bad N.
+
+The planned seconds are recomputed here from the plan by hand (steps x step costs, items x item costs), not
+read back from the planner; the power target is checked against a Monte Carlo of the paired t test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from beyondscale.errors import UserError
+from beyondscale.quickstart.budget import BudgetSplit, Costs, allocate, items_for_power, split_line
+from beyondscale.quickstart.plan import DEFAULT_TOKENS, plan_for
+
+TASKS = ("heldout_source_bpb", "qs_bpb", "qs_nextsent", "qs_pattern")
+COSTS = Costs(step_s=(0.01, 0.015, 0.03, 0.06, 0.12, 0.25), moe_step_s=0.04,
+              real_item_s={"heldout_source_bpb": 1.2, "qs_bpb": 1.0, "qs_nextsent": 2.0, "qs_pattern": 0.6},
+              trained_item_s=dict.fromkeys(TASKS, 0.01), fixed_measured_s=30.0, fixed_estimate_s=40.0,
+              pool_s_per_mb=8.0, validation_share=0.1)
+
+
+def by_hand(plan, costs: Costs = COSTS) -> float:
+    """Seconds the plan costs at the planted rates, summed part by part."""
+    steps = plan.tokens / (8 * 128)
+    dense = sum(costs.step_s[i] for i in range(len(plan.shapes)))
+    train = steps * (dense + costs.moe_step_s + costs.step_s[1]) * 1.1
+    items = {"heldout_source_bpb": plan.heldout_docs, **plan.qs_sizes}
+    models = len(plan.shapes) + 2
+    evaluate = sum(n * (costs.real_item_s[t] + models * 0.01) for t, n in items.items())
+    return train + evaluate + 70.0 + 8.0 * plan.pool_bytes / 1e6
+
+
+@pytest.mark.parametrize("minutes", [10, 12, 20, 30, 60])
+def test_the_plan_spends_its_budget_within_15_percent(minutes: int) -> None:
+    plan, split = allocate(plan_for(minutes), COSTS)
+    assert abs(by_hand(plan) - minutes * 60) <= 0.15 * minutes * 60
+    assert split.planned_s == pytest.approx(by_hand(plan), rel=1e-9)
+
+
+@pytest.mark.parametrize("minutes", [10, 12, 20, 30, 60])
+def test_rungs_first_then_items_then_tokens(minutes: int) -> None:
+    base = plan_for(minutes)
+    plan, split = allocate(base, COSTS)
+    items = [plan.heldout_docs, *plan.qs_sizes.values()]
+    if plan.tokens > DEFAULT_TOKENS:  # tokens only once the rungs and the items are at their targets
+        assert len(plan.shapes) == 6 and min(items) >= items_for_power()
+        assert plan.pool_bytes > base.pool_bytes
+    if min(items) > min(base.heldout_docs, *base.qs_sizes.values()):  # items only once the rungs are in
+        assert len(plan.shapes) == 6
+    assert [s.d_model for s in plan.shapes[:4]] == [s.d_model for s in base.shapes]  # appended, never replaced
+    assert list(split.steps) == [s for s in ("rungs", "items", "tokens") if s in split.steps]
+
+
+def test_ten_minutes_buys_rungs_and_items_and_sixty_buys_tokens() -> None:
+    ten, split10 = allocate(plan_for(10), COSTS)
+    sixty, split60 = allocate(plan_for(60), COSTS)
+    assert len(ten.shapes) == 6 and split10.steps[0] == "rungs"
+    assert split60.steps == ("rungs", "items", "tokens") and sixty.tokens > 4 * DEFAULT_TOKENS
+
+
+def test_an_expensive_rung_is_skipped_for_items() -> None:
+    dear = Costs(**{**COSTS.__dict__, "step_s": (0.01, 0.015, 0.03, 0.06, 50.0, 90.0)})
+    plan, split = allocate(plan_for(12), dear)
+    assert len(plan.shapes) == 4 and split.steps[0] == "items"
+    assert abs(by_hand(plan, dear) - 720) <= 0.15 * 720
+
+
+def test_a_budget_the_smallest_study_exceeds_keeps_the_default_and_says_so() -> None:
+    slow = Costs(**{**COSTS.__dict__, "fixed_measured_s": 900.0})
+    plan, split = allocate(plan_for(10), slow)
+    assert len(plan.shapes) == 4 and plan.tokens == DEFAULT_TOKENS
+    assert split.steps[0].startswith("none") and split.planned_s > 600
+
+
+def test_items_for_power_matches_a_monte_carlo_of_the_paired_t_test() -> None:
+    n = items_for_power()
+    rng = np.random.default_rng(7)
+
+    def power(k: int) -> float:
+        d = rng.normal(0.5, 1.0, size=(20_000, k))
+        return float((stats.ttest_1samp(d, 0.0, axis=1).pvalue < 0.05).mean())
+
+    assert power(n) >= 0.79 and power(n - 3) < 0.79  # n items reach 80%, three fewer do not
+    assert n == 34
+
+
+def test_split_line_wording() -> None:
+    split = BudgetSplit(30, training_s=852, evaluation_s=546, fixed_measured_s=66, fixed_estimate_s=246, rungs=6,
+                        tokens=393_216, items=dict.fromkeys(TASKS, 34) | {"qs_nextsent": 40})
+    assert split_line(split) == ("budget 30 min: planned 28.5 (training 14.2 for 6 rungs × 393k tokens, evaluation "
+                                 "9.1 for 34-40 items/task, fixed 5.2: 1.1 measured, 4.1 estimate)")
+    assert split_line(split, spent_s=1746).endswith("estimate); spent 29.1")
+
+
+@pytest.mark.parametrize("bad", [5, 0, -3, float("nan")])
+def test_a_budget_below_the_floor_is_refused_naming_the_flag(bad: float) -> None:
+    with pytest.raises(UserError, match=r"^--budget-minutes .*must be at least 10"):
+        plan_for(bad)
