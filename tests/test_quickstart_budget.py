@@ -11,7 +11,14 @@ import pytest
 from scipy import stats
 
 from beyondscale.errors import UserError
-from beyondscale.quickstart.budget import BudgetSplit, Costs, allocate, items_for_power, split_line
+from beyondscale.quickstart.budget import (
+    BudgetSplit,
+    Costs,
+    allocate,
+    fill_tokens,
+    items_for_power,
+    split_line,
+)
 from beyondscale.quickstart.plan import DEFAULT_TOKENS, plan_for
 
 TASKS = ("heldout_source_bpb", "qs_bpb", "qs_nextsent", "qs_pattern")
@@ -58,6 +65,21 @@ def test_ten_minutes_buys_rungs_and_items_and_sixty_buys_tokens() -> None:
     sixty, split60 = allocate(plan_for(60), COSTS)
     assert len(ten.shapes) == 6 and split10.steps[0] == "rungs"
     assert split60.steps == ("rungs", "items", "tokens") and sixty.tokens > 4 * DEFAULT_TOKENS
+
+
+@pytest.mark.parametrize(("minutes", "elapsed"), [(12, 200.0), (12, 400.0), (30, 500.0)])
+def test_after_the_real_models_the_tokens_take_what_the_clock_leaves(minutes: int, elapsed: float) -> None:
+    plan, split = allocate(plan_for(minutes), COSTS)
+    real_eval = 0.4 * elapsed  # measured: cheaper than the calibration's per-item upper bound
+    final, after = fill_tokens(plan, plan_for(minutes), split, COSTS, elapsed_s=elapsed, real_eval_s=real_eval)
+    assert final.shapes == plan.shapes and final.qs_sizes == plan.qs_sizes  # rungs and items stay as planned
+    steps = final.tokens / 1024
+    train = steps * (sum(COSTS.step_s[:len(final.shapes)]) + COSTS.moe_step_s + COSTS.step_s[1]) * 1.1
+    items = {"heldout_source_bpb": final.heldout_docs, **final.qs_sizes}
+    rest = sum(n * (len(final.shapes) + 2) * 0.01 for n in items.values()) + 40 + 8 * final.pool_bytes / 1e6
+    assert elapsed + train + rest == pytest.approx(minutes * 60, abs=train / steps + 1)  # within one step
+    assert after.planned_s == pytest.approx(elapsed + train + rest, rel=1e-9)
+    assert after.evaluation_s >= real_eval and final.tokens >= DEFAULT_TOKENS
 
 
 def test_an_expensive_rung_is_skipped_for_items() -> None:

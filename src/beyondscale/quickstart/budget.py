@@ -12,6 +12,10 @@ The rule, in order (each step only as far as the minutes left allow):
 3. **Tokens with the rest.** More tokens per rung lower every rung's loss and narrow nothing by themselves,
    so they take what is left (whole steps; the training pool grows with them, as in the default plan).
 
+The study evaluates the real models first (they need no training), then `fill_tokens` gives the tokens what
+the measured clock leaves: the calibration prices items worst (a few items carry each pair's fixed overhead,
+so it overstates them), and this second look spends what that overstatement would leave unspent.
+
 Costs are a `Costs` value: seconds measured by `calibrate.measure_costs` at the start of the run (or planted
 by a test). `allocate` is pure arithmetic on it, so the split can be checked without timing anything.
 """
@@ -26,7 +30,7 @@ from scipy import stats
 from beyondscale.lab.configs import Shape
 from beyondscale.quickstart.plan import BYTES_PER_TOKEN, CONTEXT, EXTRA_RUNGS, StudyPlan
 
-__all__ = ["MAX_RUNGS", "BudgetSplit", "Costs", "allocate", "items_for_power", "split_line"]
+__all__ = ["MAX_RUNGS", "BudgetSplit", "Costs", "allocate", "fill_tokens", "items_for_power", "split_line"]
 
 MAX_RUNGS = 6
 TARGET_EFFECT, TARGET_POWER, ALPHA = 0.5, 0.8, 0.05
@@ -56,7 +60,8 @@ class Costs:
     fixed_measured_s: float  # already spent (start-up, calibration) and the real models' loading
     fixed_estimate_s: float  # stages not timed ahead (probes, analysis, report): an estimate
     pool_s_per_mb: float = 0.0  # corpus, curation and tokenizer per MB of training pool: an estimate
-    validation_share: float = 0.11  # validation passes as a share of training time: an estimate (see plan.py)
+    validation_share: float = 0.11  # validation passes as a share of training time: an estimate (calibrate.py)
+    real_eval_s: float = 0.0  # the real models' evaluation once it has run (measured; real_item_s then empty)
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,8 @@ def _items(plan: StudyPlan) -> dict[str, int]:
 
 def _evaluation_s(plan: StudyPlan, costs: Costs) -> float:
     trained = len(plan.shapes) + 2  # the dense rungs, the MoE and the curated arm
-    return sum(n * (costs.real_item_s.get(task, 0.0) + trained * costs.trained_item_s.get(task, 0.0))
-               for task, n in _items(plan).items())
+    return costs.real_eval_s + sum(n * (costs.real_item_s.get(task, 0.0) + trained * costs.trained_item_s.get(task, 0.0))
+                                   for task, n in _items(plan).items())
 
 
 def _split(plan: StudyPlan, costs: Costs, steps: tuple[str, ...]) -> BudgetSplit:
@@ -127,25 +132,41 @@ def allocate(plan: StudyPlan, costs: Costs) -> tuple[StudyPlan, BudgetSplit]:
     if not _fits(plan, costs):
         return plan, _split(plan, costs, ("none: the smallest study alone exceeds the budget",))
     taken: list[str] = []
+    floor = len(plan.shapes)
     extra = [Shape(d_model=d, n_layer=n, n_head=h, context_length=CONTEXT) for d, n, h in EXTRA_RUNGS]
     while len(plan.shapes) < min(MAX_RUNGS, len(costs.step_s)) and extra:
         grown = replace(plan, shapes=[*plan.shapes, extra.pop(0)])
         if not _fits(grown, costs):
             break
         plan = grown
-        taken.append("rungs")
+    taken += ["rungs"] if len(plan.shapes) > floor else []
     target = items_for_power()
     top = _largest(0, target, lambda n: _fits(_with_items(plan, n), costs))
     if min(_items(_with_items(plan, top)).values()) > min(_items(plan).values()):
         plan = _with_items(plan, top)
         taken.append("items")
     if top >= target:
-        first = plan.tokens // (plan.batch_size * CONTEXT)
-        steps = _largest(first, max(first, 10**7), lambda s: _fits(_with_tokens(plan, s), costs))
-        if steps > first:
-            plan = _with_tokens(plan, steps)
-            taken.append("tokens")
-    return plan, _split(plan, costs, tuple(dict.fromkeys(taken)))
+        plan, grew = _grow_tokens(plan, costs)
+        taken += ["tokens"] if grew else []
+    return plan, _split(plan, costs, tuple(taken))
+
+
+def _grow_tokens(plan: StudyPlan, costs: Costs) -> tuple[StudyPlan, bool]:
+    """The most whole steps per rung that fit the budget (never fewer than the plan has)."""
+    first = plan.tokens // (plan.batch_size * CONTEXT)
+    steps = _largest(first, max(first, 10**7), lambda s: _fits(_with_tokens(plan, s), costs))
+    return (_with_tokens(plan, steps), True) if steps > first else (plan, False)
+
+
+def fill_tokens(plan: StudyPlan, floor: StudyPlan, split: BudgetSplit, costs: Costs, elapsed_s: float,
+                real_eval_s: float) -> tuple[StudyPlan, BudgetSplit]:
+    """After the real models' evaluation (the part the calibration prices worst: a few items carry each task's
+    overhead): the tokens take what the measured clock leaves, from `floor`'s (the plan before `allocate`)."""
+    measured = replace(costs, real_item_s={}, real_eval_s=real_eval_s, fixed_measured_s=elapsed_s - real_eval_s)
+    start = replace(plan, tokens=floor.tokens, pool_bytes=floor.pool_bytes)
+    grown, grew = _grow_tokens(start, measured)
+    steps = tuple(s for s in split.steps if s != "tokens") + (("tokens",) if grew else ())
+    return grown, _split(grown, measured, steps)
 
 
 def _minutes(seconds: float) -> str:

@@ -53,8 +53,10 @@ class StudyPlan:
     # The real models' probes cost minutes on a CPU (their 49k/262k-token output layers at every layer of
     # the lens); the default budget probes the trained models only, 20 minutes and more add the real ones.
     probe_real_models: bool = False
-    # How `--budget-minutes` split the minutes (a budget.BudgetSplit; None for the default plan). It describes the
-    # plan and enters no resume key: the fields above say what runs.
+    # An explicit --budget-minutes: the study measures its costs and grows this plan (`budget.py`) before training.
+    budgeted: bool = False
+    # How the planner split the minutes (a budget.BudgetSplit; None for the default plan). It describes the plan
+    # and enters no resume key: the fields above say what runs.
     split: Any = None
 
 
@@ -65,4 +67,4 @@ def plan_for(budget_minutes: float | None = None, seed: int = 1234) -> StudyPlan
     if not minutes >= DEFAULT_BUDGET_MINUTES:
         raise UserError(f"--budget-minutes {budget_minutes}: must be at least {DEFAULT_BUDGET_MINUTES:g} "
                         "(the smallest study that still fits a law to four rungs)")
-    return StudyPlan(budget_minutes=minutes, seed=seed)
+    return StudyPlan(budget_minutes=minutes, seed=seed, budgeted=budget_minutes is not None)
