@@ -120,3 +120,17 @@ def test_split_line_wording() -> None:
 def test_a_budget_below_the_floor_is_refused_naming_the_flag(bad: float) -> None:
     with pytest.raises(UserError, match=r"^--budget-minutes .*must be at least 10"):
         plan_for(bad)
+
+
+def test_the_ladder_folder_is_named_by_what_training_depends_on_except_the_rungs() -> None:
+    from dataclasses import replace
+
+    from beyondscale.quickstart.study import ladder_key, ladder_preset
+
+    four = plan_for(12)
+    six, _ = allocate(replace(four, tokens=four.tokens), Costs(**{**COSTS.__dict__, "pool_s_per_mb": 0.0}))
+    base = ladder_key(ladder_preset(four), "raw", "kept")
+    assert ladder_key(ladder_preset(replace(six, tokens=four.tokens)), "raw", "kept") == base  # more rungs: reused
+    assert ladder_key(ladder_preset(replace(four, tokens=2 * four.tokens)), "raw", "kept") != base  # retrained
+    assert ladder_key(ladder_preset(four), "other raw", "kept") != base
+    assert ladder_key(ladder_preset(four), "raw", "other kept") != base
