@@ -37,7 +37,7 @@ def analyze_study(spec: StudySpec, corpus: CorpusStage, ladder: TrainedLadder,
     """The store's analysis over this study's models and tasks, with the study's conclusions first."""
     analysis, frames = analyze(spec.store, models=sorted(set(evaluation.keys.values())), tasks=sorted(corpus.tasks),
                                primary=PRIMARY)
-    found = conclude(spec.store, ladder, evaluation, frames.models)
+    found = conclude(spec.store, ladder, evaluation, frames)
     first = found.findings()
     analysis = dataclasses.replace(analysis, findings=[*first, *analysis.findings],
                                    verdict=[*words(first), *analysis.verdict])
