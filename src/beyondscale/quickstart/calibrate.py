@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from beyondscale.quickstart.plan import CONTEXT, EXTRA_RUNGS, StudyPlan
 __all__ = ["CALIBRATION_ITEMS", "measure_costs"]
 
 CALIBRATION_ITEMS = 2  # items per task the calibration scores with every model (an upper bound per item: see budget)
-WARM_STEPS, TIMED_STEPS = 2, 4  # training steps per shape: untimed (allocation, first kernels), then timed (median)
+WARM_ROUNDS, TIMED_ROUNDS = 3, 4  # training steps per shape: untimed (allocation, first kernels), then timed
 # Estimates (labelled as such wherever they are shown): `make run`'s stage timings on 2 CPU cores (README:
 # probes + analysis + report 2.5-12.5 s with 6 trained models; corpus + curation 8-12 s for 1 MB of pool).
 AFTER_EVALUATION_ESTIMATE_S = 15.0
@@ -39,8 +40,8 @@ POOL_ESTIMATE_S_PER_MB = 12.0
 VALIDATION_SHARE = 0.11
 
 
-def step_seconds(shape: Shape, arch: str, plan: StudyPlan, device: str) -> float:
-    """Seconds per training step (batch_size x context tokens) of one shape, as the lab trains it."""
+def _stepper(shape: Shape, arch: str, plan: StudyPlan, device: str) -> Callable[[], None]:
+    """One training step (batch_size x context tokens) of one shape on random tokens, as the lab trains it."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -56,27 +57,34 @@ def step_seconds(shape: Shape, arch: str, plan: StudyPlan, device: str) -> float
     ids = torch.from_numpy(np.random.default_rng(0).integers(0, plan.vocab_size, (plan.batch_size, CONTEXT + 1)))
     x, y = ids[:, :-1].to(device), ids[:, 1:].to(device)
     model.train()
-    times = []
-    for _ in range(WARM_STEPS + TIMED_STEPS):
-        start = time.perf_counter()
+
+    def step() -> None:
         loss, _ = loss_of(x, y)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[WARM_STEPS:]))
+    return step
 
 
 def training_costs(plan: StudyPlan, device: str) -> tuple[tuple[float, ...], float]:
-    """Step seconds of every candidate dense rung (the default ladder, then the rungs a budget may add) and the MoE."""
-    shapes = [*plan.shapes, *(Shape(d_model=d, n_layer=n, n_head=h, context_length=CONTEXT) for d, n, h in EXTRA_RUNGS)]
-    dense = tuple(step_seconds(s, "dense", plan, device) for s in shapes)
+    """Step seconds of every candidate dense rung (the default ladder, then the rungs a budget may add) and of the
+    MoE. The shapes take turns, one step each per round, so a burst of load from elsewhere on a shared machine
+    lands on every shape alike; each shape's cost is its median over the timed rounds."""
     variant = plan.shapes[plan.variant_rung]
     moe = Shape(d_model=variant.d_model, n_layer=variant.n_layer, n_head=variant.n_head, context_length=CONTEXT,
                 n_experts=plan.n_experts, top_k=plan.top_k)
-    return dense, step_seconds(moe, "moe", plan, device)
+    dense = [*plan.shapes, *(Shape(d_model=d, n_layer=n, n_head=h, context_length=CONTEXT) for d, n, h in EXTRA_RUNGS)]
+    steps = [_stepper(s, "dense", plan, device) for s in dense] + [_stepper(moe, "moe", plan, device)]
+    times: list[list[float]] = [[] for _ in steps]
+    for _ in range(WARM_ROUNDS + TIMED_ROUNDS):
+        for step, kept in zip(steps, times, strict=True):
+            start = time.perf_counter()
+            step()
+            kept.append(time.perf_counter() - start)
+    medians = [float(np.median(t[WARM_ROUNDS:])) for t in times]
+    return tuple(medians[:-1]), medians[-1]
 
 
 def _calibration_tasks(folder: Path, plan: StudyPlan, corpus: str | None) -> list[str]:
