@@ -134,3 +134,15 @@ def test_the_ladder_folder_is_named_by_what_training_depends_on_except_the_rungs
     assert ladder_key(ladder_preset(replace(four, tokens=2 * four.tokens)), "raw", "kept") != base  # retrained
     assert ladder_key(ladder_preset(four), "other raw", "kept") != base
     assert ladder_key(ladder_preset(four), "raw", "other kept") != base
+
+
+def test_a_grown_plan_reads_back_as_it_was_written(tmp_path) -> None:
+    from beyondscale.quickstart.budget import load_plan, save_plan
+
+    plan, split = allocate(plan_for(30), COSTS)
+    plan.split = split
+    save_plan(tmp_path / "p.json", plan)
+    back = load_plan(tmp_path / "p.json")
+    assert back == plan and back.split.steps == split.steps and split_line(back.split) == split_line(split)
+    (tmp_path / "bad.json").write_text("{not json")
+    assert load_plan(tmp_path / "bad.json") is None and load_plan(tmp_path / "none.json") is None

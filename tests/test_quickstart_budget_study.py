@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from beyondscale import api
-from beyondscale.quickstart import study
 from beyondscale.quickstart.budget import Costs
 from beyondscale.quickstart.plan import EXTRA_RUNGS
 from conftest import build_tiny_model
@@ -34,9 +33,9 @@ def test_a_budgeted_study_grows_its_plan_and_says_how(tmp_path: Path, monkeypatc
     plan = tiny_plan()
     plan.budgeted, plan.probe_real_models = True, False
     said: list[str] = []
-    result = api.quickstart(store=tmp_path / "s.db", out=tmp_path / "r.html", work_dir=tmp_path / "study",
-                            corpus=str(prose_corpus(tmp_path / "c.jsonl")), plan=plan, real_models=real,
-                            show_progress=False, say=said.append)
+    kw = dict(store=tmp_path / "s.db", out=tmp_path / "r.html", work_dir=tmp_path / "study",
+              corpus=str(prose_corpus(tmp_path / "c.jsonl")), plan=plan, real_models=real, show_progress=False)
+    result = api.quickstart(**kw, say=said.append)
     assert list(result.stage_seconds)[:3] == ["plan", "corpus", "evaluate"]
     dense = sorted(n for n in result.training_records if n.startswith("dense-"))
     assert len(dense) == 6 and dense[-1].endswith(f"d{EXTRA_RUNGS[-1][0]}")
@@ -50,4 +49,13 @@ def test_a_budgeted_study_grows_its_plan_and_says_how(tmp_path: Path, monkeypatc
     assert len(note) == 1 and "for 6 rungs" in note[0] and "; spent " in note[0]
     assert any(line.startswith("budget 10 min: planned") and "with the report" in line for line in said)
     assert "budget split" in (tmp_path / "r.html").read_text(encoding="utf-8")
-    assert study.ladder_key  # the folder: one per content (test_quickstart_budget.py)
+
+    # the same command again: the plan is read back, not measured again, and nothing trains again
+    monkeypatch.setattr(calibrate, "measure_costs", lambda *a, **k: pytest.fail("measured again"))
+    with sqlite3.connect(tmp_path / "s.db") as c:
+        runs = c.execute("SELECT COUNT(*) FROM lab_training_runs").fetchone()[0]
+    again = api.quickstart(**kw, say=said.append)
+    assert "plan" not in again.stage_seconds and again.training_records.keys() == result.training_records.keys()
+    with sqlite3.connect(tmp_path / "s.db") as c:
+        assert c.execute("SELECT COUNT(*) FROM lab_training_runs").fetchone()[0] == runs
+    assert any("an earlier run's plan reused" in line for line in said)

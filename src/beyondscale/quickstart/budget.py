@@ -22,15 +22,20 @@ by a test). `allocate` is pure arithmetic on it, so the split can be checked wit
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 from scipy import stats
 
 from beyondscale.lab.configs import Shape
 from beyondscale.quickstart.plan import BYTES_PER_TOKEN, CONTEXT, EXTRA_RUNGS, StudyPlan
 
-__all__ = ["MAX_RUNGS", "BudgetSplit", "Costs", "allocate", "fill_tokens", "items_for_power", "split_line"]
+__all__ = ["MAX_RUNGS", "BudgetSplit", "Costs", "allocate", "fill_tokens", "items_for_power", "load_plan", "save_plan",
+           "split_line"]
 
 MAX_RUNGS = 6
 TARGET_EFFECT, TARGET_POWER, ALPHA = 0.5, 0.8, 0.05
@@ -77,6 +82,7 @@ class BudgetSplit:
     tokens: int
     items: dict[str, int] = field(default_factory=dict)
     steps: tuple[str, ...] = ()  # which of the rule's steps got minutes, in order
+    reused: bool = False  # the plan of an earlier run of the same command (what it trained is read back)
 
     @property
     def planned_s(self) -> float:
@@ -187,6 +193,29 @@ def split_line(split: BudgetSplit, spent_s: float | None = None) -> str:
             f"for {split.rungs} rungs × {_tokens(split.tokens)} tokens, evaluation {_minutes(split.evaluation_s)} "
             f"for {items} items/task, fixed {_minutes(fixed)}: {_minutes(split.fixed_measured_s)} measured, "
             f"{_minutes(split.fixed_estimate_s)} estimate)")
+    if split.reused:
+        text += ", an earlier run's plan reused"
     if spent_s is not None:
         text += f"; spent {_minutes(spent_s)}"
     return text
+
+
+def save_plan(path: Path, plan: StudyPlan) -> None:
+    """The grown plan and its split, so the same command run again reuses it (and so every trained model)
+    instead of measuring again: a new measurement on a shared machine would give other tokens, and retrain all."""
+    doc = {k: v for k, v in dataclasses.asdict(plan).items() if k != "split"}
+    doc["split"] = dataclasses.asdict(plan.split) if plan.split is not None else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def load_plan(path: Path) -> StudyPlan | None:
+    """A plan `save_plan` wrote; None when there is none (or it no longer reads as one)."""
+    try:
+        doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        split = doc.pop("split")
+        shapes = [Shape(**s) for s in doc.pop("shapes")]
+        split = BudgetSplit(**{**split, "steps": tuple(split["steps"])}) if split else None
+        return StudyPlan(**doc, shapes=shapes, split=split)
+    except (OSError, ValueError, TypeError, KeyError):
+        return None

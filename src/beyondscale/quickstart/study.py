@@ -39,7 +39,7 @@ from beyondscale.lab.curate.scorer import train_scorer
 from beyondscale.lab.data import read_corpus
 from beyondscale.lab.sweep import Preset, TrainedLadder, train_ladder
 from beyondscale.quickstart import probes, sections
-from beyondscale.quickstart.budget import allocate, fill_tokens, split_line
+from beyondscale.quickstart.budget import allocate, fill_tokens, load_plan, save_plan, split_line
 from beyondscale.quickstart.build import build_quickstart_tasks
 from beyondscale.quickstart.plan import StudyPlan
 from beyondscale.quickstart.source import bpb_task_rows, split_sources, write_bpb_task, write_jsonl
@@ -164,11 +164,29 @@ def fresh_start(work: Path) -> None:
         shutil.move(str(work), str(work.with_name(f"{work.name}.before-{stamp}")))
 
 
+def plan_record(spec: StudySpec) -> Path:
+    """Where a budgeted plan is kept: named by what the measurement starts from (the floor plan, budget and seed
+    included, the device, corpus and models compared), so the same command reuses it and another measures again."""
+    floor = {k: v for k, v in dataclasses.asdict(spec.plan).items() if k != "split"}
+    doc = [floor, spec.device, str(spec.batch_size), spec.corpus, list(spec.real_models), list(spec.quantize)]
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return spec.work / "budget" / f"{key}.json"
+
+
 def budgeted_start(spec: StudySpec, stages: dict[str, float], started: float,
                    say: Callable[[str], None] | None) -> tuple[StudySpec, CorpusStage]:
-    """--budget-minutes: measure, grow the plan, evaluate the real models, then give the tokens what is left."""
+    """--budget-minutes: measure, grow the plan, evaluate the real models, then give the tokens what is left.
+    The same command run again reuses the plan it grew (--fresh measures again)."""
     from beyondscale.quickstart.calibrate import measure_costs
 
+    record = plan_record(spec)  # named by the floor plan, before it grows
+    kept = load_plan(record)
+    if kept is not None and kept.split is not None:
+        kept.split = dataclasses.replace(kept.split, reused=True)
+        (say or print)(f"{split_line(kept.split)} ({record}; --fresh measures again)")
+        spec = dataclasses.replace(spec, plan=kept)
+        with _timed(stages, "corpus", say):
+            return spec, build_corpus(spec)
     floor = spec.plan
     with _timed(stages, "plan", say):
         costs = measure_costs(floor, spec.device, spec.batch_size, dict(spec.real_models), spec.corpus, started)
@@ -182,6 +200,7 @@ def budgeted_start(spec: StudySpec, stages: dict[str, float], started: float,
     plan, split = fill_tokens(spec.plan, floor, split, costs, time.perf_counter() - started, time.perf_counter() - clock)
     spec = dataclasses.replace(spec, plan=dataclasses.replace(plan, split=split))
     (say or print)(split_line(split))
+    save_plan(record, spec.plan)
     with _timed(stages, "corpus", say):
         corpus = build_corpus(spec)  # the pool the final tokens need (the tasks are unchanged)
     return spec, corpus
