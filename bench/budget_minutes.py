@@ -35,7 +35,8 @@ def main() -> None:
                "--store", str(Path(tmp) / "store.db"), "--out", str(Path(tmp) / "report.html")]
         print(f"load average before: {load()}  ({os.cpu_count()} cores)")
         start = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False)
+        env = {**os.environ, "COLUMNS": "1000"}  # the study's lines unwrapped
+        proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, check=False, env=env)
         wall = time.perf_counter() - start
         print(f"load average after:  {load()}")
     if proc.returncode:
@@ -45,6 +46,8 @@ def main() -> None:
         if line.startswith("budget "):
             print(f"study: {line}")
     for line in proc.stdout.splitlines():
+        if line.startswith("note: budget "):
+            print(f"study: {line[6:]}")
         if line.strip().split(":")[0] in ("plan", "corpus", "curate", "train", "evaluate", "probes", "analyze",
                                            "report", "total"):
             print(f"  {line.strip()}")
