@@ -6,8 +6,10 @@
   step, with the optimiser and loss the lab trains with;
 - scoring CALIBRATION_ITEMS items of each task, through `evaluator.evaluate` into a throwaway store, by the
   real models and by a random-initialised model of the largest default rung's shape (every trained model is
-  priced at its cost: small rungs cost less, so this errs towards spending less); the real models' loading
-  is the evaluation's wall time less the (model, task) pairs' own seconds.
+  priced at its cost: the smaller rungs cost less, the added ones more, all of it small beside the real
+  models); the real models' loading is the evaluation's wall time less the (model, task) pairs' own seconds.
+  Two items per task carry each pair's fixed overhead, so this overstates an item's cost: the study corrects
+  for it by evaluating the real models first and giving the tokens what the measured clock leaves.
 
 What is not timed ahead is an estimate and is labelled so (`budget.Costs`): the stages after evaluation
 (probes, analysis, report) and the corpus, curation and tokenizer per MB of training pool, both taken
