@@ -74,8 +74,10 @@ def test_study_end_to_end_then_reuse_then_browser(tmp_path: Path) -> None:
     # the verdict's first line quotes the two largest dense rungs' held-out bpb, as the store holds them
     b2, b3 = _bpb_from_store(store, "dense-2-d32"), _bpb_from_store(store, "dense-3-d48")
     assert f"from {b2:.3f} to {b3:.3f}" in first.verdict[0]
+    runs = {Path(r["out"]).parent for r in first.training_records.values()}
+    assert len(runs) == 1 and runs.pop().parent.parent == (work / "ladder").resolve()  # one folder, named by its content
     records = {p.name: json.loads((p / "beyondscale_lab.json").read_text())
-               for p in (work / "ladder" / "runs").iterdir()}
+               for p in (Path(next(iter(first.training_records.values()))["out"]).parent).iterdir()}
     assert set(records) == {"dense-0-d8", "dense-1-d16", "dense-2-d32", "dense-3-d48", "moe-8x2-d16", "curated-d16"}
     per_doubling = (b2 - b3) / math.log2(records["dense-3-d48"]["params_total"] / records["dense-2-d32"]["params_total"])
     assert f"{abs(per_doubling):.3f} bits per byte {'less' if per_doubling >= 0 else 'more'} per doubling" in first.verdict[0]

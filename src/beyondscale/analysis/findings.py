@@ -300,6 +300,11 @@ class DoublingGain:
     value_large: float
     metric: str = "held-out bits per byte"
     unit: str = "bits per byte"
+    # 95% interval on the gain per doubling (analysis.paired.bpb_difference_interval over the documents both
+    # scored, divided by the doublings); NaN where there is none, n_items saying why (0: not computed)
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    n_items: int = 0
 
     @property
     def doublings(self) -> float:

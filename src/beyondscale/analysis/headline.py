@@ -1,7 +1,8 @@
 """The answer first: at most five headline lines, drawn from the typed findings, above the details.
 
 1. the recommendation and the rule that chose it;
-2. what a doubling bought, with the paired test of the two largest neighbours on the same documents;
+2. what a doubling bought, with its interval and the paired test of the two largest neighbours on the same
+   documents (no interval under MIN_INTERVAL_ITEMS documents, where its 95% is not shown to hold);
 3. what each alternative (MoE, curated data, a quantised variant) is worth, in dense compute or kept quality;
 4. the power of the study: the multipliers it could not tell from 1x, where it measured any;
 5. the one caveat that most limits the conclusion (too few items, an extrapolation, estimated energy).
@@ -24,7 +25,7 @@ from beyondscale.analysis.findings import (
     Recommendation,
     SizeStep,
 )
-from beyondscale.analysis.wording import effect_text, format_p, interval, n_params, p_text, times
+from beyondscale.analysis.wording import doubling_ci, effect_text, format_p, interval, n_params, p_text, times
 
 MAX_LINES = 5
 FEW_ITEMS = 30  # below this many items per task, only large differences can be told apart
@@ -66,7 +67,8 @@ def _doubling(findings: list[Any], paired: pd.DataFrame | None) -> str:
     row = _paired_row(paired, step.small, step.large)
     per = step.gain_per_doubling
     what = "less" if per >= 0 else "more"
-    s = (f"A doubling bought {abs(per):.3g} {step.unit} {what} ({step.metric}, {step.small} to {step.large}, "
+    ci = f"{doubling_ci(step)}; " if step.n_items else ""
+    s = (f"A doubling bought {abs(per):.3g} {step.unit} {what} ({ci}{step.metric}, {step.small} to {step.large}, "
          f"{step.doublings:.2f} doublings")
     if row is not None:  # the paired test on the same documents (its p never below what n allows)
         exact = str(row.get("test", "")) in ("mcnemar", "sign_flip_exact")

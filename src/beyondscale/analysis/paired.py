@@ -21,11 +21,15 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import binom
+from scipy.stats import t as t_dist
 
 LN2 = math.log(2.0)
 EXACT_MAX = 20  # items up to which the sign-flip test enumerates all 2^n swap patterns
 MC_PERMUTATIONS = 10_000  # random swap patterns above that (p resolution 1/10,001)
 MIN_ITEMS = 6  # fewer paired items: no test (an exact two-sided test of 5 items cannot reach p < 0.0625)
+# Fewer documents: no interval on a bits-per-byte difference (`bpb_difference_interval`). From 10 on, its 95%
+# covers 93-95% of planted draws; at 6-8 documents 92.5% when the per-document gains are skewed.
+MIN_INTERVAL_ITEMS = 10
 
 
 def mcnemar_exact(b: Any, c: Any) -> np.ndarray:
@@ -155,6 +159,26 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 1000, seed: int
     test = permutation_test(a, b, seed)
     return {"effect": effect, "ci_low": float(lo[0]), "ci_high": float(hi[0]), "p_value": test["p_value"],
             "p_floor": test["p_floor"], "exact": test["exact"], "n_items": int(len(d))}
+
+
+def bpb_difference_interval(logprob_a: Any, bytes_a: Any, logprob_b: Any, bytes_b: Any, level: float = 0.95
+                            ) -> tuple[float, float, float]:
+    """bits_per_byte(a) - bits_per_byte(b) on the same documents, with a Student-t interval on the linearised
+    ratio (Cochran 1977, ch. 6: each ratio of sums becomes a mean of residuals (x_i - R y_i) / mean(y), and the
+    difference of two such means is a paired mean). With equal lengths it is the paired t interval
+    (scipy.stats.ttest_rel). Chosen over the paired bootstrap's percentile interval, which covers 89% at 10
+    documents: this one covers 94-95% at 10-40 documents with normal per-document differences, 93-94% with
+    moderately skewed ones (skewness 1), 88-91% with exponential ones at 10-20 (tests/test_doubling_interval.py).
+    NaN bounds under MIN_INTERVAL_ITEMS documents."""
+    la, ya, lb, yb = (np.asarray(v, dtype=float) for v in (logprob_a, bytes_a, logprob_b, bytes_b))
+    ua, ub = -la / LN2, -lb / LN2
+    ra, rb = ua.sum() / ya.sum(), ub.sum() / yb.sum()
+    n = len(ua)
+    if n < MIN_INTERVAL_ITEMS:
+        return float(ra - rb), math.nan, math.nan
+    z = (ua - ra * ya) / ya.mean() - (ub - rb * yb) / yb.mean()
+    half = t_dist.ppf(0.5 + level / 2, n - 1) * z.std(ddof=1) / math.sqrt(n)
+    return float(ra - rb), float(ra - rb - half), float(ra - rb + half)
 
 
 def holm(p: np.ndarray) -> np.ndarray:

@@ -374,7 +374,19 @@ def _which_to_believe(f: ComputeWorth) -> str:
 def _doubling_gain(s: DoublingGain) -> str:
     return (f"Scale: going from {n_params(s.params_small)} to {n_params(s.params_large)} parameters "
             f"({s.doublings:.2f} doublings) took {s.metric} from {s.value_small:.3f} to {s.value_large:.3f}: "
-            f"{abs(s.gain_per_doubling):.3f} {s.unit} {'less' if s.gain_per_doubling >= 0 else 'more'} per doubling.")
+            f"{abs(s.gain_per_doubling):.3f} {s.unit} {'less' if s.gain_per_doubling >= 0 else 'more'} per doubling"
+            + (f" ({doubling_ci(s)})." if s.n_items else "."))
+
+
+def doubling_ci(s: DoublingGain) -> str:
+    """The interval on the gain per doubling, oriented as the gain is worded (less/more), over its documents; or
+    why there is none (under MIN_INTERVAL_ITEMS documents its 95% is not shown to hold)."""
+    from beyondscale.analysis.paired import MIN_INTERVAL_ITEMS
+
+    if not (math.isfinite(s.ci_low) and math.isfinite(s.ci_high)):
+        return f"no interval: {s.n_items} documents, under the {MIN_INTERVAL_ITEMS} at which its 95% was checked to hold"
+    lo, hi = (s.ci_low, s.ci_high) if s.gain_per_doubling >= 0 else (-s.ci_high, -s.ci_low)
+    return f"95% CI {lo:.3g} to {hi:.3g}"
 
 
 def _placement(p: Placement) -> str:

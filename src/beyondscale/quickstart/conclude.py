@@ -8,9 +8,11 @@ finding is worded (`analysis.wording`). Fits and intervals are the analysis pack
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from beyondscale.analysis.compute_equivalent import dense_flops_for
@@ -25,9 +27,11 @@ from beyondscale.analysis.findings import (
 )
 from beyondscale.analysis.fits import fit_arrays
 from beyondscale.analysis.ladder import worth
+from beyondscale.analysis.paired import bpb_difference_interval
 from beyondscale.lab.sweep import TrainedLadder
 from beyondscale.quickstart.stages import EvaluationStage
 from beyondscale.report.probes import probe_vs_size
+from beyondscale.store import Frames
 
 __all__ = ["Conclusions", "conclude"]
 
@@ -83,13 +87,39 @@ def _law(points: pd.DataFrame) -> tuple[Any | None, str]:
     return fit_arrays(dense["params_total"], dense["heldout_bpb"], "loss", n_boot=1000, seed=0), ""
 
 
-def _step(points: pd.DataFrame) -> DoublingGain | None:
+def _documents(frames: Frames | None, key_a: str | None, key_b: str | None) -> list[np.ndarray]:
+    """[logprob a, bytes a, logprob b, bytes b] per held-out document both models scored, on the newest version
+    of the task both have; empty lists when the store holds no per-document scores for them."""
+    if frames is None or frames.items.empty or not key_a or not key_b:
+        return [np.array([])] * 4
+    rows = frames.items[(frames.items["task"] == BPB.split("/")[0]) & frames.items["metric"].isin(["logprob", "bytes"])
+                        & frames.items["model_key"].isin([key_a, key_b])]
+    both = rows.groupby("task_key")["model_key"].nunique()
+    versions = frames.tasks[frames.tasks["task_key"].isin(both[both == 2].index)].sort_values("created")
+    if versions.empty:
+        return [np.array([])] * 4
+    rows = rows[rows["task_key"] == versions["task_key"].iloc[-1]]
+    wide = rows.pivot_table(index="doc_id", columns=["model_key", "metric"], values="value").dropna()
+    return [wide[(k, m)].to_numpy(float) for k in (key_a, key_b) for m in ("logprob", "bytes")]
+
+
+def _step(points: pd.DataFrame, frames: Frames | None = None, keys: dict[str, str] | None = None
+          ) -> DoublingGain | None:
+    """The two largest dense rungs: their held-out bits per byte, and an interval on the gain per doubling from
+    the documents both scored (none under MIN_INTERVAL_ITEMS documents)."""
     dense = points[points["kind"] == "dense"].dropna(subset=["heldout_bpb"]).sort_values("params_total")
     if len(dense) < 2:
         return None
     a, b = dense.iloc[-2], dense.iloc[-1]
+    docs = _documents(frames, (keys or {}).get(a["model"]), (keys or {}).get(b["model"]))
+    low = high = math.nan
+    if len(docs[0]):
+        _, lo, hi = bpb_difference_interval(*docs)
+        doublings = math.log2(float(b["params_total"]) / float(a["params_total"]))
+        low, high = lo / doublings, hi / doublings
     return DoublingGain(a["model"], b["model"], float(a["params_total"]), float(b["params_total"]),
-                        float(a["heldout_bpb"]), float(b["heldout_bpb"]))
+                        float(a["heldout_bpb"]), float(b["heldout_bpb"]), ci_low=low, ci_high=high,
+                        n_items=len(docs[0]))
 
 
 def _worth(points: pd.DataFrame, law: Any | None) -> tuple[list[ComputeWorth], str]:
@@ -139,14 +169,13 @@ def _probe_rows(store: str, evaluation: EvaluationStage) -> pd.DataFrame:
     return frame.sort_values("params_total").reset_index(drop=True)
 
 
-def conclude(store: str, ladder: TrainedLadder, evaluation: EvaluationStage,
-             frames_models: pd.DataFrame) -> Conclusions:
+def conclude(store: str, ladder: TrainedLadder, evaluation: EvaluationStage, frames: Frames) -> Conclusions:
     """The ladder's law, its last doubling, what each alternative is worth, where the other models sit."""
     points = ladder_points(ladder, evaluation.metrics)
     law, note = _law(points)
     alternatives, worth_note = _worth(points, law)
-    return Conclusions(points, law, note, _step(points), alternatives, worth_note,
-                       _placements(evaluation, points, law, frames_models), _probe_rows(store, evaluation))
+    return Conclusions(points, law, note, _step(points, frames, evaluation.keys), alternatives, worth_note,
+                       _placements(evaluation, points, law, frames.models), _probe_rows(store, evaluation))
 
 
 def probe_trends(frame: pd.DataFrame, ladder: set[str]) -> list[ProbeTrend]:

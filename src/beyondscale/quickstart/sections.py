@@ -28,6 +28,8 @@ from beyondscale.store import Frames
 __all__ = ["analyze_study", "study_sections", "write_study_report"]
 
 PRIMARY = "heldout_source_bpb"
+BUDGET_RULE = ("rungs first, up to 6, since 4 sizes leave the law's intervals open; then items, up to what a paired "
+               "test needs for 80% power at half a standard deviation; then tokens with what the clock leaves")
 
 
 def analyze_study(spec: StudySpec, corpus: CorpusStage, ladder: TrainedLadder,
@@ -35,7 +37,7 @@ def analyze_study(spec: StudySpec, corpus: CorpusStage, ladder: TrainedLadder,
     """The store's analysis over this study's models and tasks, with the study's conclusions first."""
     analysis, frames = analyze(spec.store, models=sorted(set(evaluation.keys.values())), tasks=sorted(corpus.tasks),
                                primary=PRIMARY)
-    found = conclude(spec.store, ladder, evaluation, frames.models)
+    found = conclude(spec.store, ladder, evaluation, frames)
     first = found.findings()
     analysis = dataclasses.replace(analysis, findings=[*first, *analysis.findings],
                                    verdict=[*words(first), *analysis.verdict])
@@ -87,14 +89,17 @@ def _probe_frame(f: Conclusions) -> pd.DataFrame:
 
 
 def study_sections(spec: StudySpec, corpus: CorpusStage, curation: CurationStage, ladder: TrainedLadder,
-                   evaluation: EvaluationStage, f: Conclusions) -> list[dict[str, Any]]:
+                   evaluation: EvaluationStage, f: Conclusions, budget: str | None = None) -> list[dict[str, Any]]:
+    """The study's own sections; `budget` is how --budget-minutes split the minutes (budget.split_line)."""
     c, cur = corpus.summary, curation.summary
+    split = (f" How the budget was split ({BUDGET_RULE}): {budget}; minutes, each part measured on this machine "
+             "at the start of the run or labelled an estimate.") if budget else ""
     sections = [
         {"title": "The study: corpus, curation and the trained ladder",
          "text": f"Corpus: {c['pool_files']} files ({c['pool_bytes']:,} bytes) of {c['source']} in the training pool "
                  f"(every 10th validates), {c['test_files']} files held out for testing ({c['heldout_docs']} scored). "
                  f"Curation ({', '.join(cur['rules'])} + MinHash dedup + quality scorer) kept {cur['kept']} of "
-                 f"{cur['total']} files. Every model of the ladder trained on {spec.plan.tokens:,} tokens.",
+                 f"{cur['total']} files. Every model of the ladder trained on {spec.plan.tokens:,} tokens.{split}",
          "frames": {"trained models (val_loss: nats per token on the shared validation files; heldout_bpb: "
                     "bits per byte on the test files)": f.points}},
     ]
@@ -130,8 +135,11 @@ def study_sections(spec: StudySpec, corpus: CorpusStage, curation: CurationStage
     return sections
 
 
-def write_study_report(spec: StudySpec, analysis: Analysis, frames: Frames, sections: list[dict[str, Any]]) -> Path:
+def write_study_report(spec: StudySpec, analysis: Analysis, frames: Frames, sections: list[dict[str, Any]],
+                       budget: str | None = None) -> Path:
     """`results.report` of the study's analysis, with the study's sections in place of the store's own."""
+    info: dict[str, Any] = {"study folder": str(spec.work), "budget minutes": spec.plan.budget_minutes}
+    if budget:
+        info["budget split"] = budget
     return report(spec.out, store=spec.store, analyzed=(analysis, frames), sections=sections,
-                  title="beyondscale: what scale buys, and what else does",
-                  run_info={"study folder": str(spec.work), "budget minutes": spec.plan.budget_minutes})
+                  title="beyondscale: what scale buys, and what else does", run_info=info)

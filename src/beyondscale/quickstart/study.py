@@ -3,6 +3,9 @@
 A frozen `StudySpec` (spec.py) says what will run; each stage takes what it needs and returns a typed
 result; each reuses what an earlier run left, so a second `make run` only reads:
 
+0. plan     -- only with an explicit `--budget-minutes`: measure what each part costs here (`calibrate.py`) and
+               grow the plan (`budget.py`); the real models are then evaluated first and the tokens take what the
+               measured clock leaves.
 1. corpus   -- the standard library's source files (`source.py`), split by file: a held-out test split
                (the bits-per-byte task) and a training pool; the three prose tasks (`build.py`).
 2. curate   -- `lab.curate.run_curate` (what `beyondscale curate` runs) on the pool: the repetition rule,
@@ -19,6 +22,7 @@ result; each reuses what an earlier run left, so a second `make run` only reads:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -35,6 +39,7 @@ from beyondscale.lab.curate.scorer import train_scorer
 from beyondscale.lab.data import read_corpus
 from beyondscale.lab.sweep import Preset, TrainedLadder, train_ladder
 from beyondscale.quickstart import probes, sections
+from beyondscale.quickstart.budget import allocate, fill_tokens, load_plan, save_plan, split_line
 from beyondscale.quickstart.build import build_quickstart_tasks
 from beyondscale.quickstart.plan import StudyPlan
 from beyondscale.quickstart.source import bpb_task_rows, split_sources, write_bpb_task, write_jsonl
@@ -109,10 +114,21 @@ def ladder_preset(plan: StudyPlan) -> Preset:
                   train={"eval_every": max(1, steps // 2), "eval_tokens": 4096})
 
 
+def ladder_key(preset: Preset, raw_hash: str, kept_hash: str) -> str:
+    """What every rung's training depends on except its shape: the data, the tokenizer's size and the settings.
+    Rungs are appended, never changed, so a plan with more rungs keeps the key and trains only the new ones."""
+    settings = {k: v for k, v in dataclasses.asdict(preset).items() if k != "dense"}
+    settings["context"] = preset.dense[0].context_length
+    doc = json.dumps({"raw": raw_hash, "kept": kept_hash, "settings": settings}, sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
 def train_study_ladder(spec: StudySpec, corpus: CorpusStage, curation: CurationStage) -> TrainedLadder:
-    return train_ladder(ladder_preset(spec.plan), read_corpus(corpus.raw), read_corpus(curation.kept),
-                        spec.work / "ladder", store=spec.store, device=spec.device, show_progress=spec.show_progress,
-                        skip_kinds=("distilled",))
+    """The ladder in a folder named by its content (`ladder_key`): another plan or corpus trains beside it."""
+    preset, raw, kept = ladder_preset(spec.plan), read_corpus(corpus.raw), read_corpus(curation.kept)
+    folder = spec.work / "ladder" / ladder_key(preset, raw.data_hash, kept.data_hash)
+    return train_ladder(preset, raw, kept, folder, store=spec.store, device=spec.device,
+                        show_progress=spec.show_progress, skip_kinds=("distilled",))
 
 
 def evaluate_models(spec: StudySpec, tasks: dict[str, Path], ladder: dict[str, str],
@@ -148,13 +164,59 @@ def fresh_start(work: Path) -> None:
         shutil.move(str(work), str(work.with_name(f"{work.name}.before-{stamp}")))
 
 
+def plan_record(spec: StudySpec) -> Path:
+    """Where a budgeted plan is kept: named by what the measurement starts from (the floor plan, budget and seed
+    included, the device, corpus and models compared), so the same command reuses it and another measures again."""
+    floor = {k: v for k, v in dataclasses.asdict(spec.plan).items() if k != "split"}
+    doc = [floor, spec.device, str(spec.batch_size), spec.corpus, list(spec.real_models), list(spec.quantize)]
+    key = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return spec.work / "budget" / f"{key}.json"
+
+
+def budgeted_start(spec: StudySpec, stages: dict[str, float], started: float,
+                   say: Callable[[str], None] | None) -> tuple[StudySpec, CorpusStage]:
+    """--budget-minutes: measure, grow the plan, evaluate the real models, then give the tokens what is left.
+    The same command run again reuses the plan it grew (--fresh measures again)."""
+    from beyondscale.quickstart.calibrate import measure_costs
+
+    record = plan_record(spec)  # named by the floor plan, before it grows
+    kept = load_plan(record)
+    if kept is not None and kept.split is not None:
+        kept.split = dataclasses.replace(kept.split, reused=True)
+        (say or print)(f"{split_line(kept.split)} ({record}; --fresh measures again)")
+        spec = dataclasses.replace(spec, plan=kept)
+        with _timed(stages, "corpus", say):
+            return spec, build_corpus(spec)
+    floor = spec.plan
+    with _timed(stages, "plan", say):
+        costs = measure_costs(floor, spec.device, spec.batch_size, dict(spec.real_models), spec.corpus, started)
+        plan, split = allocate(floor, costs)
+        spec = dataclasses.replace(spec, plan=dataclasses.replace(plan, split=split))
+    with _timed(stages, "corpus", say):
+        corpus = build_corpus(spec)
+    clock = time.perf_counter()
+    with _timed(stages, "evaluate", say):
+        evaluate_models(spec, corpus.tasks, {}, say)
+    plan, split = fill_tokens(spec.plan, floor, split, costs, time.perf_counter() - started, time.perf_counter() - clock)
+    spec = dataclasses.replace(spec, plan=dataclasses.replace(plan, split=split))
+    (say or print)(split_line(split))
+    save_plan(record, spec.plan)
+    with _timed(stages, "corpus", say):
+        corpus = build_corpus(spec)  # the pool the final tokens need (the tasks are unchanged)
+    return spec, corpus
+
+
 def run_study(spec: StudySpec, say: Callable[[str], None] | None = None) -> StudyResult:
     """Every stage in order, each timed; returns what each produced, the analysis and the report's path."""
+    started = time.perf_counter()
     if spec.fresh:
         fresh_start(spec.work)
     stages: dict[str, float] = {}
-    with _timed(stages, "corpus", say):
-        corpus = build_corpus(spec)
+    if spec.plan.budgeted:
+        spec, corpus = budgeted_start(spec, stages, started, say)
+    else:
+        with _timed(stages, "corpus", say):
+            corpus = build_corpus(spec)
     with _timed(stages, "curate", say):
         curation = curate_pool(spec, corpus)
     with _timed(stages, "train", say):
@@ -165,7 +227,13 @@ def run_study(spec: StudySpec, say: Callable[[str], None] | None = None) -> Stud
         probes.run_probes(spec, ladder, evaluation, corpus.tasks["heldout_source_bpb"])
     with _timed(stages, "analyze", say):
         analysis, frames, conclusions = sections.analyze_study(spec, corpus, ladder, evaluation)
+        budget = None
+        if spec.plan.split is not None:  # how the budget was split, and what it cost up to here
+            budget = split_line(spec.plan.split, spent_s=time.perf_counter() - started) + " by the analysis"
+            analysis = dataclasses.replace(analysis, notes=[*analysis.notes, budget])
     with _timed(stages, "report", say):
-        study_sections = sections.study_sections(spec, corpus, curation, ladder, evaluation, conclusions)
-        path = sections.write_study_report(spec, analysis, frames, study_sections)
+        study_sections = sections.study_sections(spec, corpus, curation, ladder, evaluation, conclusions, budget)
+        path = sections.write_study_report(spec, analysis, frames, study_sections, budget)
+    if spec.plan.split is not None and say:
+        say(split_line(spec.plan.split, spent_s=time.perf_counter() - started) + " with the report")
     return StudyResult(spec, corpus, curation, ladder, evaluation, analysis, path, stages)
