@@ -355,8 +355,9 @@ def bench_cmd(
 def quickstart_cmd(
     store: StoreOpt = DEFAULT_STORE,
     out_path: Annotated[str, typer.Option("--out", help="Where to write the HTML report.")] = "report.html",
-    budget_minutes: Annotated[float | None, typer.Option(help="Scale the study to this many minutes "
-                                                       "(default 10: `make run` on 2 CPU cores).")] = None,
+    budget_minutes: Annotated[float | None, typer.Option(help="Spend this many minutes (at least 10) on rungs, "
+                                                       "then items, then tokens, from costs measured at the start "
+                                                       "(without it: the fixed default study).")] = None,
     corpus: Annotated[str | None, typer.Option(help="Your JSONL corpus instead of the standard library.")] = None,
     fresh: Annotated[bool, typer.Option("--fresh/--no-fresh", help="Set the earlier study folder aside and "
                                         "retrain.")] = False,
