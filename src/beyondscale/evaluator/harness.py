@@ -117,7 +117,7 @@ def evaluate_harness(models: Sequence[str], loaded: Any, tasks: Sequence[str], *
     """Every model on lm-eval's tasks `loaded` (named `tasks`), lm-eval's evaluate loop driving; inputs are checked
     and tasks built before any model loads."""
     from beyondscale import measure
-    from beyondscale.evaluator.run import parse_models
+    from beyondscale.evaluator.model_jobs import parse_models
     from beyondscale.store import Store
 
     refs = parse_models(models)
@@ -158,7 +158,7 @@ def _evaluate_model(db: Any, run_id: str, ref: Any, loaded: Any, settings: EvalS
     from beyondscale import measure
     from beyondscale.engine import Engine
     from beyondscale.engine.lm_eval_model import BeyondscaleLM
-    from beyondscale.evaluator.run import model_job
+    from beyondscale.evaluator.model_jobs import model_job
     from beyondscale.models import load_model
     from beyondscale.store.requests import RequestCache
 
