@@ -1,4 +1,5 @@
-"""`evaluate`: plan -> executor -> the single writer -> scores, every (model, task) pair resumable.
+"""`evaluate`: lm-eval's tasks -> their requests as Items -> executor -> the single writer -> lm-eval's scores,
+every (model, task) pair resumable (or lm-eval's own loop, evaluator.harness, where only it can drive).
 
 Packages that load torch (work, models, tasks) are imported where a function needs them, so the
 command line starts without torch.
@@ -39,9 +40,7 @@ def evaluate(
     plan -> executor (default: a local loop) -> the single writer -> score. Items already stored are
     not computed again, and a model is loaded only if some item still needs it.
     """
-    from beyondscale import measure
     from beyondscale.executors import LocalExecutor
-    from beyondscale.store import Store
 
     settings = settings or EvalSettings()
     # Validate every input before any model loads: user mistakes fail fast and store nothing.
@@ -63,7 +62,17 @@ def evaluate(
             raise UserError("--executor: these lm-eval tasks (groups, sampling, --output-path, chat templates) "
                             "run in this process only (use --executor local)")
         return evaluate_harness(models, loaded, tasks, store=store, settings=settings, command=command)
-    executor = executor or LocalExecutor()
+    return _evaluate_units(models, tasks, refs, loaded, planned, settings, costs, store=store, command=command,
+                           executor=executor or LocalExecutor(), show_progress=show_progress)
+
+
+def _evaluate_units(models: Sequence[str], tasks: Sequence[str], refs: list[Any], loaded: Any, planned: dict,
+                    settings: EvalSettings, costs: Any, *, store: str | Path, command: str, executor: Executor,
+                    show_progress: bool) -> EvalResult:
+    """The unit path: every (model, task) pair's Items planned, run on the executor, written, scored by lm-eval."""
+    from beyondscale import measure
+    from beyondscale.store import Store
+
     device = executor.resolve_device(settings.device)
     built_tasks = _build_tasks(loaded, planned, settings)
     db = Store(store)
