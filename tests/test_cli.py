@@ -1,4 +1,8 @@
-"""End to end through the real CLI: JSON output, export, bad input, and resume after a hard kill."""
+"""End to end through the real CLI: JSON output, export, bad input, and resume after a hard kill.
+
+A real process where the test is about one (stdout of a fresh interpreter holding only the JSON document;
+the evaluation killed with SIGKILL); the commands after it run `main()` in this process (no interpreter
+start-up, ~4 s each), on the same store and with the same arguments."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from _cli_runner import run_cli
 
 BIN = [sys.executable, "-m", "beyondscale.cli"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TRANSFORMERS_VERBOSITY": "error"}
@@ -32,7 +38,14 @@ def store_rows(path: Path, table: str) -> int:
         conn.close()
 
 
-def test_eval_json_and_export(tiny_llama, mc_task, rolling_task, tmp_path):
+def in_process(monkeypatch, capfd, *args: str) -> str:
+    """`beyondscale ARGS` through `main()` in this process; its stdout (exit status 0 asserted)."""
+    code, out, err = run_cli(monkeypatch, capfd, *args)
+    assert code == 0, f"exit {code}\nstdout:{out}\nstderr:{err}"
+    return out
+
+
+def test_eval_json_and_export(tiny_llama, mc_task, rolling_task, tmp_path, monkeypatch, capfd):
     store = tmp_path / "s.db"
     proc = run("eval", "--model", f"Tiny={tiny_llama}", "--tasks", f"{mc_task},{rolling_task}", "--store",
                str(store), "--json", "--limit", "6")
@@ -43,13 +56,14 @@ def test_eval_json_and_export(tiny_llama, mc_task, rolling_task, tmp_path):
     assert 0.0 <= mc["metrics"]["acc"] <= 1.0 and "acc_stderr" in mc["metrics"] and "acc_norm" in mc["metrics"]
     assert mc["efficiency"]["energy_source"] == "estimate:tdp"
     out = tmp_path / "r.csv"
-    run("results", "export", doc["run_id"], "--store", str(store), "--format", "csv", "--out", str(out))
+    in_process(monkeypatch, capfd, "results", "export", doc["run_id"], "--store", str(store), "--format", "csv",
+               "--out", str(out))
     header = out.read_text().splitlines()[0].split(",")
     assert {"model", "task", "metric", "value", "stderr", "params_total", "joules_per_token", "energy_source"} <= set(
         header
     )
-    shown = run("results", "show", "latest", "--store", str(store), "--json")
-    assert len(json.loads(shown.stdout)) == 5  # acc, acc_norm + three rolling metrics
+    shown = in_process(monkeypatch, capfd, "results", "show", "latest", "--store", str(store), "--json")
+    assert len(json.loads(shown)) == 5  # acc, acc_norm + three rolling metrics
 
 
 @pytest.mark.parametrize(
@@ -117,7 +131,7 @@ main()
 """
 
 
-def test_resume_after_kill(tiny_llama, tmp_path):
+def test_resume_after_kill(tiny_llama, tmp_path, monkeypatch, capfd):
     from conftest import write_mc_task
 
     task = write_mc_task(tmp_path / "tasks", n=40)
@@ -146,7 +160,7 @@ def test_resume_after_kill(tiny_llama, tmp_path):
     partial = store_rows(store, "items")
     assert 3 <= partial < 40
 
-    resumed = json.loads(run(*args).stdout)
+    resumed = json.loads(in_process(monkeypatch, capfd, *args))
     assert store_rows(store, "items") == 40
     conn = sqlite3.connect(store)
     assert conn.execute("SELECT COUNT(DISTINCT item_key) FROM items").fetchone()[0] == 40
@@ -155,10 +169,11 @@ def test_resume_after_kill(tiny_llama, tmp_path):
     assert conn.execute("SELECT COUNT(*) FROM metrics").fetchone()[0] == 2
     assert conn.execute("SELECT SUM(items_computed) FROM run_units").fetchone()[0] == 40 - partial
     conn.close()
-    run(*args)  # the same command once more: nothing to compute, no score rows added
+    in_process(monkeypatch, capfd, *args)  # the same command once more: nothing to compute, no score rows added
     assert store_rows(store, "item_scores") == 40 and store_rows(store, "metrics") == 2
 
-    fresh = json.loads(run(*[a if a != str(store) else str(tmp_path / "fresh.db") for a in args]).stdout)
+    fresh = json.loads(in_process(monkeypatch, capfd, *[a if a != str(store) else str(tmp_path / "fresh.db")
+                                                         for a in args]))
     got, want = resumed["results"][0]["metrics"], fresh["results"][0]["metrics"]
     assert got.keys() == want.keys()
     for key in want:

@@ -38,11 +38,30 @@ def test_gguf_conversion_bar_and_warnings_are_silenced(capfd) -> None:
     assert gguf_utils.tqdm.__module__.startswith("tqdm")
 
 
+def read_each_file_once(monkeypatch) -> None:
+    """gguf's reader parses a file's header on construction (~2.5 s for SmolLM2's 49k-token vocabulary), and
+    transformers builds one for the config, one for the tokenizer and one for the weights, beyondscale one for
+    the file type: one per file serves all four (read-only memory map, nothing printed while parsing)."""
+    import gguf
+
+    readers: dict[tuple[str, str], gguf.GGUFReader] = {}
+    build = gguf.GGUFReader
+
+    def read_once(path, mode="r"):
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = build(path, mode)
+        return readers[key]
+
+    monkeypatch.setattr(gguf, "GGUFReader", read_once)
+
+
 @pytest.mark.slow
 def test_real_gguf_conversion_is_quiet(tmp_path, monkeypatch, capfd) -> None:
     from beyondscale.quickstart.packaged import smollm2_gguf_path
 
     monkeypatch.setenv("BEYONDSCALE_CACHE", str(tmp_path))
+    read_each_file_once(monkeypatch)
     path = smollm2_gguf_path()
     capfd.readouterr()
     loaded = load_model(parse_model_ref(str(path)), device="cpu")
