@@ -179,3 +179,37 @@ def test_model_registered_by_name_equals_hf_per_request(tiny_llama, parity_dir, 
     for task in ("tiny_hellaswag", "tiny_wikitext"):
         _per_document(reference, got, task)
 
+
+
+def test_partial_evaluation_winogrande_through_the_unit_path(tiny_llama, tmp_path):
+    """winogrande scores one shared continuation after a context per option (lm-eval's multiple_input): the
+    unit path's Item with one context per choice, replayed to lm-eval, equals lm-eval's HF backend per document."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from _lmeval_tasks import _jsonl, override
+    from beyondscale.engine import Engine
+    from beyondscale.models import load_model, parse_model_ref
+    from beyondscale.tasks.harness import load_tasks, task_manager
+    from beyondscale.tasks.lm_eval_items import plan_items, score_planned
+
+    names = ["Ann", "Bob", "Cleo", "Dev", "Eli"]
+    rows = [{"sentence": f"{names[i]} gave the book to {names[i - 1]} because _ had finished reading it.",
+             "option1": names[i], "option2": names[i - 1], "answer": "12"[i % 2]} for i in range(5)]
+    override(tmp_path, "tiny_wino", "winogrande/default.yaml",
+             {"validation": _jsonl(tmp_path / "wino.jsonl", rows)})
+    hf = HFLM(pretrained=str(tiny_llama), device="cpu", dtype="float32", batch_size=4)
+    reference = simple_evaluate(model=hf, tasks=["tiny_wino"], log_samples=True, bootstrap_iters=0,
+                                task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False))
+    loaded = load_tasks("tiny_wino", manager=task_manager(tmp_path, include_defaults=False))
+    (planned,) = plan_items(loaded, {"bootstrap_iters": 0}).values()
+    assert all(item.contexts and len(item.continuations) == 1 for item in planned.items)  # one context per option
+    model = load_model(parse_model_ref(str(tiny_llama)), device="cpu", dtype="float32")
+    engine = Engine(model.model, model.tokenizer, batch_size=4)
+    by_item = {}
+    for batch in engine.plan(list(planned.items)):
+        by_item.update(zip(batch, engine.run_batch(batch), strict=True))
+    ours = score_planned(loaded, planned, [by_item[i] for i in planned.items], {"bootstrap_iters": 0})
+    _per_document(reference, ours, "tiny_wino")
+    _same_results(reference, ours, "results", "tiny_wino")
