@@ -16,11 +16,7 @@ from beyondscale.engine.lm_eval_model import request_key
 from beyondscale.engine.requests import Item, ItemResult
 from beyondscale.keys import content_key
 from beyondscale.store.requests import RequestCache, put_items
-from beyondscale.tasks.lm_eval_items import PlannedTask, Request, answers_of, request_id
-
-
-def _doc_requests(planned: PlannedTask, item: Item) -> list[Request]:
-    return sorted(planned.requests[item.doc_id], key=lambda r: r.idx)
+from beyondscale.tasks.lm_eval_items import PlannedTask, answers_of
 
 
 def _result_from(item: Item, answers: list[Any]) -> ItemResult:
@@ -40,7 +36,7 @@ def fill_from_request_cache(db: Any, model_key: str, task_key: str, planned: Pla
     missing = [(item, key) for item, key in zip(planned.items or (), item_keys, strict=True) if key not in stored]
     if not missing:
         return 0
-    keys_of = {key: [request_key(model_key, r.request_type, r.args) for r in _doc_requests(planned, item)]
+    keys_of = {key: [request_key(model_key, r.request_type, r.args) for r in planned.requests[item.doc_id]]
                for item, key in missing}
     found = RequestCache(db, model_key).get_many(sorted({k for keys in keys_of.values() for k in keys}))
     rows = [(key, item.doc_id, asdict(item), _result_from(item, [found[k] for k in keys_of[key]]).to_json())
@@ -52,11 +48,7 @@ def fill_from_request_cache(db: Any, model_key: str, task_key: str, planned: Pla
 
 def share_answers(db: Any, model_key: str, planned: PlannedTask, results: list[ItemResult], run_id: str) -> None:
     """The unit's answers, per request, into `lm_requests` (already stored ones are left as they are)."""
-    pairs = []
-    for item, result in zip(planned.items or (), results, strict=True):
-        requests = _doc_requests(planned, item)
-        by_id = {request_id(r.request_type, r.args): r for r in requests}
-        for rid, answer in answers_of(item, result, requests).items():
-            request = by_id[rid]
-            pairs.append((request_key(model_key, request.request_type, request.args), answer))
+    pairs = [(request_key(model_key, r.request_type, r.args), answer)
+             for item, result in zip(planned.items or (), results, strict=True)
+             for r, answer in zip(planned.requests[item.doc_id], answers_of(item, result), strict=True)]
     RequestCache(db, model_key, run_id).put_many(pairs)

@@ -44,7 +44,8 @@ class Request:
 
 @dataclass
 class PlannedTask:
-    """A leaf task's requests, per document; `items` one per document in doc order, or None (see module)."""
+    """A leaf task's requests, per document in lm-eval's order (`idx`); `items` one per document in doc order,
+    or None (see module)."""
 
     name: str
     requests: dict[int, list[Request]]
@@ -75,7 +76,7 @@ class RecordingLM(LM):
 class ReplayLM(LM):
     """Answers each request from `answers` ({request_id: answer}); a request never answered is a bug here."""
 
-    def __init__(self, answers: dict[str, Any], tokenizer: Any = None) -> None:
+    def __init__(self, answers: dict[str, Any]) -> None:
         super().__init__()
         self.answers = answers
 
@@ -129,8 +130,9 @@ def plan_items(loaded: Any, run_kwargs: dict[str, Any], *, max_gen_toks: int = 2
         docs.setdefault(inst.task_name, {})[request.doc_id] = inst.doc
     out = {}
     for name, requests in by_task.items():
-        items = [doc_item(doc_id, sorted(requests[doc_id], key=lambda r: r.idx), max_gen_toks)
-                 for doc_id in sorted(requests)]
+        for doc_requests in requests.values():
+            doc_requests.sort(key=lambda r: r.idx)
+        items = [doc_item(doc_id, requests[doc_id], max_gen_toks) for doc_id in sorted(requests)]
         out[name] = PlannedTask(name, requests, None if any(i is None for i in items) else items, docs[name])
     return out
 
@@ -142,10 +144,10 @@ def gold_texts(loaded: Any, run_kwargs: dict[str, Any]) -> list[str]:
     for name, planned in plan_items(loaded, run_kwargs).items():
         task = loaded.tasks[name]
         for doc_id, requests in sorted(planned.requests.items()):
-            first = min(requests, key=lambda r: r.idx)
+            first = requests[0]
             if first.request_type == "loglikelihood":
                 gold = _gold_index(task, planned.docs[doc_id])
-                gold_request = sorted(requests, key=lambda r: r.idx)[gold] if gold < len(requests) else first
+                gold_request = requests[gold] if gold < len(requests) else first
                 texts.append(gold_request.args[0] + gold_request.args[1])
             else:
                 texts.append(first.args[0])
@@ -194,16 +196,13 @@ def _greedy_item(doc_id: int, request: Request, max_gen_toks: int) -> Item | Non
     return Item(doc_id, "generate_until", context=context, until=until, max_gen_toks=max_gen)
 
 
-def answers_of(item: Item, result: ItemResult, requests: list[Request]) -> dict[str, Any]:
-    """{request_id: lm-eval's answer} for one document from the engine's result for its Item."""
+def answers_of(item: Item, result: ItemResult) -> list[Any]:
+    """lm-eval's answers to one document's requests (in their order) from the engine's result for its Item."""
     if item.output_type == "multiple_choice":
-        pairs = zip(result.logprobs, result.is_greedy, strict=True)
-        return {request_id(r.request_type, r.args): (float(lp), bool(greedy))
-                for r, (lp, greedy) in zip(requests, pairs, strict=True)}
-    (request,) = requests
+        return [(float(lp), bool(greedy)) for lp, greedy in zip(result.logprobs, result.is_greedy, strict=True)]
     if item.output_type == "loglikelihood_rolling":
-        return {request_id(request.request_type, request.args): float(result.logprobs[0])}
-    return {request_id(request.request_type, request.args): result.generation or ""}
+        return [float(result.logprobs[0])]
+    return [result.generation or ""]
 
 
 def score_planned(loaded: Any, planned: PlannedTask, results: Sequence[ItemResult], run_kwargs: dict[str, Any]
@@ -216,7 +215,9 @@ def score_planned(loaded: Any, planned: PlannedTask, results: Sequence[ItemResul
         raise ValueError(f"task {planned.name}: its documents are not one Item each; lm-eval drives it")
     answers: dict[str, Any] = {}
     for item, result in zip(planned.items, results, strict=True):
-        answers.update(answers_of(item, result, sorted(planned.requests[item.doc_id], key=lambda r: r.idx)))
+        requests = planned.requests[item.doc_id]
+        answers.update({request_id(r.request_type, r.args): answer
+                        for r, answer in zip(requests, answers_of(item, result), strict=True)})
     task = loaded.tasks[planned.name]
     one = HarnessTasks({planned.name: task}, {}, {}, [task], loaded.manager)
     with _without_env_info():
