@@ -45,6 +45,18 @@ def request_key(model_key: str, request_type: str, args: Sequence[Any]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def parse_gen_kwargs(gen_kwargs: dict[str, Any], default_max_gen_toks: int
+                     ) -> tuple[tuple[str, ...], int, dict[str, Any], bool]:
+    """lm-eval's generation options as (stop strings, max new tokens, the other options, greedy?): greedy when
+    nothing asks for sampling and no option beyond the greedy-inert ones is set (the engine's own decoder)."""
+    from lm_eval.models.utils import normalize_gen_kwargs
+
+    kwargs = normalize_gen_kwargs(dict(gen_kwargs), default_max_gen_toks)
+    until = tuple(kwargs.pop("until") or ())
+    max_gen = kwargs.pop("max_gen_toks")
+    return until, max_gen, kwargs, not kwargs.get("do_sample") and set(kwargs) <= GREEDY_KEYS
+
+
 def _as_bool(value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
@@ -158,14 +170,10 @@ class BeyondscaleLM(LM):
             yield {(it.text,): float(res.logprobs[0]) for it, res in batch}
 
     def _generate_batches(self, args: list[tuple]) -> Iterator[dict]:
-        from lm_eval.models.utils import normalize_gen_kwargs
-
         greedy, other = [], {}
         for context, gen_kwargs in args:
-            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
-            until = tuple(kwargs.pop("until") or ())
-            max_gen = kwargs.pop("max_gen_toks")
-            if not kwargs.get("do_sample") and set(kwargs) <= GREEDY_KEYS:
+            until, max_gen, kwargs, is_greedy = parse_gen_kwargs(gen_kwargs, self.max_gen_toks)
+            if is_greedy:
                 greedy.append((Item(len(greedy), "generate_until", context=context, until=until, max_gen_toks=max_gen),
                                (context, gen_kwargs)))
             else:

@@ -23,8 +23,6 @@ from lm_eval.api.model import LM
 
 from beyondscale.engine.requests import Item, ItemResult
 
-GREEDY_KEYS = frozenset({"do_sample", "temperature", "top_p", "top_k"})  # no effect when do_sample is False
-
 
 def request_id(request_type: str, args: Sequence[Any]) -> str:
     """One request's content, as the key its answer is found under."""
@@ -185,13 +183,11 @@ def doc_item(doc_id: int, requests: list[Request], max_gen_toks: int = 256) -> I
 
 
 def _greedy_item(doc_id: int, request: Request, max_gen_toks: int) -> Item | None:
-    from lm_eval.models.utils import normalize_gen_kwargs
+    from beyondscale.engine.lm_eval_model import parse_gen_kwargs
 
     context, gen_kwargs = request.args
-    kwargs = normalize_gen_kwargs(dict(gen_kwargs), max_gen_toks)
-    until = tuple(kwargs.pop("until") or ())
-    max_gen = kwargs.pop("max_gen_toks")
-    if kwargs.get("do_sample") or not set(kwargs) <= GREEDY_KEYS:
+    until, max_gen, _, greedy = parse_gen_kwargs(gen_kwargs, max_gen_toks)
+    if not greedy:
         return None  # sampled: lm-eval drives it (engine.sampled)
     return Item(doc_id, "generate_until", context=context, until=until, max_gen_toks=max_gen)
 
