@@ -52,11 +52,11 @@ def run_kwargs(settings: EvalSettings) -> dict[str, Any]:
             "fewshot_random_seed": settings.seed, "bootstrap_iters": settings.bootstrap_iters}
 
 
-def register_task(db: Any, key: str, name: str, task: Any, settings: EvalSettings) -> None:
-    """The task row: its name, output type, lm-eval's config and identity."""
-    from beyondscale.tasks.harness_identity import config_for_key, task_identity
+def register_task(db: Any, key: str, name: str, task: Any, identity: Any, settings: EvalSettings) -> None:
+    """The task row: its name, output type, lm-eval's config and identity (`task_identity`, already computed:
+    it reads every document)."""
+    from beyondscale.tasks.harness_identity import config_for_key
 
-    identity = task_identity(task, settings.seed)
     config = config_for_key(task)
     db.put_task(key, name, str(config.get("output_type", "")), identity.config_key, config,
                 {"identity": identity.to_dict(), "apply_chat_template": settings.apply_chat_template,
@@ -229,9 +229,10 @@ class _TaskUnit:
         from beyondscale.tasks.harness_identity import task_identity
 
         self.db, self.run_id, self.model_key, self.name, self.settings = db, run_id, model_key, name, settings
-        self.key = task_key(task_identity(task, settings.seed), settings)
+        identity = task_identity(task, settings.seed)
+        self.key = task_key(identity, settings)
         self.batch_key = content_key(["lm_eval", run_id, self.key])
-        register_task(db, self.key, name, task, settings)
+        register_task(db, self.key, name, task, identity, settings)
 
     def put_documents(self, samples: list[dict]) -> None:
         from beyondscale.store.requests import put_items

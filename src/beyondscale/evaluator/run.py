@@ -135,10 +135,9 @@ def _plan(loaded: Any, settings: EvalSettings) -> dict[str, Any] | None:
 @dataclass
 class _BuiltTask:
     name: str
-    output_type: str
-    key: str
     planned: Any  # tasks.lm_eval_items.PlannedTask
-    job: Any  # work.TaskJob with every item
+    identity: Any  # tasks.harness_identity.TaskIdentity
+    job: Any  # work.TaskJob with every item, keyed by the task key
     info: dict[str, Any]
 
 
@@ -158,7 +157,7 @@ def _build_tasks(loaded: Any, planned: dict[str, Any], settings: EvalSettings) -
         job = TaskJob(key, name, tuple(plan.items), tuple(item.key() for item in plan.items))
         info = {"task": name, "seed": settings.seed, "doc_ids": sorted(plan.requests),
                 "lm_eval_identity": identity.to_dict()}
-        out.append(_BuiltTask(name, str(task.config.output_type), key, plan, job, info))
+        out.append(_BuiltTask(name, plan, identity, job, info))
     return out
 
 
@@ -177,10 +176,10 @@ def _evaluate_all(db: Any, out: EvalResult, refs: list[Any], tasks: list[_BuiltT
         jobs.append(job)
         labels[job.model_key] = label
     for t in tasks:
-        register_task(db, t.key, t.name, loaded.tasks[t.name], settings)
+        register_task(db, t.job.task_key, t.name, loaded.tasks[t.name], t.identity, settings)
         for job in jobs:
             db.put_run_unit(run_id, job.model_key, t.job.task_key, "running", t.info)
-            fill_from_request_cache(db, job.model_key, t.key, t.planned, t.job.item_keys)
+            fill_from_request_cache(db, job.model_key, t.job.task_key, t.planned, t.job.item_keys)
     scorer = PairScorer(db, run_id, jobs, tasks, settings, costs, measure.peak_flops(device), loaded)
     with progress_bars(show_progress) as progress:
         bars = PairBars(db, progress, jobs, [t.job for t in tasks])
