@@ -13,8 +13,6 @@ from beyondscale.errors import UserError
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-
-
 @pytest.fixture()
 def folder(tmp_path):
     tasks = tmp_path / "tasks"

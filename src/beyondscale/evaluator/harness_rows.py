@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from beyondscale.metrics.lm_eval_values import aggregates, document_values, metric_name
+from beyondscale.metrics.lm_eval_values import (
+    ROLLING_COUNTS,
+    aggregates,
+    document_values,
+    metric_name,
+    rolling_aggregate,
+)
 from beyondscale.metrics.lm_eval_values import number as _number
 
 __all__ = ["aggregates", "calibration", "computed_docs", "cost_of", "document_rows", "request_keys", "share",
@@ -107,11 +113,6 @@ def cost_of(batches: list[tuple[Any, list[str]]], keys: set[str]) -> Any:
     return sum(parts[1:], parts[0])
 
 
-CORPUS = {"word_perplexity": ("words", lambda ll, n: np.exp(-ll.sum() / n.sum())),
-          "byte_perplexity": ("bytes", lambda ll, n: np.exp(-ll.sum() / n.sum())),
-          "bits_per_byte": ("bytes", lambda ll, n: -ll.sum() / n.sum() / np.log(2))}
-
-
 def with_additions(aggregates: dict[str, tuple], score_rows: list[dict], seed: int) -> dict[str, tuple]:
     """lm-eval's aggregates plus what beyondscale adds: the ECE of a task with Brier pairs, and a bootstrap
     standard error (over documents, seeded) for a rolling task's perplexities and bits per byte, which
@@ -119,13 +120,15 @@ def with_additions(aggregates: dict[str, tuple], score_rows: list[dict], seed: i
     from beyondscale.metrics.stats import bootstrap_stderr
 
     out = {**aggregates, **calibration(score_rows)}
-    for metric, (count, statistic) in CORPUS.items():
+    for metric, count in ROLLING_COUNTS.items():
         if metric not in out or out[metric][1] is not None:
             continue
         pairs = [(r["values"].get("logprob"), r["values"].get(count)) for r in score_rows]
         if pairs and all(ll is not None and n for ll, n in pairs):
             lls, counts = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-            out[metric] = (out[metric][0], bootstrap_stderr(statistic, lls, counts, seed=seed))
+            stderr = bootstrap_stderr(lambda ll, n, m=metric: rolling_aggregate(m, ll.sum(), n.sum()), lls, counts,
+                                      seed=seed)
+            out[metric] = (out[metric][0], stderr)
     return out
 
 

@@ -17,6 +17,14 @@ from typing import Any
 ROLLING_COUNTS = {"word_perplexity": "words", "byte_perplexity": "bytes", "bits_per_byte": "bytes"}
 
 
+def rolling_aggregate(metric: str, loglikelihood: float, count: float) -> float:
+    """lm-eval's aggregate of a rolling task's summed log-likelihood over its summed words or bytes
+    (`weighted_perplexity` for the perplexities, `bits_per_byte`)."""
+    if metric == "bits_per_byte":
+        return -loglikelihood / count / math.log(2)
+    return math.exp(-loglikelihood / count)
+
+
 def metric_name(metric: str, filter_key: str) -> str:
     """`acc` for lm-eval's `acc,none`; a metric under a named filter keeps lm-eval's key (`exact_match,strict-match`)."""
     return metric if filter_key == "none" else f"{metric},{filter_key}"

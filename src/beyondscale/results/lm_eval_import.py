@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 from beyondscale.errors import UserError
 from beyondscale.keys import content_key
+from beyondscale.metrics.lm_eval_values import ROLLING_COUNTS, rolling_aggregate
 from beyondscale.results import lm_eval_files as files
 from beyondscale.store import Store
 from beyondscale.store import imports as sql
@@ -208,22 +208,16 @@ def merge_scores(unit: UnitScores, stored_rows: dict[int, dict], stored_metrics:
     return merged, rows, notes
 
 
-#: lm-eval's aggregations of a rolling task's (loglikelihood, count) pairs: weighted_perplexity, bits_per_byte.
-ROLLING = {"word_perplexity": ("words", lambda ll, n: math.exp(-ll / n)),
-           "byte_perplexity": ("bytes", lambda ll, n: math.exp(-ll / n)),
-           "bits_per_byte": ("bytes", lambda ll, n: -ll / n / math.log(2))}
-
-
 def _merged_metric(metric: str, unit: UnitScores, stored_rows: dict[int, dict], stored_metrics: dict[str, tuple],
                    rows: list[dict]) -> tuple | None:
     """(value, stderr, n) of `metric` over the merged documents, or None when it cannot be recomputed."""
     from beyondscale.metrics.stats import mean_stderr
 
-    if metric in ROLLING:
-        count, aggregate = ROLLING[metric]
+    if metric in ROLLING_COUNTS:
+        count = ROLLING_COUNTS[metric]
         pairs = [(r["values"].get("logprob"), r["values"].get(count)) for r in rows]
         if pairs and all(ll is not None and n for ll, n in pairs):
-            return aggregate(sum(p[0] for p in pairs), sum(p[1] for p in pairs)), None, len(rows)
+            return rolling_aggregate(metric, sum(p[0] for p in pairs), sum(p[1] for p in pairs)), None, len(rows)
         return None
     ours = metric.split(",")[0] in unit.means and _averages_to(unit.rows, metric,
                                                               unit.aggregates.get(metric, (None,))[0])
