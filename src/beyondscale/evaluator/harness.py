@@ -260,19 +260,12 @@ class _TaskUnit:
                           round(efficiency.get("seconds") or 0.0, 3), efficiency, resumed_items=n - computed_docs)
 
     def _efficiency(self, facts: Any, device: str) -> dict[str, Any]:
-        """From every measurement stored for the unit (a resumed run adds up its pieces), as work.score does."""
+        """From every measurement stored for the unit (a resumed run adds up its pieces): the unit path's figures."""
         from beyondscale import measure
+        from beyondscale.work.score import unit_efficiency
 
-        batches = self.db.measurement_rows(self.model_key, self.key)
-        total = sum(measure.Measurement.from_dict(r) for r in batches) if batches else measure.Measurement()
-        n_items = len(self.score_rows)
-        n_measured = sum(r["n_items"] for r in batches) or n_items
-        corrects = [r.get("correct") for r in self.score_rows]
-        n_correct = None
-        if corrects and all(c is not None for c in corrects):
-            n_correct = round(sum(corrects) * n_measured / n_items)
-        return measure.derive(total, flops_per_token=facts.flops_per_token, n_items=n_measured, n_correct=n_correct,
-                              costs=self.settings.costs(), peak_flops=measure.peak_flops(device), facts=facts)
+        return unit_efficiency(self.db, self.model_key, self.key, self.score_rows, len(self.score_rows), facts=facts,
+                               costs=self.settings.costs(), peak=measure.peak_flops(device))
 
 
 def _store_groups(db: Any, run_id: str, model_key: str, results: dict[str, Any], keys: dict[str, str]) -> None:

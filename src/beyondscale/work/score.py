@@ -19,13 +19,13 @@ def score_unit(store: Store, model_key: str, task_key: str, keys: Sequence[str],
 
     stored = store.item_results(model_key, task_key, keys)
     aggregates, rows = scorer([ItemResult.from_json(stored[k]) for k in keys])
-    efficiency = _efficiency(store, model_key, task_key, rows, len(keys), facts=facts, costs=costs, peak=peak)
+    efficiency = unit_efficiency(store, model_key, task_key, rows, len(keys), facts=facts, costs=costs, peak=peak)
     store.write_scores(model_key, task_key, aggregates, rows, efficiency)
     return aggregates, efficiency
 
 
-def _efficiency(store: Store, model_key: str, task_key: str, rows: list[dict], n_items: int, *, facts: Any,
-                costs: Any, peak: Any) -> dict:
+def unit_efficiency(store: Store, model_key: str, task_key: str, rows: list[dict], n_items: int, *, facts: Any,
+                    costs: Any, peak: Any) -> dict:
     """From every batch ever measured for the unit (a resumed run adds up its pieces); accuracy is
     scaled to that many items so $/correct stays a ratio of like with like."""
     from beyondscale import measure
