@@ -252,12 +252,8 @@ class _TaskUnit:
         efficiency = self._efficiency(facts, device)
         self.db.write_scores(self.model_key, self.key, aggregates, self.score_rows, efficiency)
         self.db.put_run_unit(self.run_id, self.model_key, self.key, "done", items_computed=computed_docs)
-        metrics: dict[str, float | None] = {}
-        for metric, (value, stderr) in aggregates.items():
-            metrics[metric], metrics[f"{metric}_stderr"] = value, stderr
-        n = len(self.score_rows)
-        return PairResult(model_name, self.model_key, self.name, self.key, metrics, n,
-                          round(efficiency.get("seconds") or 0.0, 3), efficiency, resumed_items=n - computed_docs)
+        return PairResult.scored(model_name, self.model_key, self.name, self.key, aggregates, len(self.score_rows),
+                                 efficiency, computed_docs)
 
     def _efficiency(self, facts: Any, device: str) -> dict[str, Any]:
         """From every measurement stored for the unit (a resumed run adds up its pieces): the unit path's figures."""

@@ -20,6 +20,17 @@ class PairResult:
     efficiency: dict[str, Any]
     resumed_items: int = 0
 
+    @classmethod
+    def scored(cls, model: str, model_key: str, task: str, task_key: str, aggregates: dict[str, tuple],
+               n_items: int, efficiency: dict[str, Any], computed: int) -> PairResult:
+        """From a unit's score set: each metric with its `_stderr` beside it; `seconds` is the measured
+        evaluation time, resumed pieces included."""
+        metrics: dict[str, float | None] = {}
+        for name, (value, stderr) in aggregates.items():
+            metrics[name], metrics[f"{name}_stderr"] = value, stderr
+        return cls(model, model_key, task, task_key, metrics, n_items, round(efficiency.get("seconds") or 0.0, 3),
+                   efficiency, resumed_items=n_items - computed)
+
 
 @dataclass(frozen=True, kw_only=True)
 class UnitFailure(Failure):

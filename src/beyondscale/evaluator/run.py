@@ -241,13 +241,7 @@ class PairScorer:
                                             facts=facts, costs=self.costs, peak=self.peak)
         computed = self.writer.computed[(model_key, task_key)]
         self.db.put_run_unit(self.run_id, model_key, task_key, "done", items_computed=computed)
-        metrics: dict[str, float | None] = {}
-        for name, (value, stderr) in aggregates.items():
-            metrics[name] = value
-            metrics[f"{name}_stderr"] = stderr
-        # `seconds` is the measured evaluation time, resumed pieces included.
-        return PairResult(job.ref.name, model_key, t.task, task_key, metrics, len(t.items),
-                          round(efficiency.get("seconds") or 0.0, 3), efficiency,
-                          resumed_items=len(t.items) - computed)
+        return PairResult.scored(job.ref.name, model_key, t.task, task_key, aggregates, len(t.items), efficiency,
+                                 computed)
 
 
