@@ -4,7 +4,7 @@ The rows are built here, in a temporary folder, in the authors' CSV layout: mini
 counterfactual probe set written for beyondscale (two terms of one axis in one template), so no
 third-party text is needed. lm-evaluation-harness runs its own `crows_pairs_english` task file
 (included from the installed package: same doc_to_choice, process_results, empty context), only
-pointed at the local CSV. Checks: identical pct_stereotype per pair, likelihood_diff within 1e-4
+pointed at the local CSV; beyondscale reads its pairs through that same task file. Checks: identical pct_stereotype per pair, likelihood_diff within 1e-4
 per pair, and the same aggregates.
 
     flock /tmp/beyondscale-bench.lock python bench/compare_crows.py --model smollm2 [--limit 60]
@@ -72,13 +72,14 @@ def run_lm_eval(model_folder: Path, task_dir: Path, task: str, batch_size: int):
     return per_pair, metrics, seconds
 
 
-def run_beyondscale(spec: str, data: Path):
+def run_beyondscale(spec: str, task_file: Path):
+    """Through the same lm-eval task file lm-eval runs (beyondscale loads it, and its rows, through lm-eval)."""
     from beyondscale.bias import crows
     from beyondscale.interpret.loading import load_probe_model
 
     pm = load_probe_model(spec, device="cpu")
     start = time.perf_counter()
-    pairs = crows.read_pairs(data)
+    pairs = crows.read_pairs(task_file)
     doc, lls = crows.score_crows(pm.model, pm.tokenizer, pairs)
     seconds = time.perf_counter() - start
     stereo, diff = crows.pair_scores(lls)
@@ -97,7 +98,10 @@ def main() -> int:
         data = Path(tmp) / "crows_crafted.csv"
         n = write_rows(data, args.limit)
         task = lm_eval_task(Path(tmp), data)
-        ours, doc, t_ours = run_beyondscale(spec, data)
+        ours, doc, t_ours = run_beyondscale(spec, Path(tmp) / "peer_crows.yaml")
+        from beyondscale.bias import crows
+
+        same_rows = crows.read_pairs(Path(tmp) / "peer_crows.yaml") == crows.read_pairs(data)
         theirs, metrics, t_theirs = run_lm_eval(folder, Path(tmp), task, args.batch_size)
     assert len(ours) == len(theirs) == n, (len(ours), len(theirs), n)
     stereo_mismatch = sum(a[0] != b[0] for a, b in zip(ours, theirs, strict=True))
@@ -110,7 +114,8 @@ def main() -> int:
                     "seconds": round(t_theirs, 2)},
         "pairs_with_different_pct_stereotype": stereo_mismatch,
         "max_abs_likelihood_diff_difference": max_diff,
-        "pass": stereo_mismatch == 0 and max_diff <= TOL,
+        "task_file_pairs_equal_csv_pairs": same_rows,
+        "pass": stereo_mismatch == 0 and max_diff <= TOL and same_rows,
     }
     print(json.dumps(report, indent=2))
     return 0 if report["pass"] else 1
